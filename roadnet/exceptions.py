@@ -1,0 +1,51 @@
+"""Exceptions raised by :mod:`roadnet`.
+
+Every error derives from :class:`RoadnetError`; each subclass also inherits the builtin that
+matches its meaning, so ``except ValueError`` keeps working for callers that do not know roadnet.
+Messages name the argument, the offending value and what would be valid.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AreaDataError",
+    "CRSError",
+    "GraphSourceError",
+    "GraphFormatError",
+    "PlaceNotFoundError",
+    "RoadnetError",
+    "SnapError",
+    "SpeedProfileError",
+]
+
+
+class RoadnetError(Exception):
+    """Base class of every error raised by roadnet."""
+
+
+class GraphSourceError(RoadnetError, OSError):
+    """A road-data source cannot be read: missing, empty or corrupt file, failed download."""
+
+
+class PlaceNotFoundError(GraphSourceError, LookupError):
+    """A place name could not be geocoded, or its area holds no drivable road."""
+
+
+class GraphFormatError(RoadnetError, ValueError):
+    """A saved compiled graph is not readable: wrong format, version or damaged arrays."""
+
+
+class SpeedProfileError(RoadnetError, ValueError):
+    """A speed profile is invalid: unknown key, non-positive or non-numeric speed."""
+
+
+class AreaDataError(RoadnetError, ValueError):
+    """Basic areas or points are unusable: empty, invalid geometry, duplicate or missing ids."""
+
+
+class CRSError(AreaDataError):
+    """Coordinates have no CRS, or their values contradict the declared CRS."""
+
+
+class SnapError(RoadnetError, ValueError):
+    """Points cannot be attached to the road network (e.g. all lie far outside it)."""

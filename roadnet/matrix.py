@@ -1,0 +1,406 @@
+"""Exact drive-time matrices between snapped points.
+
+The engine runs ``scipy.sparse.csgraph.dijkstra`` from every origin over the road graph
+*augmented* with one virtual node per origin and per destination:
+
+* origin ``i`` -> the nodes its road leads to, cost = connector + remaining arc time;
+* the nodes a destination's road comes from -> destination ``j``, cost = partial arc time +
+  connector;
+* origin ``i`` -> destination ``j`` directly when both lie on the same road piece and ``j`` is
+  ahead of ``i`` in a permitted direction.
+
+Destination nodes have no outgoing arc and origin nodes no incoming arc, so no route passes
+through them, and the result equals Dijkstra on the road graph with the snapping offsets.
+Sources are processed in chunks (``settings.chunk_size`` rows at a time), so memory stays
+O(chunk x nodes + output) and the output is float32; chunks are spread over worker processes
+(``n_jobs``; scipy's Dijkstra holds the GIL, so threads would not help).
+
+Semantics
+    ``seconds[i, j]`` is ``inf`` when no route exists (another island, a one-way trap) or the
+    time exceeds ``cutoff``. A point to itself is 0. With ``distances=True`` the metres along the
+    fastest route (road metres; the straight connectors are not counted) come too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import os
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Literal
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import dijkstra
+
+from roadnet.exceptions import SnapError
+from roadnet.graph import CompiledGraph, csr_keep_min
+from roadnet.settings import settings
+from roadnet.snap import SnappedPoints, snap_points
+
+__all__ = ["DriveTimeMatrix", "drive_time_matrix"]
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]
+FarPolicy = Literal["flag", "exclude", "error"]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DriveTimeMatrix:
+    """A drive-time matrix with the points it was computed for.
+
+    Attributes
+    ----------
+    seconds
+        ``(n_origins, n_destinations)`` float32 travel seconds; ``inf`` = unreachable or
+        beyond ``cutoff``.
+    metres
+        Road metres along the fastest route (same shape) or ``None`` when not requested.
+    origins, destinations
+        The snapped points (``destinations is origins`` for a square matrix of one set).
+    cutoff
+        The cutoff in seconds, or ``None``.
+    engine
+        Name of the engine that computed it.
+    """
+
+    seconds: np.ndarray
+    metres: np.ndarray | None
+    origins: SnappedPoints
+    destinations: SnappedPoints
+    cutoff: float | None
+    engine: str = "scipy-dijkstra"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_origins, n_destinations)``."""
+        return (int(self.seconds.shape[0]), int(self.seconds.shape[1]))
+
+    def unreachable(self) -> np.ndarray:
+        """``(k, 2)`` array of (origin, destination) positions with no route at all.
+
+        Pairs beyond the cutoff but in the same strongly connected component are *not*
+        listed; pairs in different components are (whatever the cutoff).
+        """
+        inf = ~np.isfinite(self.seconds)
+        if self.cutoff is not None:
+            same = self.origins.component[:, None] == self.destinations.component[None, :]
+            inf &= ~same
+        return np.argwhere(inf)
+
+    def report(self) -> dict[str, Any]:
+        """Readable summary: shape, finite share, unreachable pairs, flagged snaps."""
+        finite = np.isfinite(self.seconds)
+        unreach = self.unreachable()
+        return {
+            "shape": list(self.shape),
+            "engine": self.engine,
+            "cutoff_s": self.cutoff,
+            "finite_pairs": int(finite.sum()),
+            "inf_pairs": int((~finite).sum()),
+            "unreachable_pairs": int(unreach.shape[0]),
+            "origins_with_unreachable": int(np.unique(unreach[:, 0]).shape[0]),
+            "destinations_with_unreachable": int(np.unique(unreach[:, 1]).shape[0]),
+            "origin_components": _counts(self.origins.component),
+            "destination_components": _counts(self.destinations.component),
+            "flagged_origins": np.flatnonzero(self.origins.flagged).tolist(),
+            "flagged_destinations": np.flatnonzero(self.destinations.flagged).tolist(),
+            "max_seconds": float(self.seconds[finite].max()) if finite.any() else None,
+        }
+
+
+def _counts(labels: np.ndarray) -> dict[str, int]:
+    vals, cnt = np.unique(labels, return_counts=True)
+    return {str(int(v)): int(c) for v, c in zip(vals, cnt, strict=True)}
+
+
+# ------------------------------------------------------------------------ augmented graph
+@dataclasses.dataclass
+class _Augmented:
+    csr: sp.csr_matrix
+    metres: np.ndarray  # per CSR entry, aligned with csr.data
+    src: np.ndarray  # virtual node of each origin
+    dst: np.ndarray  # virtual node of each destination
+
+
+def _same_arc_pairs(o: SnappedPoints, d: SnappedPoints) -> tuple[np.ndarray, np.ndarray]:
+    """(origin, destination) position pairs snapped onto the same road piece."""
+    if len(o) == 0 or len(d) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    d_order = np.argsort(d.arc, kind="stable")
+    d_sorted = d.arc[d_order]
+    lo = np.searchsorted(d_sorted, o.arc, side="left")
+    hi = np.searchsorted(d_sorted, o.arc, side="right")
+    cnt = hi - lo
+    oi = np.repeat(np.arange(len(o)), cnt)
+    within = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    dj = d_order[np.repeat(lo, cnt) + within]
+    return oi, dj
+
+
+def _augment(
+    graph: CompiledGraph, o: SnappedPoints, d: SnappedPoints, o_ok: np.ndarray, d_ok: np.ndarray
+) -> _Augmented:
+    n = graph.n_nodes
+    no, nd = len(o), len(d)
+    src = n + np.arange(no)
+    dst = n + no + np.arange(nd)
+    # road arcs
+    base_u = np.repeat(np.arange(n), np.diff(graph.indptr))
+    parts_u = [base_u]
+    parts_v = [graph.indices.astype(np.int64)]
+    parts_w = [graph.seconds.astype(np.float64)]
+    parts_m = [graph.metres.astype(np.float64)]
+    for k in range(2):
+        ok = o_ok & (o.out_node[:, k] >= 0)
+        parts_u.append(src[ok])
+        parts_v.append(o.out_node[ok, k].astype(np.int64))
+        parts_w.append(o.connector_seconds[ok] + o.out_seconds[ok, k])
+        parts_m.append(o.out_metres[ok, k])
+        ok = d_ok & (d.in_node[:, k] >= 0)
+        parts_u.append(d.in_node[ok, k].astype(np.int64))
+        parts_v.append(dst[ok])
+        parts_w.append(d.in_seconds[ok, k] + d.connector_seconds[ok])
+        parts_m.append(d.in_metres[ok, k])
+    oi, dj = _same_arc_pairs(o, d)
+    keep = o_ok[oi] & d_ok[dj]
+    oi, dj = oi[keep], dj[keep]
+    for k in range(2):
+        # along the arc (k=0) or its reverse twin (k=1): j must be ahead of i
+        with np.errstate(invalid="ignore"):  # inf - inf where there is no twin
+            ds = d.in_seconds[dj, k] - o.in_seconds[oi, k]
+            dm = d.in_metres[dj, k] - o.in_metres[oi, k]
+        ok = np.isfinite(ds) & (dm >= 0) & (ds >= 0)
+        parts_u.append(src[oi[ok]])
+        parts_v.append(dst[dj[ok]])
+        parts_w.append(o.connector_seconds[oi[ok]] + ds[ok] + d.connector_seconds[dj[ok]])
+        parts_m.append(dm[ok])
+    total = n + no + nd
+    indptr, indices, w, (m,), _ = csr_keep_min(
+        total,
+        np.concatenate(parts_u),
+        np.concatenate(parts_v),
+        np.concatenate(parts_w),
+        np.concatenate(parts_m),
+    )
+    csr = sp.csr_matrix((w, indices.astype(np.int32), indptr), shape=(total, total))
+    return _Augmented(csr=csr, metres=m, src=src, dst=dst)
+
+
+@numba.njit(cache=True)
+def _path_metres(
+    pred: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    reached: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    metres: np.ndarray,
+) -> np.ndarray:  # pragma: no cover - compiled
+    """Metres along the predecessor tree from each ``src`` row to each ``dst`` column."""
+    r, nd = src.shape[0], dst.shape[0]
+    out = np.full((r, nd), np.inf, dtype=np.float32)
+    for i in range(r):
+        for j in range(nd):
+            if not reached[i, j]:
+                continue
+            node = dst[j]
+            total = 0.0
+            while node != src[i]:
+                p = pred[i, node]
+                if p < 0:
+                    total = np.inf
+                    break
+                w = np.inf
+                for e in range(indptr[p], indptr[p + 1]):
+                    if indices[e] == node:
+                        w = metres[e]
+                        break
+                total += w
+                node = p
+            out[i, j] = total
+    return out
+
+
+_STATE: dict[str, Any] = {}
+
+
+def _init_worker(aug: _Augmented, cutoff: float | None, distances: bool) -> None:
+    _STATE.update(aug=aug, cutoff=cutoff, distances=distances)
+
+
+def _run_chunk(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    aug: _Augmented = _STATE["aug"]
+    cutoff = _STATE["cutoff"]
+    limit = np.inf if cutoff is None else float(cutoff)
+    src = aug.src[rows]
+    if _STATE["distances"]:
+        dist, pred = dijkstra(aug.csr, indices=src, limit=limit, return_predecessors=True)
+        sec = dist[:, aug.dst]
+        met = _path_metres(
+            pred, src, aug.dst, np.isfinite(sec), aug.csr.indptr, aug.csr.indices, aug.metres
+        )
+    else:
+        sec = dijkstra(aug.csr, indices=src, limit=limit)[:, aug.dst]
+        met = None
+    if cutoff is not None:
+        sec[sec > cutoff] = np.inf
+        if met is not None:
+            met[~np.isfinite(sec)] = np.inf
+    return sec.astype(np.float32), met
+
+
+def _mp_context() -> multiprocessing.context.BaseContext:
+    # fork shares the augmented graph without copying; it is unsafe once other threads run
+    if sys.platform.startswith("linux") and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+def drive_time_matrix(
+    graph: CompiledGraph,
+    origins: SnappedPoints | np.ndarray,
+    destinations: SnappedPoints | np.ndarray | None = None,
+    *,
+    cutoff: float | None = None,
+    distances: bool = False,
+    far: FarPolicy = "flag",
+    n_jobs: int | None = None,
+    chunk_size: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> DriveTimeMatrix:
+    """Exact drive-time matrix (seconds, float32) from ``origins`` to ``destinations``.
+
+    Parameters
+    ----------
+    graph
+        The compiled road graph.
+    origins, destinations
+        :class:`SnappedPoints`, or ``(n, 2)`` arrays of lon/lat in degrees (snapped with the
+        default settings). ``destinations=None`` means the origins (square matrix, 0 diagonal).
+    cutoff
+        Seconds; pairs farther than this are ``inf`` (and the search stops there: faster).
+    distances
+        Also return metres along the fastest route.
+    far
+        What to do with points whose snap distance exceeds the limit: ``"flag"`` (route them
+        and report them), ``"exclude"`` (their rows/columns are ``inf``) or ``"error"``.
+    n_jobs
+        Worker processes (-1 = all cores, 1 = none); default ``settings.n_jobs``.
+    chunk_size
+        Sources per Dijkstra block; default ``settings.chunk_size``.
+    progress
+        Optional callback ``(origins_done, n_origins)``.
+
+    Returns
+    -------
+    DriveTimeMatrix
+
+    Examples
+    --------
+    >>> m = drive_time_matrix(graph, np.array([[24.94, 60.17], [24.95, 60.16]]))  # doctest: +SKIP
+    >>> m.seconds.shape  # doctest: +SKIP
+    (2, 2)
+    """
+    o = origins if isinstance(origins, SnappedPoints) else _snap_array(graph, origins, "origins")
+    if destinations is None:
+        d, square = o, True
+    else:
+        d = (
+            destinations
+            if isinstance(destinations, SnappedPoints)
+            else _snap_array(graph, destinations, "destinations")
+        )
+        square = d is o
+    if cutoff is not None and not cutoff > 0:
+        raise ValueError(f"cutoff must be > 0 seconds or None, got {cutoff!r}")
+    if far not in ("flag", "exclude", "error"):
+        raise ValueError(f"far must be 'flag', 'exclude' or 'error', got {far!r}")
+    if far == "error" and (o.flagged.any() or d.flagged.any()):
+        raise SnapError(
+            f"{int(o.flagged.sum())} origin(s) and {int(d.flagged.sum())} destination(s) lie "
+            f"farther than {o.max_distance_m:g} m from any road (origin rows "
+            f"{np.flatnonzero(o.flagged)[:10].tolist()})"
+        )
+    o_ok = ~o.flagged if far == "exclude" else np.ones(len(o), bool)
+    d_ok = ~d.flagged if far == "exclude" else np.ones(len(d), bool)
+    aug = _augment(graph, o, d, o_ok, d_ok)
+    no, nd = len(o), len(d)
+    seconds = np.full((no, nd), np.inf, dtype=np.float32)
+    metres = np.full((no, nd), np.inf, dtype=np.float32) if distances else None
+    chunk = int(chunk_size or settings.chunk_size)
+    blocks = [np.arange(s, min(s + chunk, no)) for s in range(0, no, chunk)]
+    jobs = settings.effective_n_jobs() if n_jobs is None else _resolve_jobs(n_jobs)
+    work = no * aug.csr.shape[0]
+    jobs = min(jobs, len(blocks))
+    if work < 2_000_000:
+        jobs = 1  # a process pool costs more than it saves on small matrices
+    log.info(
+        "drive-time matrix %dx%d on %d nodes: %d block(s) of %d, %d process(es)",
+        no, nd, graph.n_nodes, len(blocks), chunk, jobs,
+    )
+    done = 0
+    if progress:
+        progress(0, no)
+    if jobs <= 1:
+        _init_worker(aug, cutoff, distances)
+        try:
+            for rows in blocks:
+                sec, met = _run_chunk(rows)
+                seconds[rows] = sec
+                if metres is not None and met is not None:
+                    metres[rows] = met
+                done += rows.shape[0]
+                if progress:
+                    progress(done, no)
+        finally:
+            _STATE.clear()
+    else:
+        with ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=_mp_context(),
+            initializer=_init_worker,
+            initargs=(aug, cutoff, distances),
+        ) as pool:
+            for rows, (sec, met) in zip(blocks, pool.map(_run_chunk, blocks), strict=True):
+                seconds[rows] = sec
+                if metres is not None and met is not None:
+                    metres[rows] = met
+                done += rows.shape[0]
+                if progress:
+                    progress(done, no)
+    if square:
+        diag = np.arange(no)
+        seconds[diag, diag] = 0.0
+        if metres is not None:
+            metres[diag, diag] = 0.0
+    result = DriveTimeMatrix(seconds=seconds, metres=metres, origins=o, destinations=d,
+                             cutoff=cutoff)
+    unreach = result.unreachable()
+    if unreach.shape[0]:
+        log.warning(
+            "%d origin-destination pairs have no route (different road components: %s -> %s)",
+            unreach.shape[0], _counts(o.component), _counts(d.component),
+        )
+    return result
+
+
+def _resolve_jobs(n_jobs: int) -> int:
+    if n_jobs == 0 or isinstance(n_jobs, bool):
+        raise ValueError(f"n_jobs must be -1 (all cores) or >= 1, got {n_jobs!r}")
+    cpus = os.cpu_count() or 1
+    return cpus if n_jobs < 0 else min(n_jobs, cpus)
+
+
+def _snap_array(graph: CompiledGraph, pts: np.ndarray, name: str) -> SnappedPoints:
+    arr = np.asarray(pts, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise SnapError(f"{name} must be SnappedPoints or an (n, 2) array of lon/lat, got "
+                        f"shape {arr.shape}")
+    return snap_points(graph, arr[:, 0], arr[:, 1])
