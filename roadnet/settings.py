@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -112,7 +112,7 @@ def _validate(name: str, value: Any) -> Any:
     return value
 
 
-_ENV = {
+_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ROADNET_CACHE_DIR": ("cache_dir", str),
     "ROADNET_NO_CACHE": ("use_cache", lambda s: s.strip().lower() in {"", "0", "false", "no"}),
     "ROADNET_REFRESH": ("refresh", lambda s: s.strip().lower() in {"1", "true", "yes"}),

