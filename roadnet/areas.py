@@ -7,7 +7,8 @@ used as they are. Everything leaves this module as WGS84 lon/lat arrays plus the
 
 Checks (each raises :class:`~roadnet.exceptions.AreaDataError` or
 :class:`~roadnet.exceptions.CRSError` naming the problem): file missing or unreadable, no row,
-missing/empty/invalid geometries (``fix_invalid=True`` repairs them with ``make_valid``),
+missing/empty geometries, invalid geometries that a repair would change materially
+(``fix_invalid=True`` repairs them anyway with ``make_valid``),
 duplicate or missing ids, no CRS, coordinates that contradict their CRS.
 """
 
@@ -29,6 +30,10 @@ from roadnet.exceptions import AreaDataError, CRSError
 __all__ = ["Areas", "areas_from_gdf", "read_areas"]
 
 log = logging.getLogger(__name__)
+
+#: invalid polygons whose repair changes their area by less than this share are repaired
+#: silently (self-intersection slivers of real boundary data); others raise unless asked
+_MINOR_REPAIR = 1e-3
 
 _ID_NAMES = ("id", "area_id", "zcta", "zip", "zipcode", "postcode", "postal_code", "geoid",
              "code", "parish_code", "fid")
@@ -74,15 +79,28 @@ def _find_column(columns: list[str], names: tuple[str, ...]) -> str | None:
     return None
 
 
-def _detect_id(df: pd.DataFrame) -> str | None:
-    cols = [c for c in df.columns if c != df.geometry.name] if isinstance(
-        df, gpd.GeoDataFrame) else list(df.columns)
+def _detect_id(df: pd.DataFrame, source: str) -> str | None:
+    """The id column: a well-known name (``id``, ``zcta``, ...) or a unique ``*id``/``*code``.
+
+    A well-known name with duplicate or missing values is an error (it is clearly meant as the
+    id); other candidates are skipped when not unique.
+    """
+    cols = [c for c in df.columns if c != getattr(df.geometry, "name", None)]
     exact = _find_column(cols, _ID_NAMES)
-    candidates = ([exact] if exact else []) + [
-        c for c in cols
-        if c != exact and c.lower().endswith(("id", "code", "zcta", "zcta5ce10", "geoid10"))
-    ]
-    for c in candidates:
+    if exact is not None:
+        col = df[exact]
+        dup = col[col.duplicated(keep=False)]
+        if len(dup) or col.isna().any():
+            raise AreaDataError(
+                f"{source}: id column {exact!r} (detected) has "
+                + (f"duplicate ids: {sorted(map(str, dup.unique()))[:10]}" if len(dup)
+                   else "empty values")
+                + "; fix the data or name another column with id_column / --id-column"
+            )
+        return exact
+    for c in cols:
+        if not c.lower().endswith(("id", "code", "zcta", "geoid10")):
+            continue
         col = df[c]
         if col.notna().all() and col.is_unique and not pd.api.types.is_float_dtype(col):
             return c
@@ -104,7 +122,7 @@ def areas_from_gdf(
     id_column: str | None = None,
     point: Literal["representative", "centroid"] = "representative",
     point_columns: tuple[str, str] | None = None,
-    fix_invalid: bool = False,
+    fix_invalid: bool | None = None,
     source: str = "areas",
 ) -> Areas:
     """Reduce a GeoDataFrame of polygons or points to :class:`Areas`.
@@ -121,7 +139,9 @@ def areas_from_gdf(
     point_columns
         ``(lon_column, lat_column)`` holding the point to use instead (WGS84 degrees).
     fix_invalid
-        Repair invalid polygons with ``shapely.make_valid`` instead of raising.
+        Invalid polygons: ``None`` (default) repairs them with ``shapely.make_valid`` when the
+        repair changes no area by more than 0.1 % (self-intersection slivers, common in real
+        boundary files) and raises otherwise; ``True`` always repairs; ``False`` always raises.
     source
         Name used in error messages (e.g. the file path).
     """
@@ -142,7 +162,14 @@ def areas_from_gdf(
         )
     invalid = ~shapely.is_valid(geom) & ~missing
     if invalid.any():
-        if not fix_invalid:
+        repaired = shapely.make_valid(geom[invalid])
+        before = shapely.area(geom[invalid])
+        after = shapely.area(repaired)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            change = np.abs(after - before) / np.where(before > 0, before, np.nan)
+        minor = bool(np.all(np.nan_to_num(change, nan=1.0) < _MINOR_REPAIR) and np.all(
+            shapely.get_type_id(repaired) != 7))  # 7 = GeometryCollection: lines/points mixed in
+        if fix_invalid is False or (fix_invalid is None and not minor):
             reasons = shapely.is_valid_reason(geom[invalid][:3])
             raise AreaDataError(
                 f"{source}: {int(invalid.sum())} invalid geometr(y/ies) (rows "
@@ -150,8 +177,9 @@ def areas_from_gdf(
                 "or pass fix_invalid=True / --fix-invalid"
             )
         gdf = gdf.copy()
-        gdf.loc[invalid, gdf.geometry.name] = shapely.make_valid(geom[invalid])
-        log.warning("%s: repaired %d invalid geometries", source, int(invalid.sum()))
+        gdf.loc[invalid, gdf.geometry.name] = repaired
+        log.warning("%s: repaired %d invalid geometr(y/ies) (rows %s) with make_valid",
+                    source, int(invalid.sum()), np.flatnonzero(invalid)[:10].tolist())
     if gdf.crs.is_geographic:
         b = gdf.total_bounds
         _check_geographic(np.array([b[0], b[2]]), np.array([b[1], b[3]]), source)
@@ -177,7 +205,7 @@ def areas_from_gdf(
             )
         ids = col.to_numpy()
     else:
-        id_column = _detect_id(gdf)
+        id_column = _detect_id(gdf, source)
         if id_column is None:
             log.info("%s: no unique id column found; using row numbers as ids", source)
             ids = np.arange(len(gdf))
@@ -222,7 +250,7 @@ def read_areas(
     layer: str | None = None,
     crs: Any = None,
     point: Literal["representative", "centroid"] = "representative",
-    fix_invalid: bool = False,
+    fix_invalid: bool | None = None,
 ) -> Areas:
     """Read basic areas from any file geopandas reads (GeoPackage, GeoJSON, Shapefile,
     Parquet, ...) or a CSV with lon/lat columns.

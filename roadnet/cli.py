@@ -270,7 +270,10 @@ def matrix_cmd(
     far: Annotated[
         str, typer.Option(help="Far snaps: flag | exclude (inf) | error.")
     ] = "flag",
-    fix_invalid: Annotated[bool, typer.Option(help="Repair invalid polygons.")] = False,
+    fix_invalid: Annotated[
+        bool | None, typer.Option("--fix-invalid/--strict-geometry",
+                                  help="Repair all invalid polygons / refuse any.")
+    ] = None,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
     speeds: SpeedsOpt = None,
     speed: SpeedOpt = None,
