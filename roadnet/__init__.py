@@ -12,6 +12,7 @@ Examples
 >>> m = roadnet.drive_time_matrix(g, [[24.94, 60.17], [24.95, 60.16]])  # doctest: +SKIP
 """
 
+from roadnet.areas import Areas, areas_from_gdf, read_areas
 from roadnet.exceptions import (
     AreaDataError,
     CRSError,
@@ -41,6 +42,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AreaDataError",
+    "Areas",
     "CRSError",
     "CompiledGraph",
     "ComponentReport",
@@ -55,6 +57,7 @@ __all__ = [
     "SpeedProfile",
     "SpeedProfileError",
     "__version__",
+    "areas_from_gdf",
     "drive_time_matrix",
     "graph_from_bbox",
     "graph_from_networkx",
@@ -65,6 +68,7 @@ __all__ = [
     "graph_to_networkx",
     "load_graph",
     "parse_maxspeed",
+    "read_areas",
     "settings",
     "snap_points",
 ]

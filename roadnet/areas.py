@@ -35,8 +35,19 @@ log = logging.getLogger(__name__)
 #: silently (self-intersection slivers of real boundary data); others raise unless asked
 _MINOR_REPAIR = 1e-3
 
-_ID_NAMES = ("id", "area_id", "zcta", "zip", "zipcode", "postcode", "postal_code", "geoid",
-             "code", "parish_code", "fid")
+_ID_NAMES = (
+    "id",
+    "area_id",
+    "zcta",
+    "zip",
+    "zipcode",
+    "postcode",
+    "postal_code",
+    "geoid",
+    "code",
+    "parish_code",
+    "fid",
+)
 _LON_NAMES = ("lon", "lng", "long", "longitude", "x")
 _LAT_NAMES = ("lat", "latitude", "y")
 
@@ -93,8 +104,11 @@ def _detect_id(df: pd.DataFrame, source: str) -> str | None:
         if len(dup) or col.isna().any():
             raise AreaDataError(
                 f"{source}: id column {exact!r} (detected) has "
-                + (f"duplicate ids: {sorted(map(str, dup.unique()))[:10]}" if len(dup)
-                   else "empty values")
+                + (
+                    f"duplicate ids: {sorted(map(str, dup.unique()))[:10]}"
+                    if len(dup)
+                    else "empty values"
+                )
                 + "; fix the data or name another column with id_column / --id-column"
             )
         return exact
@@ -150,9 +164,7 @@ def areas_from_gdf(
     if len(gdf) == 0:
         raise AreaDataError(f"{source}: holds no area (0 rows)")
     if gdf.crs is None:
-        raise CRSError(
-            f"{source}: has no CRS; declare one (e.g. EPSG:4326 for lon/lat) before use"
-        )
+        raise CRSError(f"{source}: has no CRS; declare one (e.g. EPSG:4326 for lon/lat) before use")
     geom = gdf.geometry.values
     missing = shapely.is_missing(geom) | shapely.is_empty(geom)
     if missing.any() and point_columns is None:
@@ -167,8 +179,10 @@ def areas_from_gdf(
         after = shapely.area(repaired)
         with np.errstate(invalid="ignore", divide="ignore"):
             change = np.abs(after - before) / np.where(before > 0, before, np.nan)
-        minor = bool(np.all(np.nan_to_num(change, nan=1.0) < _MINOR_REPAIR) and np.all(
-            shapely.get_type_id(repaired) != 7))  # 7 = GeometryCollection: lines/points mixed in
+        minor = bool(
+            np.all(np.nan_to_num(change, nan=1.0) < _MINOR_REPAIR)
+            and np.all(shapely.get_type_id(repaired) != 7)
+        )  # 7 = GeometryCollection: lines/points mixed in
         if fix_invalid is False or (fix_invalid is None and not minor):
             reasons = shapely.is_valid_reason(geom[invalid][:3])
             raise AreaDataError(
@@ -178,8 +192,12 @@ def areas_from_gdf(
             )
         gdf = gdf.copy()
         gdf.loc[invalid, gdf.geometry.name] = repaired
-        log.warning("%s: repaired %d invalid geometr(y/ies) (rows %s) with make_valid",
-                    source, int(invalid.sum()), np.flatnonzero(invalid)[:10].tolist())
+        log.warning(
+            "%s: repaired %d invalid geometr(y/ies) (rows %s) with make_valid",
+            source,
+            int(invalid.sum()),
+            np.flatnonzero(invalid)[:10].tolist(),
+        )
     if gdf.crs.is_geographic:
         b = gdf.total_bounds
         _check_geographic(np.array([b[0], b[2]]), np.array([b[1], b[3]]), source)
@@ -237,8 +255,13 @@ def areas_from_gdf(
             f"{source}: {int(bad.sum())} area(s) have no usable point (rows "
             f"{np.flatnonzero(bad)[:10].tolist()})"
         )
-    return Areas(ids=np.asarray(ids), lon=np.asarray(lon, float), lat=np.asarray(lat, float),
-                 id_column=id_column, gdf=g4326)
+    return Areas(
+        ids=np.asarray(ids),
+        lon=np.asarray(lon, float),
+        lat=np.asarray(lat, float),
+        id_column=id_column,
+        gdf=g4326,
+    )
 
 
 def read_areas(
@@ -307,8 +330,9 @@ def read_areas(
         gdf = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(lon, lat), crs=crs or "EPSG:4326")
         return areas_from_gdf(gdf, id_column=id_column, source=str(p))
     try:
-        gdf = gpd.read_parquet(p) if p.suffix.lower() == ".parquet" else gpd.read_file(
-            p, layer=layer)
+        gdf = (
+            gpd.read_parquet(p) if p.suffix.lower() == ".parquet" else gpd.read_file(p, layer=layer)
+        )
     except Exception as exc:  # pyogrio/fiona/arrow errors: unreadable file
         raise AreaDataError(f"cannot read {p} as a GIS file: {exc}") from None
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
@@ -316,5 +340,11 @@ def read_areas(
     if gdf.crs is None and crs is not None:
         gdf = gdf.set_crs(crs)
     point_columns = (lon_column, lat_column) if lon_column and lat_column else None
-    return areas_from_gdf(gdf, id_column=id_column, point=point, point_columns=point_columns,
-                          fix_invalid=fix_invalid, source=str(p))
+    return areas_from_gdf(
+        gdf,
+        id_column=id_column,
+        point=point,
+        point_columns=point_columns,
+        fix_invalid=fix_invalid,
+        source=str(p),
+    )

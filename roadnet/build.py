@@ -155,9 +155,7 @@ def _removable_nodes(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:  # pra
             rem[i] = in_nb[i, 0] != out_nb[i, 0]
         elif indeg[i] == 2 and outdeg[i] == 2:
             a0, a1, b0, b1 = in_nb[i, 0], in_nb[i, 1], out_nb[i, 0], out_nb[i, 1]
-            rem[i] = (
-                a1 >= 0 and b1 >= 0 and ((a0 == b0 and a1 == b1) or (a0 == b1 and a1 == b0))
-            )
+            rem[i] = a1 >= 0 and b1 >= 0 and ((a0 == b0 and a1 == b1) or (a0 == b1 and a1 == b0))
     return rem
 
 
@@ -238,7 +236,11 @@ def _point_fractions(raw: RawArcs, gx: np.ndarray, gy: np.ndarray) -> np.ndarray
 
 
 def _find_twins(
-    u: np.ndarray, v: np.ndarray, metres: np.ndarray, gptr: np.ndarray, gx: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    metres: np.ndarray,
+    gptr: np.ndarray,
+    gx: np.ndarray,
     gy: np.ndarray,
 ) -> np.ndarray:
     """Reverse arc with the same geometry for each arc, else -1."""
@@ -255,10 +257,22 @@ def _find_twins(
     for k in range(a):
         if u[k] == v[k]:
             continue
-        key = (int(u[k]), int(v[k]), int(npts[k]), float(mround[k]), float(second_x[k]),
-               float(second_y[k]))
-        rkey = (int(v[k]), int(u[k]), int(npts[k]), float(mround[k]), float(penult_x[k]),
-                float(penult_y[k]))
+        key = (
+            int(u[k]),
+            int(v[k]),
+            int(npts[k]),
+            float(mround[k]),
+            float(second_x[k]),
+            float(second_y[k]),
+        )
+        rkey = (
+            int(v[k]),
+            int(u[k]),
+            int(npts[k]),
+            float(mround[k]),
+            float(penult_x[k]),
+            float(penult_y[k]),
+        )
         waiting = pending.get(rkey)
         if waiting:
             j = waiting.pop()
@@ -400,6 +414,10 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any]) -> CompiledGraph:
     graph._check()
     log.info(
         "compiled graph: %d raw nodes -> %d nodes, %d arcs (%d routing arcs), %d components",
-        n_raw, n, n_chain, csr_arc.shape[0], graph.components().n_components,
+        n_raw,
+        n,
+        n_chain,
+        csr_arc.shape[0],
+        graph.components().n_components,
     )
     return graph

@@ -49,7 +49,7 @@ out = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class UsageProblem(RoadnetError, ValueError):
+class UsageError(RoadnetError, ValueError):
     """Command-line options that do not fit together."""
 
 
@@ -141,11 +141,11 @@ def _profile(speeds: Path | None, speed: list[str] | None) -> SpeedProfile:
     for item in speed or []:
         key, sep, val = item.partition("=")
         if not sep:
-            raise UsageProblem(f"--speed expects CLASS=KMH, got {item!r}")
+            raise UsageError(f"--speed expects CLASS=KMH, got {item!r}")
         try:
             overrides[key.strip()] = float(val)
         except ValueError:
-            raise UsageProblem(f"--speed {item!r}: {val!r} is not a number") from None
+            raise UsageError(f"--speed {item!r}: {val!r} is not a number") from None
     return profile.with_overrides(overrides) if overrides else profile
 
 
@@ -153,7 +153,7 @@ def _parse_bbox(text: str) -> tuple[float, float, float, float]:
     try:
         w, s, e, n = (float(v) for v in text.split(","))
     except ValueError:
-        raise UsageProblem(f"--bbox expects WEST,SOUTH,EAST,NORTH in degrees, got {text!r}") from None
+        raise UsageError(f"--bbox expects WEST,SOUTH,EAST,NORTH in degrees, got {text!r}") from None
     return (w, s, e, n)
 
 
@@ -167,10 +167,19 @@ def load_road_graph(
     profile: SpeedProfile | None = None,
 ) -> CompiledGraph:
     """The graph named by exactly one of the source options."""
-    given = {k: v for k, v in {"--pbf": pbf, "--osm": osm, "--place": place, "--bbox": bbox,
-                                "--graph": graph}.items() if v is not None}
+    given = {
+        k: v
+        for k, v in {
+            "--pbf": pbf,
+            "--osm": osm,
+            "--place": place,
+            "--bbox": bbox,
+            "--graph": graph,
+        }.items()
+        if v is not None
+    }
     if len(given) != 1:
-        raise UsageProblem(
+        raise UsageError(
             "give exactly one road source: --pbf FILE, --osm FILE, --place NAME, --bbox W,S,E,N "
             f"or --graph FILE (got {', '.join(given) or 'none'})"
         )
@@ -214,8 +223,9 @@ def graph_build(
     """Compile the drive network of a source into a graph file."""
     _setup_logging(verbose)
     with settings.override(cache_dir=cache_dir or settings.cache_dir):
-        g = load_road_graph(pbf=pbf, osm=osm, place=place, bbox=bbox,
-                            profile=_profile(speeds, speed))
+        g = load_road_graph(
+            pbf=pbf, osm=osm, place=place, bbox=bbox, profile=_profile(speeds, speed)
+        )
         path = g.save(out_path)
     out.print(f"wrote {path}", highlight=False)
     _print_summary(g)
@@ -238,8 +248,9 @@ def graph_info(
 def _print_summary(g: CompiledGraph) -> None:
     table = Table(show_header=False, box=None)
     for key, val in g.summary().items():
-        table.add_row(str(key), json.dumps(val, default=str) if isinstance(val, dict | list)
-                      else str(val))
+        table.add_row(
+            str(key), json.dumps(val, default=str) if isinstance(val, dict | list) else str(val)
+        )
     out.print(table)
 
 
@@ -267,12 +278,12 @@ def matrix_cmd(
     max_snap: Annotated[
         float | None, typer.Option(help="Flag snaps farther than this many metres.")
     ] = None,
-    far: Annotated[
-        str, typer.Option(help="Far snaps: flag | exclude (inf) | error.")
-    ] = "flag",
+    far: Annotated[str, typer.Option(help="Far snaps: flag | exclude (inf) | error.")] = "flag",
     fix_invalid: Annotated[
-        bool | None, typer.Option("--fix-invalid/--strict-geometry",
-                                  help="Repair all invalid polygons / refuse any.")
+        bool | None,
+        typer.Option(
+            "--fix-invalid/--strict-geometry", help="Repair all invalid polygons / refuse any."
+        ),
     ] = None,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
     speeds: SpeedsOpt = None,
@@ -283,21 +294,36 @@ def matrix_cmd(
     """Exact drive-time matrix between basic areas (and optional destination points)."""
     _setup_logging(verbose)
     if far not in {"flag", "exclude", "error"}:
-        raise UsageProblem(f"--far must be flag, exclude or error, got {far!r}")
+        raise UsageError(f"--far must be flag, exclude or error, got {far!r}")
     cut = parse_duration(cutoff) if cutoff else None
     if out_path.suffix.lower() not in {".npz", ".parquet"}:
-        raise UsageProblem(f"--out must end in .npz or .parquet, got {out_path.name!r}")
-    areas = read_areas(areas_path, id_column=id_column, lon_column=lon_column,
-                       lat_column=lat_column, fix_invalid=fix_invalid)
-    dest = read_areas(destinations, lon_column=lon_column, lat_column=lat_column) \
-        if destinations else None
+        raise UsageError(f"--out must end in .npz or .parquet, got {out_path.name!r}")
+    areas = read_areas(
+        areas_path,
+        id_column=id_column,
+        lon_column=lon_column,
+        lat_column=lat_column,
+        fix_invalid=fix_invalid,
+    )
+    dest = (
+        read_areas(destinations, lon_column=lon_column, lat_column=lat_column)
+        if destinations
+        else None
+    )
     with settings.override(cache_dir=cache_dir or settings.cache_dir):
-        g = load_road_graph(pbf=pbf, osm=osm, place=place, bbox=bbox, graph=graph,
-                            profile=_profile(speeds, speed))
-        m = compute_matrix(g, areas, dest, cutoff=cut, distances=distances, max_snap=max_snap,
-                           far=far, jobs=jobs)
-    path = write_matrix(m, areas.ids, (dest or areas).ids, out_path,
-                        meta={"graph": g.summary(), "areas": str(areas_path)})
+        g = load_road_graph(
+            pbf=pbf, osm=osm, place=place, bbox=bbox, graph=graph, profile=_profile(speeds, speed)
+        )
+        m = compute_matrix(
+            g, areas, dest, cutoff=cut, distances=distances, max_snap=max_snap, far=far, jobs=jobs
+        )
+    path = write_matrix(
+        m,
+        areas.ids,
+        (dest or areas).ids,
+        out_path,
+        meta={"graph": g.summary(), "areas": str(areas_path)},
+    )
     _report_matrix(m, areas, dest or areas)
     out.print(f"wrote {path}", highlight=False)
 
@@ -318,10 +344,19 @@ def compute_matrix(
     d = snap_points(g, dest.lon, dest.lat, max_distance_m=max_snap) if dest else None
     t0 = time.perf_counter()
     with _progress("drive times") as update:
-        m = drive_time_matrix(g, o, d, cutoff=cutoff, distances=distances, far=far,  # type: ignore[arg-type]
-                              n_jobs=jobs, progress=update)
-    err.print(f"matrix {m.shape[0]}x{m.shape[1]} [{time.perf_counter() - t0:.1f} s]",
-              highlight=False)
+        m = drive_time_matrix(
+            g,
+            o,
+            d,
+            cutoff=cutoff,
+            distances=distances,
+            far=far,  # type: ignore[arg-type]
+            n_jobs=jobs,
+            progress=update,
+        )
+    err.print(
+        f"matrix {m.shape[0]}x{m.shape[1]} [{time.perf_counter() - t0:.1f} s]", highlight=False
+    )
     return m
 
 
@@ -355,7 +390,8 @@ def _report_matrix(m: Any, areas: Areas, dest: Areas) -> None:
 @friendly
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
-        "roadnet-demo"),
+        "roadnet-demo"
+    ),
     cell_km: Annotated[float, typer.Option(help="Grid cell size in km.")] = 0.25,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
     verbose: VerboseOpt = False,
@@ -377,22 +413,25 @@ def demo(
     xs = np.arange(x0, x1, step)
     ys = np.arange(y0, y1, step)
     cells = [shapely.box(x, y, x + step, y + step) for x in xs for y in ys]
-    grid = gpd.GeoDataFrame({"cell_id": [f"c{i:04d}" for i in range(len(cells))]},
-                            geometry=cells, crs=g.crs)
+    grid = gpd.GeoDataFrame(
+        {"cell_id": [f"c{i:04d}" for i in range(len(cells))]}, geometry=cells, crs=g.crs
+    )
     # keep the cells that hold road: their representative point is within a cell of a road
     snapped = snap_points(g, *_lonlat(grid), max_distance_m=step / 2, warn=False)
     grid = grid[~snapped.flagged].reset_index(drop=True)
     areas = areas_from_gdf(grid, id_column="cell_id", source="demo grid")
-    m = compute_matrix(g, areas, None, cutoff=None, distances=True, max_snap=step / 2,
-                       far="flag", jobs=jobs)
+    m = compute_matrix(
+        g, areas, None, cutoff=None, distances=True, max_snap=step / 2, far="flag", jobs=jobs
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     grid.to_crs("EPSG:4326").to_file(out_dir / "cells.gpkg", driver="GPKG")
     write_matrix(m, areas.ids, areas.ids, out_dir / "matrix.npz", meta={"graph": g.summary()})
-    write_matrix(m, areas.ids, areas.ids, out_dir / "matrix.parquet",
-                 meta={"graph": g.summary()})
+    write_matrix(m, areas.ids, areas.ids, out_dir / "matrix.parquet", meta={"graph": g.summary()})
     _report_matrix(m, areas, areas)
-    out.print(f"wrote {out_dir / 'cells.gpkg'}, {out_dir / 'matrix.npz'}, "
-              f"{out_dir / 'matrix.parquet'}", highlight=False)
+    out.print(
+        f"wrote {out_dir / 'cells.gpkg'}, {out_dir / 'matrix.npz'}, {out_dir / 'matrix.parquet'}",
+        highlight=False,
+    )
 
 
 def _lonlat(gdf: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 __all__ = [
     "AreaDataError",
     "CRSError",
-    "GraphSourceError",
     "GraphFormatError",
+    "GraphSourceError",
     "PlaceNotFoundError",
     "RoadnetError",
     "SnapError",

@@ -343,7 +343,12 @@ def drive_time_matrix(
         jobs = 1  # a process pool costs more than it saves on small matrices
     log.info(
         "drive-time matrix %dx%d on %d nodes: %d block(s) of %d, %d process(es)",
-        no, nd, graph.n_nodes, len(blocks), chunk, jobs,
+        no,
+        nd,
+        graph.n_nodes,
+        len(blocks),
+        chunk,
+        jobs,
     )
     done = 0
     if progress:
@@ -380,13 +385,16 @@ def drive_time_matrix(
         seconds[diag, diag] = 0.0
         if metres is not None:
             metres[diag, diag] = 0.0
-    result = DriveTimeMatrix(seconds=seconds, metres=metres, origins=o, destinations=d,
-                             cutoff=cutoff)
+    result = DriveTimeMatrix(
+        seconds=seconds, metres=metres, origins=o, destinations=d, cutoff=cutoff
+    )
     unreach = result.unreachable()
     if unreach.shape[0]:
         log.warning(
             "%d origin-destination pairs have no route (different road components: %s -> %s)",
-            unreach.shape[0], _counts(o.component), _counts(d.component),
+            unreach.shape[0],
+            _counts(o.component),
+            _counts(d.component),
         )
     return result
 
@@ -401,6 +409,7 @@ def _resolve_jobs(n_jobs: int) -> int:
 def _snap_array(graph: CompiledGraph, pts: np.ndarray, name: str) -> SnappedPoints:
     arr = np.asarray(pts, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != 2:
-        raise SnapError(f"{name} must be SnappedPoints or an (n, 2) array of lon/lat, got "
-                        f"shape {arr.shape}")
+        raise SnapError(
+            f"{name} must be SnappedPoints or an (n, 2) array of lon/lat, got shape {arr.shape}"
+        )
     return snap_points(graph, arr[:, 0], arr[:, 1])

@@ -92,7 +92,7 @@ def write_matrix(
         }
         if matrix.metres is not None:
             arrays["metres"] = matrix.metres
-        return atomic_write(path, lambda fh: np.savez(fh, **arrays))
+        return atomic_write(path, lambda fh: np.savez(fh, **arrays))  # type: ignore[arg-type]
 
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -122,9 +122,9 @@ def read_matrix(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise RoadnetError(f"matrix file not found: {path}")
     if path.suffix.lower() == ".npz":
         with np.load(path, allow_pickle=False) as data:
-            out = {k: data[k] for k in data.files if k != "meta"}
-            out["meta"] = json.loads(str(data["meta"]))
-        return out
+            stored: dict[str, Any] = {k: data[k] for k in data.files if k != "meta"}
+            stored["meta"] = json.loads(str(data["meta"]))
+        return stored
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)

@@ -160,11 +160,15 @@ def _segment_index(graph: CompiledGraph, min_component_nodes: int) -> _SegmentIn
 
 def _check_lonlat(lon: np.ndarray, lat: np.ndarray) -> None:
     if lon.shape != lat.shape or lon.ndim != 1:
-        raise SnapError(f"lon and lat must be 1-D arrays of one length, got {lon.shape}, {lat.shape}")
+        raise SnapError(
+            f"lon and lat must be 1-D arrays of one length, got {lon.shape}, {lat.shape}"
+        )
     bad = ~(np.isfinite(lon) & np.isfinite(lat))
     if bad.any():
-        raise SnapError(f"{int(bad.sum())} point(s) have missing coordinates (rows "
-                        f"{np.flatnonzero(bad)[:10].tolist()})")
+        raise SnapError(
+            f"{int(bad.sum())} point(s) have missing coordinates (rows "
+            f"{np.flatnonzero(bad)[:10].tolist()})"
+        )
     if np.any(np.abs(lon) > 180) or np.any(np.abs(lat) > 90):
         raise CRSError(
             "coordinates are outside the longitude/latitude range (|lon| <= 180, |lat| <= 90): "
@@ -296,8 +300,11 @@ def snap_points(
         )
     if warn and flagged.any():
         log.warning(
-            "%d of %d points are farther than %g m from any road (max %.0f m); they are "
-            "flagged", int(flagged.sum()), n, max_d, float(dist.max()),
+            "%d of %d points are farther than %g m from any road (max %.0f m); they are flagged",
+            int(flagged.sum()),
+            n,
+            max_d,
+            float(dist.max()),
         )
     return SnappedPoints(
         lon=lon,

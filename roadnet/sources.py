@@ -53,12 +53,35 @@ log = logging.getLogger(__name__)
 
 #: highway values that are not part of the drive network (osmnx's "drive" filter).
 DRIVE_EXCLUDED_HIGHWAYS = frozenset(
-    "abandoned bridleway bus_guideway construction corridor cycleway elevator escalator "
-    "footway no path pedestrian planned platform proposed raceway razed rest_area service "
-    "services steps track bus_stop".split()
+    [
+        "abandoned",
+        "bridleway",
+        "bus_guideway",
+        "construction",
+        "corridor",
+        "cycleway",
+        "elevator",
+        "escalator",
+        "footway",
+        "no",
+        "path",
+        "pedestrian",
+        "planned",
+        "platform",
+        "proposed",
+        "raceway",
+        "razed",
+        "rest_area",
+        "service",
+        "services",
+        "steps",
+        "track",
+        "bus_stop",
+        "via_ferrata",
+    ]
 )
 _EXCLUDED_SERVICE = frozenset(
-    "alley driveway emergency_access parking parking_aisle private".split()
+    ["alley", "driveway", "emergency_access", "parking", "parking_aisle", "private"]
 )
 _FORWARD = frozenset({"yes", "true", "1"})
 _BACKWARD = frozenset({"-1", "reverse"})
@@ -157,7 +180,9 @@ def _arcs_from_segments(
     f, b = np.flatnonzero(forward), np.flatnonzero(backward)
     if geometry is None:
         raw = RawArcs.straight(
-            node_ids, lon, lat,
+            node_ids,
+            lon,
+            lat,
             u=np.concatenate([seg_u[f], seg_v[b]]),
             v=np.concatenate([seg_v[f], seg_u[b]]),
             metres=np.concatenate([metres[f], metres[b]]),
@@ -287,9 +312,7 @@ def graph_from_pbf(
         },
         "network_type": "drive",
         "speed_profile": profile.to_dict(),
-        "osm_timestamp": (
-            _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat() if ts > 0 else None
-        ),
+        "osm_timestamp": (_dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat() if ts > 0 else None),
         **info,
     }
     graph = compile_arcs(raw, meta)
@@ -463,9 +486,7 @@ def _compile_osmnx_raw(
 ) -> CompiledGraph:
     """Compile an *unsimplified* osmnx graph, applying roadnet's drive filter."""
     # osmnx keeps both directions of two-way ways as separate edges, with the way's tags
-    data = pd.DataFrame(
-        [{c: d.get(c) for c in _FILTER_COLUMNS} for _, _, d in G.edges(data=True)]
-    )
+    data = pd.DataFrame([{c: d.get(c) for c in _FILTER_COLUMNS} for _, _, d in G.edges(data=True)])
     mask = _drivable(data)
     drop = [e for e, ok in zip(G.edges(keys=True), mask, strict=True) if not ok]
     if drop:
@@ -475,7 +496,6 @@ def _compile_osmnx_raw(
     if G.number_of_edges() == 0:
         raise GraphSourceError(f"the road source {source} holds no drivable road")
     return graph_from_networkx(G, profile=profile, source=source)
-
 
 
 def graph_from_xml(
@@ -492,8 +512,9 @@ def graph_from_xml(
     return _compile_osmnx_raw(G, profile or SpeedProfile.default(), source)
 
 
-def _download(kind: str, query: Any, call: Callable[[Any], nx.MultiDiGraph],
-              profile: SpeedProfile | None) -> CompiledGraph:
+def _download(
+    kind: str, query: Any, call: Callable[[Any], nx.MultiDiGraph], profile: SpeedProfile | None
+) -> CompiledGraph:
     ox = _configure_osmnx()
     try:
         G = call(ox)
@@ -528,9 +549,11 @@ def graph_from_place(place: str, *, profile: SpeedProfile | None = None) -> Comp
     if not isinstance(place, str) or not place.strip():
         raise PlaceNotFoundError(f"place must be a non-empty name, got {place!r}")
     return _download(
-        "place", place,
-        lambda ox: ox.graph_from_place(place, network_type="drive", simplify=False,
-                                       retain_all=True, truncate_by_edge=True),
+        "place",
+        place,
+        lambda ox: ox.graph_from_place(
+            place, network_type="drive", simplify=False, retain_all=True, truncate_by_edge=True
+        ),
         profile,
     )
 
@@ -546,9 +569,15 @@ def graph_from_bbox(
             f"south < north, got {bbox!r}"
         )
     return _download(
-        "bbox", [w, s, e, n],
-        lambda ox: ox.graph_from_bbox((w, s, e, n), network_type="drive", simplify=False,
-                                      retain_all=True, truncate_by_edge=True),
+        "bbox",
+        [w, s, e, n],
+        lambda ox: ox.graph_from_bbox(
+            (w, s, e, n),
+            network_type="drive",
+            simplify=False,
+            retain_all=True,
+            truncate_by_edge=True,
+        ),
         profile,
     )
 
@@ -560,8 +589,10 @@ def graph_from_polygon(polygon: Any, *, profile: SpeedProfile | None = None) -> 
     if not isinstance(polygon, shapely.Polygon | shapely.MultiPolygon) or polygon.is_empty:
         raise GraphSourceError(f"polygon must be a non-empty shapely Polygon, got {polygon!r}")
     return _download(
-        "polygon", polygon.wkt[:200],
-        lambda ox: ox.graph_from_polygon(polygon, network_type="drive", simplify=False,
-                                         retain_all=True, truncate_by_edge=True),
+        "polygon",
+        polygon.wkt[:200],
+        lambda ox: ox.graph_from_polygon(
+            polygon, network_type="drive", simplify=False, retain_all=True, truncate_by_edge=True
+        ),
         profile,
     )

@@ -20,14 +20,16 @@ def test_porto_parishes_representative_points_inside(caplog: pytest.LogCaptureFi
     areas = read_areas(path)  # a self-intersection sliver in row 143 is repaired, and said
     assert "repaired 1 invalid" in caplog.text
     assert areas.id_column == "parish_code"
-    assert len(areas) == 170 and len(set(areas.ids.tolist())) == 170
+    assert len(areas) == 170
+    assert len(set(areas.ids.tolist())) == 170
     pts = shapely.points(areas.lon, areas.lat)
     assert np.all(shapely.contains(areas.gdf.geometry.values, pts))
 
 
 def test_zcta_ids_detected_and_duplicates_named() -> None:
     ct = read_areas(shared_file("areas", "ct_zcta_2010.gpkg"))
-    assert ct.id_column == "zcta" and len(ct) == 282
+    assert ct.id_column == "zcta"
+    assert len(ct) == 282
     cen = read_areas(shared_file("areas", "ct_zcta_2010.gpkg"), point="centroid")
     assert np.all(np.abs(cen.lon - ct.lon) < 0.2)
     # the RI file lists ZCTA 02861 twice with different populations: refuse, name it
@@ -37,8 +39,9 @@ def test_zcta_ids_detected_and_duplicates_named() -> None:
 
 def test_csv_points(tmp_path) -> None:
     p = tmp_path / "pts.csv"
-    pd.DataFrame({"store": ["a", "b"], "Longitude": [1.52, 1.53], "Latitude": [42.5, 42.51]}
-                 ).to_csv(p, index=False)
+    pd.DataFrame(
+        {"store": ["a", "b"], "Longitude": [1.52, 1.53], "Latitude": [42.5, 42.51]}
+    ).to_csv(p, index=False)
     areas = read_areas(p, id_column="store")
     assert areas.ids.tolist() == ["a", "b"]
     assert areas.lon.tolist() == [1.52, 1.53]
@@ -63,7 +66,9 @@ def test_bad_csv(tmp_path, content: str, message: str) -> None:
 def _squares(n: int = 3, crs: str | None = "EPSG:4326") -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(
         {"id": [f"a{i}" for i in range(n)]},
-        geometry=[shapely.box(i * 0.01, 0, i * 0.01 + 0.01, 0.01) for i in range(n)], crs=crs)
+        geometry=[shapely.box(i * 0.01, 0, i * 0.01 + 0.01, 0.01) for i in range(n)],
+        crs=crs,
+    )
 
 
 def test_gdf_errors() -> None:
@@ -79,7 +84,7 @@ def test_gdf_errors() -> None:
         areas_from_gdf(_squares(), id_column="zip")
     bow = _squares()
     bow.loc[1, "geometry"] = shapely.Polygon([(0, 0), (1, 1), (1, 0), (0, 1)])  # bow tie
-    with pytest.raises(roadnet.AreaDataError, match="invalid geometr.*rows \\[1\\]"):
+    with pytest.raises(roadnet.AreaDataError, match=r"invalid geometr.*rows \[1\]"):
         areas_from_gdf(bow)  # the repair would change its area a lot: refuse
     fixed = areas_from_gdf(bow, fix_invalid=True)
     assert len(fixed) == 3
@@ -88,8 +93,9 @@ def test_gdf_errors() -> None:
     with pytest.raises(roadnet.AreaDataError, match="no geometry"):
         areas_from_gdf(empty)
     # projected coordinates declared as lon/lat
-    wrong = gpd.GeoDataFrame({"id": [1]}, geometry=[shapely.box(500000, 4e6, 501000, 4.001e6)],
-                             crs="EPSG:4326")
+    wrong = gpd.GeoDataFrame(
+        {"id": [1]}, geometry=[shapely.box(500000, 4e6, 501000, 4.001e6)], crs="EPSG:4326"
+    )
     with pytest.raises(roadnet.CRSError, match="declared CRS is wrong"):
         areas_from_gdf(wrong)
 

@@ -22,8 +22,9 @@ def _run(*args: str):
 
 def test_graph_build_and_info(tmp_path) -> None:
     pbf = shared_file("osm", "andorra-latest.osm.pbf")
-    res = _run("graph", "build", "--pbf", pbf, "--out", tmp_path / "and.npz",
-               "--speed", "residential=25")
+    res = _run(
+        "graph", "build", "--pbf", pbf, "--out", tmp_path / "and.npz", "--speed", "residential=25"
+    )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "and.npz").is_file()
     res = _run("graph", "info", tmp_path / "and.npz", "--json")
@@ -35,8 +36,9 @@ def test_graph_build_and_info(tmp_path) -> None:
 def test_matrix_malta_councils_with_gozo(tmp_path) -> None:
     areas = shared_file("areas", "malta_councils.gpkg")
     pbf = shared_file("osm", "malta-latest.osm.pbf")
-    res = _run("matrix", areas, "--pbf", pbf, "--out", tmp_path / "m.npz", "--distances",
-               "--jobs", "1")
+    res = _run(
+        "matrix", areas, "--pbf", pbf, "--out", tmp_path / "m.npz", "--distances", "--jobs", "1"
+    )
     assert res.exit_code == 0, res.output
     assert "no road route" in res.stderr
     m = read_matrix(tmp_path / "m.npz")
@@ -47,12 +49,21 @@ def test_matrix_malta_councils_with_gozo(tmp_path) -> None:
     unreachable = ~np.isfinite(sec)
     gozo = unreachable.sum(axis=1) > 33
     assert 5 <= gozo.sum() <= 20
-    assert np.all(unreachable[np.ix_(gozo, ~gozo)]) and np.all(unreachable[np.ix_(~gozo, gozo)])
+    assert np.all(unreachable[np.ix_(gozo, ~gozo)])
+    assert np.all(unreachable[np.ix_(~gozo, gozo)])
     assert np.all(np.isfinite(sec[np.ix_(~gozo, ~gozo)]))
     assert m["meta"]["report"]["unreachable_pairs"] == int(unreachable.sum())
     # the same through Parquet long format
-    res = _run("matrix", areas, "--graph", _graph_file(tmp_path, pbf), "--out",
-               tmp_path / "m.parquet", "--jobs", "1")
+    res = _run(
+        "matrix",
+        areas,
+        "--graph",
+        _graph_file(tmp_path, pbf),
+        "--out",
+        tmp_path / "m.parquet",
+        "--jobs",
+        "1",
+    )
     assert res.exit_code == 0, res.output
     pq = read_matrix(tmp_path / "m.parquet")
     np.testing.assert_array_equal(pq["origin_ids"], m["origin_ids"])
@@ -98,18 +109,32 @@ def test_matrix_bad_input_one_line_exit_2(tmp_path, args: list[str], message: st
 def test_matrix_bad_areas(tmp_path, content: str, message: str) -> None:
     pts = tmp_path / "pts.csv"
     pts.write_text(content)
-    res = _run("matrix", pts, "--pbf", shared_file("osm", "andorra-latest.osm.pbf"),
-               "--out", tmp_path / "m.npz")
-    assert res.exit_code == 2 and message in res.stderr
+    res = _run(
+        "matrix",
+        pts,
+        "--pbf",
+        shared_file("osm", "andorra-latest.osm.pbf"),
+        "--out",
+        tmp_path / "m.npz",
+    )
+    assert res.exit_code == 2
+    assert message in res.stderr
     assert not (tmp_path / "m.npz").exists()
 
 
 def test_points_far_from_network_error(tmp_path) -> None:
     pts = tmp_path / "pts.csv"
     pts.write_text("id,lon,lat\na,10.0,50.0\n")
-    res = _run("matrix", pts, "--pbf", shared_file("osm", "andorra-latest.osm.pbf"),
-               "--out", tmp_path / "m.npz")
-    assert res.exit_code == 2 and "none of the 1 points" in res.stderr
+    res = _run(
+        "matrix",
+        pts,
+        "--pbf",
+        shared_file("osm", "andorra-latest.osm.pbf"),
+        "--out",
+        tmp_path / "m.npz",
+    )
+    assert res.exit_code == 2
+    assert "none of the 1 points" in res.stderr
 
 
 def test_demo_runs_offline(tmp_path) -> None:
@@ -121,6 +146,8 @@ def test_demo_runs_offline(tmp_path) -> None:
 
 
 def test_console_script_entry_point() -> None:
-    res = subprocess.run([sys.executable, "-m", "roadnet.cli", "--help"], capture_output=True,
-                         text=True, check=False)
-    assert res.returncode == 0 and "matrix" in res.stdout
+    res = subprocess.run(
+        [sys.executable, "-m", "roadnet.cli", "--help"], capture_output=True, text=True, check=False
+    )
+    assert res.returncode == 0
+    assert "matrix" in res.stdout

@@ -13,29 +13,52 @@ from roadnet.build import RawArcs, compile_arcs
 from roadnet.graph import CompiledGraph
 
 
-def _raw(edges: list[tuple[int, int, float, float]], coords: dict[int, tuple[float, float]],
-         ) -> RawArcs:
+def _raw(
+    edges: list[tuple[int, int, float, float]],
+    coords: dict[int, tuple[float, float]],
+) -> RawArcs:
     """Raw arcs from (u, v, metres, seconds) with node coordinates in lon/lat."""
     ids = sorted(coords)
     pos = {n: i for i, n in enumerate(ids)}
     u = np.array([pos[e[0]] for e in edges])
     v = np.array([pos[e[1]] for e in edges])
     return RawArcs.straight(
-        np.array(ids), np.array([coords[i][0] for i in ids]), np.array([coords[i][1] for i in ids]),
-        u, v, np.array([e[2] for e in edges]), np.array([e[3] for e in edges]),
-        np.zeros(len(edges), dtype=np.int16), ["residential"], np.arange(len(edges)),
+        np.array(ids),
+        np.array([coords[i][0] for i in ids]),
+        np.array([coords[i][1] for i in ids]),
+        u,
+        v,
+        np.array([e[2] for e in edges]),
+        np.array([e[3] for e in edges]),
+        np.zeros(len(edges), dtype=np.int16),
+        ["residential"],
+        np.arange(len(edges)),
     )
 
 
 # a junction J=1 with a two-way chain 1-2-3-4 (2, 3 interior), a one-way chain 1->5->6->4
 # (5 interior), a dead end 4-7, a parallel slow arc 1->4 and a self-loop at 7
-COORDS = {1: (0.0, 0.0), 2: (0.001, 0.0), 3: (0.002, 0.0), 4: (0.003, 0.0), 5: (0.001, 0.001),
-          6: (0.002, 0.001), 7: (0.004, 0.0)}
+COORDS = {
+    1: (0.0, 0.0),
+    2: (0.001, 0.0),
+    3: (0.002, 0.0),
+    4: (0.003, 0.0),
+    5: (0.001, 0.001),
+    6: (0.002, 0.001),
+    7: (0.004, 0.0),
+}
 EDGES = [
-    (1, 2, 100, 10), (2, 1, 100, 10), (2, 3, 100, 10), (3, 2, 100, 10), (3, 4, 100, 12),
+    (1, 2, 100, 10),
+    (2, 1, 100, 10),
+    (2, 3, 100, 10),
+    (3, 2, 100, 10),
+    (3, 4, 100, 12),
     (4, 3, 100, 12),
-    (1, 5, 150, 5), (5, 6, 100, 4), (6, 4, 150, 5),
-    (4, 7, 80, 8), (7, 4, 80, 8),
+    (1, 5, 150, 5),
+    (5, 6, 100, 4),
+    (6, 4, 150, 5),
+    (4, 7, 80, 8),
+    (7, 4, 80, 8),
     (1, 4, 300, 99),
     (7, 7, 50, 5),
 ]
@@ -73,14 +96,16 @@ def test_ring_of_interior_nodes_is_kept() -> None:
     coords = {1: (0, 0), 2: (0.001, 0), 3: (0.001, 0.001)}
     edges = [(1, 2, 100, 10), (2, 3, 100, 10), (3, 1, 100, 10)]  # a one-way roundabout alone
     g = compile_arcs(_raw(edges, coords), {"source": {}})
-    assert g.n_nodes == 1 and g.arc_u.shape[0] == 1
+    assert g.n_nodes == 1
+    assert g.arc_u.shape[0] == 1
     assert g.arc_seconds[0] == pytest.approx(30.0)
     assert g.n_arcs == 0  # a self-loop is no routing arc
 
 
 def test_components_report(toy: CompiledGraph, malta: CompiledGraph) -> None:
     rep = malta.components()
-    assert rep.sizes[0] > 10_000 and rep.sizes[1] > 1_000  # Malta and Gozo
+    assert rep.sizes[0] > 10_000
+    assert rep.sizes[1] > 1_000
     assert rep.n_components == len(np.unique(malta.scc))
     assert np.all(np.diff(rep.sizes) <= 0)
     assert toy.components().n_components == 1
@@ -97,7 +122,8 @@ def test_save_load_roundtrip(andorra: CompiledGraph, tmp_path) -> None:
         assert getattr(g, name).dtype == arr.dtype
     assert g.meta["source"] == andorra.meta["source"]
     assert g.meta["speed_profile"] == andorra.meta["speed_profile"]
-    assert g.seconds.dtype == np.float32 and g.metres.dtype == np.float32
+    assert g.seconds.dtype == np.float32
+    assert g.metres.dtype == np.float32
 
 
 def test_load_rejects_bad_files(andorra: CompiledGraph, tmp_path) -> None:
@@ -122,7 +148,7 @@ def test_load_rejects_bad_files(andorra: CompiledGraph, tmp_path) -> None:
 def test_networkx_roundtrip(andorra: CompiledGraph) -> None:
     G = roadnet.graph_to_networkx(andorra)
     assert G.graph["crs"] == "EPSG:4326"
-    u, v, data = next(iter(G.edges(data=True)))
+    _u, _v, data = next(iter(G.edges(data=True)))
     assert {"length", "travel_time", "speed_kph", "highway", "osmid", "geometry"} <= set(data)
     g2 = roadnet.graph_from_networkx(G, travel_time_attr="travel_time")
     # a second contraction may merge a little more (a node whose two directions led to one
@@ -135,7 +161,10 @@ def test_networkx_roundtrip(andorra: CompiledGraph) -> None:
     pts = np.column_stack([g2.lon[common], g2.lat[common]])
     np.testing.assert_allclose(
         roadnet.drive_time_matrix(g2, pts, n_jobs=1).seconds,
-        roadnet.drive_time_matrix(andorra, pts, n_jobs=1).seconds, rtol=1e-5, atol=1e-3)
+        roadnet.drive_time_matrix(andorra, pts, n_jobs=1).seconds,
+        rtol=1e-5,
+        atol=1e-3,
+    )
 
 
 def test_networkx_projected_graph_rejected(andorra: CompiledGraph) -> None:
@@ -154,20 +183,24 @@ def test_pbf_errors(tmp_path) -> None:
         roadnet.graph_from_pbf(empty)
     corrupt = tmp_path / "corrupt.osm.pbf"
     corrupt.write_bytes(b"\x00\x00\x00\x0dgarbage-garbage" * 100)
-    with pytest.raises(roadnet.GraphSourceError, match="corrupt.osm.pbf"):
+    with pytest.raises(roadnet.GraphSourceError, match=r"corrupt\.osm\.pbf"):
         roadnet.graph_from_pbf(corrupt)
 
 
 def test_pbf_metadata(andorra: CompiledGraph, helsinki: CompiledGraph) -> None:
     src = andorra.meta["source"]
-    assert src["type"] == "pbf" and len(src["sha256"]) == 64
+    assert src["type"] == "pbf"
+    assert len(src["sha256"]) == 64
     w, s, e, n = andorra.meta["bbox"]
-    assert 1.3 < w < e < 1.8 and 42.4 < s < n < 42.7
+    assert 1.3 < w < e < 1.8
+    assert 42.4 < s < n < 42.7
     assert andorra.meta["osm_timestamp"].startswith("20")
     assert andorra.crs == "EPSG:32631"
     assert andorra.meta["speed_stats"]["n_edges"] > 0
     assert helsinki.n_nodes > 100
     # node x/y are the projection of lon/lat
-    assert np.all(np.isfinite(andorra.x)) and np.ptp(andorra.x) > 10_000
+    assert np.all(np.isfinite(andorra.x))
+    assert np.ptp(andorra.x) > 10_000
     # travel seconds are never 0
-    assert andorra.seconds.min() > 0 and andorra.arc_seconds.min() > 0
+    assert andorra.seconds.min() > 0
+    assert andorra.arc_seconds.min() > 0

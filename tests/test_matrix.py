@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -25,8 +27,9 @@ def _nx_table(G: nx.MultiDiGraph, sources: list[int], targets: list[int]) -> np.
     return out
 
 
-def _reference(G: nx.MultiDiGraph, g: CompiledGraph, o: SnappedPoints, d: SnappedPoints,
-               square: bool) -> np.ndarray:
+def _reference(
+    G: nx.MultiDiGraph, g: CompiledGraph, o: SnappedPoints, d: SnappedPoints, square: bool
+) -> np.ndarray:
     """Snapped-point times from node-to-node networkx distances plus the snap offsets."""
     ids = g.node_ids
     out = np.full((len(o), len(d)), np.inf)
@@ -36,7 +39,8 @@ def _reference(G: nx.MultiDiGraph, g: CompiledGraph, o: SnappedPoints, d: Snappe
             if o.out_node[i, k] < 0:
                 continue
             lengths = nx.single_source_dijkstra_path_length(
-                G, int(ids[o.out_node[i, k]]), weight="travel_time")
+                G, int(ids[o.out_node[i, k]]), weight="travel_time"
+            )
             for node, t in lengths.items():
                 c = o.connector_seconds[i] + o.out_seconds[i, k] + t
                 dist[node] = min(dist.get(node, np.inf), c)
@@ -47,10 +51,19 @@ def _reference(G: nx.MultiDiGraph, g: CompiledGraph, o: SnappedPoints, d: Snappe
                     via = dist.get(int(ids[d.in_node[j, k]]), np.inf)
                     best = min(best, via + d.in_seconds[j, k] + d.connector_seconds[j])
                 # same road piece, destination ahead of the origin
-                if o.arc[i] == d.arc[j] and np.isfinite(o.in_seconds[i, k]) and np.isfinite(
-                        d.in_seconds[j, k]) and d.in_metres[j, k] >= o.in_metres[i, k]:
-                    best = min(best, o.connector_seconds[i] + d.in_seconds[j, k]
-                               - o.in_seconds[i, k] + d.connector_seconds[j])
+                if (
+                    o.arc[i] == d.arc[j]
+                    and np.isfinite(o.in_seconds[i, k])
+                    and np.isfinite(d.in_seconds[j, k])
+                    and d.in_metres[j, k] >= o.in_metres[i, k]
+                ):
+                    best = min(
+                        best,
+                        o.connector_seconds[i]
+                        + d.in_seconds[j, k]
+                        - o.in_seconds[i, k]
+                        + d.connector_seconds[j],
+                    )
             out[i, j] = best
     if square:
         np.fill_diagonal(out, 0.0)
@@ -92,8 +105,13 @@ def test_one_way_streets_make_matrix_asymmetric(andorra: CompiledGraph) -> None:
     assert np.all(np.isfinite(m.seconds))
     assert np.abs(m.seconds - m.seconds.T).max() > 30.0  # tens of seconds apart somewhere
     # a point on a one-way arc: driving along the arc is quicker than against it
-    one_way = np.flatnonzero((g.arc_twin < 0) & (g.arc_u != g.arc_v) & (g.arc_seconds > 20)
-                             & (g.scc[g.arc_u] == 0) & (g.scc[g.arc_v] == 0))
+    one_way = np.flatnonzero(
+        (g.arc_twin < 0)
+        & (g.arc_u != g.arc_v)
+        & (g.arc_seconds > 20)
+        & (g.scc[g.arc_u] == 0)
+        & (g.scc[g.arc_v] == 0)
+    )
     arcs = one_way[:60]
     u, v = g.arc_u[arcs], g.arc_v[arcs]
     tails = roadnet.snap_points(g, g.lon[u], g.lat[u])
@@ -114,15 +132,20 @@ def test_raw_unsimplified_graph_gives_same_times(andorra: CompiledGraph) -> None
     from tests.conftest import shared_file
 
     nodes, edges = pyrosm.OSM(str(shared_file("osm", "andorra-latest.osm.pbf"))).get_network(
-        network_type="driving", nodes=True)
+        network_type="driving", nodes=True
+    )
     import pandas as pd
 
     index = pd.Index(nodes["id"].to_numpy(np.int64))
     raw, _ = _arcs_from_segments(
-        nodes["id"].to_numpy(np.int64), nodes["lon"].to_numpy(float), nodes["lat"].to_numpy(float),
+        nodes["id"].to_numpy(np.int64),
+        nodes["lon"].to_numpy(float),
+        nodes["lat"].to_numpy(float),
         index.get_indexer(edges["u"].to_numpy(np.int64)),
         index.get_indexer(edges["v"].to_numpy(np.int64)),
-        edges["length"].to_numpy(float), edges, edges["id"].to_numpy(np.int64),
+        edges["length"].to_numpy(float),
+        edges,
+        edges["id"].to_numpy(np.int64),
         SpeedProfile.default(),
     )
     R = nx.DiGraph()
@@ -185,7 +208,7 @@ def test_distances_follow_fastest_path(andorra: CompiledGraph) -> None:
         for j, t in enumerate(ids):
             path = paths[t]
             metres = 0.0
-            for a, b in zip(path[:-1], path[1:], strict=True):
+            for a, b in itertools.pairwise(path):
                 fastest = min(G[a][b].values(), key=lambda e: e["travel_time"])
                 metres += fastest["length"]
             assert m.metres[i, j] == pytest.approx(metres, rel=1e-4, abs=0.5)
@@ -199,10 +222,12 @@ def test_parallel_and_chunked_equal_serial(porto: CompiledGraph) -> None:
     _, pts = _node_points(porto, 150, seed=4)
     serial = roadnet.drive_time_matrix(porto, pts, n_jobs=1, chunk_size=64)
     calls: list[tuple[int, int]] = []
-    par = roadnet.drive_time_matrix(porto, pts, n_jobs=2, chunk_size=16,
-                                    progress=lambda d, t: calls.append((d, t)))
+    par = roadnet.drive_time_matrix(
+        porto, pts, n_jobs=2, chunk_size=16, progress=lambda d, t: calls.append((d, t))
+    )
     np.testing.assert_array_equal(serial.seconds, par.seconds)
-    assert calls[0] == (0, 150) and calls[-1] == (150, 150)
+    assert calls[0] == (0, 150)
+    assert calls[-1] == (150, 150)
     assert [c[0] for c in calls] == sorted(c[0] for c in calls)
 
 
@@ -215,7 +240,8 @@ def test_far_policy(andorra: CompiledGraph) -> None:
     assert np.isfinite(flag.seconds[2, 0]) or flag.seconds[2, 0] == np.inf
     assert flag.report()["flagged_origins"] == [2]
     excl = roadnet.drive_time_matrix(g, o, far="exclude", n_jobs=1)
-    assert np.all(np.isinf(excl.seconds[2, :2])) and np.all(np.isinf(excl.seconds[:2, 2]))
+    assert np.all(np.isinf(excl.seconds[2, :2]))
+    assert np.all(np.isinf(excl.seconds[:2, 2]))
     np.testing.assert_array_equal(excl.seconds[:2, :2], flag.seconds[:2, :2])
     with pytest.raises(roadnet.SnapError, match="farther than 1000 m"):
         roadnet.drive_time_matrix(g, o, far="error")

@@ -23,10 +23,16 @@ def toy() -> CompiledGraph:
     u = np.array([0, 1, 1, 2, 2, 3])
     v = np.array([1, 0, 2, 0, 3, 2])
     raw = RawArcs.straight(
-        np.array([1, 2, 3, 4]), LON, LAT, u, v,
+        np.array([1, 2, 3, 4]),
+        LON,
+        LAT,
+        u,
+        v,
         metres=np.array([716.0, 716.0, 1112.0, 1340.0, 716.0, 716.0]),
         seconds=np.array([60.0, 90.0, 100.0, 120.0, 50.0, 50.0]),
-        highway=np.zeros(6, np.int16), highway_classes=["primary"], osmid=np.arange(6),
+        highway=np.zeros(6, np.int16),
+        highway_classes=["primary"],
+        osmid=np.arange(6),
     )
     return compile_arcs(raw, {"source": {"type": "test"}})
 
@@ -67,7 +73,7 @@ def test_one_way_offsets_and_matrix(toy: CompiledGraph) -> None:
     p = (10.0025, 50.0004)  # on A
     q = (10.0102, 50.005)  # right of B, halfway up
     s = roadnet.snap_points(g, [p[0], q[0]], [p[1], q[1]])
-    n1, n2, n3 = g.node_index([1, 2, 3])
+    _n1, n2, n3 = g.node_index([1, 2, 3])
     assert s.out_node[1].tolist() == [n3, -1]  # one-way: leave only northwards
     assert s.in_node[1].tolist() == [n2, -1]
     fq = s.in_seconds[1, 0] / 100.0
@@ -89,11 +95,12 @@ def test_same_road_direct_trip(toy: CompiledGraph) -> None:
     assert np.allclose(s.snap_distance_m, 0.0, atol=0.05)  # a parallel bends in UTM: mm
     m = roadnet.drive_time_matrix(g, s, n_jobs=1)
     cp, cq = s.connector_seconds
-    d = (s.in_seconds[1, 0] - s.in_seconds[0, 0])
+    d = s.in_seconds[1, 0] - s.in_seconds[0, 0]
     # straight along A, no node needed; back on the slow twin
     assert m.seconds[0, 1] == pytest.approx(cp + d + cq, rel=1e-5)
     assert m.seconds[1, 0] == pytest.approx(cp + d * 90 / 60 + cq, rel=1e-5)
-    assert m.seconds[0, 0] == 0 and m.seconds[1, 1] == 0
+    assert m.seconds[0, 0] == 0
+    assert m.seconds[1, 1] == 0
 
 
 def test_point_at_junction_of_one_way_roads(toy: CompiledGraph) -> None:
