@@ -127,6 +127,25 @@ class _Augmented:
     metres: np.ndarray  # per CSR entry, aligned with csr.data
     src: np.ndarray  # virtual node of each origin
     dst: np.ndarray  # virtual node of each destination
+    csr_t: sp.csr_matrix | None = None  # reversed graph, for destination columns
+    metres_t: np.ndarray | None = None
+
+    def reverse(self) -> tuple[sp.csr_matrix, np.ndarray]:
+        """The transposed graph and its metres (built on first use)."""
+        if self.csr_t is None or self.metres_t is None:
+            n = self.csr.shape[0]
+            pos = sp.csr_matrix(
+                (
+                    np.arange(1, self.csr.nnz + 1, dtype=np.float64),
+                    self.csr.indices,
+                    self.csr.indptr,
+                ),
+                shape=(n, n),
+            ).T.tocsr()
+            perm = pos.data.astype(np.int64) - 1
+            self.csr_t = sp.csr_matrix((self.csr.data[perm], pos.indices, pos.indptr), shape=(n, n))
+            self.metres_t = self.metres[perm]
+        return self.csr_t, self.metres_t
 
 
 def _same_arc_pairs(o: SnappedPoints, d: SnappedPoints) -> tuple[np.ndarray, np.ndarray]:
@@ -235,19 +254,27 @@ def _init_worker(aug: _Augmented, cutoff: float | None, distances: bool) -> None
     _STATE.update(aug=aug, cutoff=cutoff, distances=distances)
 
 
-def _run_chunk(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def _run_chunk(task: tuple[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    """One block: ``("rows", origin positions)`` or ``("cols", destination positions)``.
+
+    Rows run Dijkstra forward from origin nodes; columns run it on the reversed graph from
+    destination nodes. Both return ``(len(idx), n_other)`` blocks (columns transposed later).
+    """
+    kind, idx = task
     aug: _Augmented = _STATE["aug"]
     cutoff = _STATE["cutoff"]
     limit = np.inf if cutoff is None else float(cutoff)
-    src = aug.src[rows]
-    if _STATE["distances"]:
-        dist, pred = dijkstra(aug.csr, indices=src, limit=limit, return_predecessors=True)
-        sec = dist[:, aug.dst]
-        met = _path_metres(
-            pred, src, aug.dst, np.isfinite(sec), aug.csr.indptr, aug.csr.indices, aug.metres
-        )
+    if kind == "rows":
+        csr, metres, start, targets = aug.csr, aug.metres, aug.src[idx], aug.dst
     else:
-        sec = dijkstra(aug.csr, indices=src, limit=limit)[:, aug.dst]
+        csr, metres = aug.reverse()
+        start, targets = aug.dst[idx], aug.src
+    if _STATE["distances"]:
+        dist, pred = dijkstra(csr, indices=start, limit=limit, return_predecessors=True)
+        sec = dist[:, targets]
+        met = _path_metres(pred, start, targets, np.isfinite(sec), csr.indptr, csr.indices, metres)
+    else:
+        sec = dijkstra(csr, indices=start, limit=limit)[:, targets]
         met = None
     if cutoff is not None:
         sec[sec > cutoff] = np.inf
@@ -261,6 +288,75 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     if sys.platform.startswith("linux") and threading.active_count() == 1:
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
+
+
+def block_tasks(
+    kind: str,
+    idx: np.ndarray,
+    chunk_size: int | None = None,
+) -> list[tuple[str, np.ndarray]]:
+    """Split origin rows (``"rows"``) or destination columns (``"cols"``) into blocks."""
+    chunk = int(chunk_size or settings.chunk_size)
+    return [(kind, idx[s : s + chunk]) for s in range(0, idx.shape[0], chunk)]
+
+
+def run_blocks(
+    aug: _Augmented,
+    tasks: list[tuple[str, np.ndarray]],
+    *,
+    cutoff: float | None,
+    distances: bool,
+    n_jobs: int | None,
+    on_block: Callable[[str, np.ndarray, np.ndarray, np.ndarray | None], None],
+    progress: ProgressCallback | None = None,
+) -> None:
+    """Run Dijkstra blocks, serially or over worker processes, in order.
+
+    ``on_block(kind, idx, seconds, metres)`` receives each finished block in task order
+    (columns already transposed to ``(n_origins, len(idx))``).
+    """
+    total = sum(int(t[1].shape[0]) for t in tasks)
+    jobs = settings.effective_n_jobs() if n_jobs is None else _resolve_jobs(n_jobs)
+    jobs = min(jobs, len(tasks))
+    if total * aug.csr.shape[0] < 2_000_000:
+        jobs = 1  # a process pool costs more than it saves on small matrices
+    log.info(
+        "drive-time blocks: %d block(s), %d searches over %d nodes, %d process(es)",
+        len(tasks),
+        total,
+        aug.csr.shape[0],
+        jobs,
+    )
+    done = 0
+    if progress:
+        progress(0, total)
+
+    def deliver(task: tuple[str, np.ndarray], sec: np.ndarray, met: np.ndarray | None) -> None:
+        nonlocal done
+        kind, idx = task
+        if kind == "cols":
+            sec, met = sec.T, (met.T if met is not None else None)
+        on_block(kind, idx, sec, met)
+        done += int(idx.shape[0])
+        if progress:
+            progress(done, total)
+
+    if jobs <= 1:
+        _init_worker(aug, cutoff, distances)
+        try:
+            for task in tasks:
+                deliver(task, *_run_chunk(task))
+        finally:
+            _STATE.clear()
+        return
+    with ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=_mp_context(),
+        initializer=_init_worker,
+        initargs=(aug, cutoff, distances),
+    ) as pool:
+        for task, (sec, met) in zip(tasks, pool.map(_run_chunk, tasks), strict=True):
+            deliver(task, sec, met)
 
 
 def drive_time_matrix(
@@ -334,52 +430,22 @@ def drive_time_matrix(
     no, nd = len(o), len(d)
     seconds = np.full((no, nd), np.inf, dtype=np.float32)
     metres = np.full((no, nd), np.inf, dtype=np.float32) if distances else None
-    chunk = int(chunk_size or settings.chunk_size)
-    blocks = [np.arange(s, min(s + chunk, no)) for s in range(0, no, chunk)]
-    jobs = settings.effective_n_jobs() if n_jobs is None else _resolve_jobs(n_jobs)
-    work = no * aug.csr.shape[0]
-    jobs = min(jobs, len(blocks))
-    if work < 2_000_000:
-        jobs = 1  # a process pool costs more than it saves on small matrices
-    log.info(
-        "drive-time matrix %dx%d on %d nodes: %d block(s) of %d, %d process(es)",
-        no,
-        nd,
-        graph.n_nodes,
-        len(blocks),
-        chunk,
-        jobs,
+
+    def store(kind: str, idx: np.ndarray, sec: np.ndarray, met: np.ndarray | None) -> None:
+        seconds[idx] = sec
+        if metres is not None and met is not None:
+            metres[idx] = met
+
+    tasks = block_tasks("rows", np.arange(no), chunk_size)
+    run_blocks(
+        aug,
+        tasks,
+        cutoff=cutoff,
+        distances=distances,
+        n_jobs=n_jobs,
+        on_block=store,
+        progress=progress,
     )
-    done = 0
-    if progress:
-        progress(0, no)
-    if jobs <= 1:
-        _init_worker(aug, cutoff, distances)
-        try:
-            for rows in blocks:
-                sec, met = _run_chunk(rows)
-                seconds[rows] = sec
-                if metres is not None and met is not None:
-                    metres[rows] = met
-                done += rows.shape[0]
-                if progress:
-                    progress(done, no)
-        finally:
-            _STATE.clear()
-    else:
-        with ProcessPoolExecutor(
-            max_workers=jobs,
-            mp_context=_mp_context(),
-            initializer=_init_worker,
-            initargs=(aug, cutoff, distances),
-        ) as pool:
-            for rows, (sec, met) in zip(blocks, pool.map(_run_chunk, blocks), strict=True):
-                seconds[rows] = sec
-                if metres is not None and met is not None:
-                    metres[rows] = met
-                done += rows.shape[0]
-                if progress:
-                    progress(done, no)
     if square:
         diag = np.arange(no)
         seconds[diag, diag] = 0.0

@@ -254,3 +254,36 @@ def test_empty_and_bad_point_arrays(andorra: CompiledGraph) -> None:
         roadnet.drive_time_matrix(andorra, np.array([[380000.0, 4700000.0]]))
     with pytest.raises(roadnet.SnapError, match="none of the 1 points"):
         roadnet.drive_time_matrix(andorra, np.array([[10.0, 50.0]]))
+
+
+def test_reverse_column_blocks_equal_forward_rows(andorra: CompiledGraph) -> None:
+    """Destination columns from Dijkstra on the reversed graph equal the forward rows."""
+    from roadnet.matrix import _augment, block_tasks, run_blocks
+
+    g = andorra
+    rng = np.random.default_rng(12)
+    nodes = rng.choice(np.flatnonzero(g.scc == 0), 30, replace=False)
+    lon = g.lon[nodes] + rng.normal(0, 0.0008, 30)
+    lat = g.lat[nodes] + rng.normal(0, 0.0008, 30)
+    o = roadnet.snap_points(g, lon[:20], lat[:20])
+    d = roadnet.snap_points(g, lon[10:], lat[10:])
+    fwd = roadnet.drive_time_matrix(g, o, d, distances=True, n_jobs=1)
+    aug = _augment(g, o, d, np.ones(len(o), bool), np.ones(len(d), bool))
+    sec = np.full(fwd.shape, np.nan, dtype=np.float32)
+    met = np.full(fwd.shape, np.nan, dtype=np.float32)
+
+    def store(kind, idx, s, m):
+        assert kind == "cols"
+        sec[:, idx] = s
+        met[:, idx] = m
+
+    run_blocks(
+        aug,
+        block_tasks("cols", np.arange(len(d)), 7),
+        cutoff=None,
+        distances=True,
+        n_jobs=1,
+        on_block=store,
+    )
+    np.testing.assert_allclose(sec, fwd.seconds, rtol=1e-6, atol=1e-3)
+    np.testing.assert_allclose(met, fwd.metres, rtol=1e-4, atol=0.5)
