@@ -25,7 +25,6 @@ from rich.table import Table
 from roadnet.areas import Areas, read_areas
 from roadnet.exceptions import RoadnetError
 from roadnet.graph import CompiledGraph, load_graph
-from roadnet.matrix import drive_time_matrix
 from roadnet.matrix_io import write_matrix
 from roadnet.settings import settings
 from roadnet.snap import snap_points
@@ -44,7 +43,7 @@ app = typer.Typer(
 graph_app = typer.Typer(help="Build and inspect compiled road graphs.", no_args_is_help=True)
 app.add_typer(graph_app, name="graph")
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 out = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -133,6 +132,22 @@ CacheDirOpt = Annotated[
     Path | None, typer.Option("--cache-dir", help="Cache folder (default: per-user cache).")
 ]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")]
+RefreshOpt = Annotated[
+    bool, typer.Option("--refresh", help="Recompute and overwrite cached results.")
+]
+
+
+@contextmanager
+def _cache_settings(
+    cache_dir: Path | None, no_cache: bool = False, refresh: bool = False
+) -> Iterator[None]:
+    with settings.override(
+        cache_dir=cache_dir or settings.cache_dir,
+        use_cache=settings.use_cache and not no_cache,
+        refresh=settings.refresh or refresh,
+    ):
+        yield
 
 
 def _profile(speeds: Path | None, speed: list[str] | None) -> SpeedProfile:
@@ -184,23 +199,54 @@ def load_road_graph(
             f"or --graph FILE (got {', '.join(given) or 'none'})"
         )
     from roadnet import sources
+    from roadnet.cached import cached_graph
 
+    profile = profile or SpeedProfile.default()
     t0 = time.perf_counter()
+    hit = False
+    identity: dict[str, Any]
     if graph is not None:
         g = load_graph(graph)
     elif pbf is not None:
-        g = sources.graph_from_pbf(pbf, profile=profile)
+        if not Path(pbf).is_file():
+            raise sources.GraphSourceError(f"PBF file not found: {pbf}")
+        identity = {"type": "pbf", "sha256": sources.file_sha256(pbf)}
+        g, hit = cached_graph(
+            identity, lambda: sources.graph_from_pbf(pbf, profile=profile), profile
+        )
     elif osm is not None:
-        g = sources.graph_from_xml(osm, profile=profile)
+        if not Path(osm).is_file():
+            raise sources.GraphSourceError(f"OSM XML file not found: {osm}")
+        identity = {"type": "osm_xml", "sha256": sources.file_sha256(osm)}
+        g, hit = cached_graph(
+            identity, lambda: sources.graph_from_xml(osm, profile=profile), profile
+        )
     elif place is not None:
-        g = sources.graph_from_place(place, profile=profile)
+        identity = {
+            "type": "overpass",
+            "kind": "place",
+            "query": place,
+            "overpass_url": settings.overpass_url,
+        }
+        g, hit = cached_graph(
+            identity, lambda: sources.graph_from_place(place, profile=profile), profile
+        )
     else:
         assert bbox is not None
-        g = sources.graph_from_bbox(_parse_bbox(bbox), profile=profile)
+        box = _parse_bbox(bbox)
+        identity = {
+            "type": "overpass",
+            "kind": "bbox",
+            "query": list(box),
+            "overpass_url": settings.overpass_url,
+        }
+        g, hit = cached_graph(
+            identity, lambda: sources.graph_from_bbox(box, profile=profile), profile
+        )
     err.print(
         f"road graph: {g.n_nodes:,} nodes, {g.n_arcs:,} arcs, "
         f"{g.components().n_components} strongly connected component(s) "
-        f"[{time.perf_counter() - t0:.1f} s]",
+        f"[{'from cache, ' if hit else ''}{time.perf_counter() - t0:.1f} s]",
         highlight=False,
     )
     return g
@@ -218,11 +264,13 @@ def graph_build(
     speeds: SpeedsOpt = None,
     speed: SpeedOpt = None,
     cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
+    refresh: RefreshOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Compile the drive network of a source into a graph file."""
     _setup_logging(verbose)
-    with settings.override(cache_dir=cache_dir or settings.cache_dir):
+    with _cache_settings(cache_dir, no_cache, refresh):
         g = load_road_graph(
             pbf=pbf, osm=osm, place=place, bbox=bbox, profile=_profile(speeds, speed)
         )
@@ -289,9 +337,15 @@ def matrix_cmd(
     speeds: SpeedsOpt = None,
     speed: SpeedOpt = None,
     cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
+    refresh: RefreshOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Exact drive-time matrix between basic areas (and optional destination points)."""
+    """Exact drive-time matrix between basic areas (and optional destination points).
+
+    Uses the cache transparently: a repeated request is served from it, a request overlapping
+    cached points computes only the missing rows and columns.
+    """
     _setup_logging(verbose)
     if far not in {"flag", "exclude", "error"}:
         raise UsageError(f"--far must be flag, exclude or error, got {far!r}")
@@ -342,9 +396,11 @@ def compute_matrix(
     """Snap the points and run the matrix with a progress bar."""
     o = snap_points(g, areas.lon, areas.lat, max_distance_m=max_snap)
     d = snap_points(g, dest.lon, dest.lat, max_distance_m=max_snap) if dest else None
+    from roadnet.cached import cached_drive_time_matrix
+
     t0 = time.perf_counter()
     with _progress("drive times") as update:
-        m = drive_time_matrix(
+        m, rep = cached_drive_time_matrix(
             g,
             o,
             d,
@@ -355,7 +411,8 @@ def compute_matrix(
             progress=update,
         )
     err.print(
-        f"matrix {m.shape[0]}x{m.shape[1]} [{time.perf_counter() - t0:.1f} s]", highlight=False
+        f"matrix {m.shape[0]}x{m.shape[1]}: {rep.describe()} [{time.perf_counter() - t0:.1f} s]",
+        highlight=False,
     )
     return m
 
@@ -383,6 +440,197 @@ def _report_matrix(m: Any, areas: Areas, dest: Areas) -> None:
             f"{finite.mean():.1%} of pairs reachable",
             highlight=False,
         )
+
+
+# ----------------------------------------------------------------------------- precompute
+@app.command("precompute")
+@friendly
+def precompute_cmd(
+    areas_path: Annotated[Path, typer.Argument(help="Basic areas: GIS file or CSV with lon/lat.")],
+    pbf: PbfOpt = None,
+    osm: OsmOpt = None,
+    place: PlaceOpt = None,
+    bbox: BboxOpt = None,
+    graph: GraphOpt = None,
+    id_column: Annotated[str | None, typer.Option(help="Id column of the areas.")] = None,
+    lon_column: Annotated[str | None, typer.Option(help="Longitude column (CSV/points).")] = None,
+    lat_column: Annotated[str | None, typer.Option(help="Latitude column (CSV/points).")] = None,
+    cutoff: Annotated[
+        str | None, typer.Option(help="Ignore trips longer than this (e.g. 2h).")
+    ] = None,
+    distances: Annotated[bool, typer.Option(help="Also store road metres.")] = False,
+    max_snap: Annotated[
+        float | None, typer.Option(help="Flag snaps farther than this many metres.")
+    ] = None,
+    block_rows: Annotated[int, typer.Option(help="Rows per resumable block.")] = 64,
+    jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
+    speeds: SpeedsOpt = None,
+    speed: SpeedOpt = None,
+    cache_dir: CacheDirOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Fill the cache with the drive times between all areas (resumable after interruption).
+
+    Later `roadnet matrix` (and the optimizer) calls on any subset of these areas read the
+    cache instead of routing.
+    """
+    _setup_logging(verbose)
+    from roadnet.cached import precompute_matrix
+
+    if block_rows < 1:
+        raise UsageError(f"--block-rows must be >= 1, got {block_rows}")
+    cut = parse_duration(cutoff) if cutoff else None
+    areas = read_areas(
+        areas_path, id_column=id_column, lon_column=lon_column, lat_column=lat_column
+    )
+    with _cache_settings(cache_dir):
+        g = load_road_graph(
+            pbf=pbf, osm=osm, place=place, bbox=bbox, graph=graph, profile=_profile(speeds, speed)
+        )
+        pts = snap_points(g, areas.lon, areas.lat, max_distance_m=max_snap)
+        t0 = time.perf_counter()
+        with _progress("precompute") as update:
+            key, done, total = precompute_matrix(
+                g,
+                pts,
+                cutoff=cut,
+                distances=distances,
+                n_jobs=jobs,
+                block_rows=block_rows,
+                progress=update,
+            )
+    if total == 0:
+        out.print(
+            f"already cached: {len(areas):,} x {len(areas):,} matrix (entry {key})", highlight=False
+        )
+    else:
+        resumed = f", {total - done} block(s) resumed from an earlier run" if done < total else ""
+        out.print(
+            f"cached {len(areas):,} x {len(areas):,} matrix as entry {key}: computed {done} of "
+            f"{total} block(s){resumed} [{time.perf_counter() - t0:.1f} s]",
+            highlight=False,
+        )
+
+
+# ----------------------------------------------------------------------------- cache
+cache_app = typer.Typer(help="Inspect and manage the cache.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+def _store(cache_dir: Path | None) -> Any:
+    from cache import Store, default_cache_dir
+
+    return Store(cache_dir or settings.cache_dir or default_cache_dir())
+
+
+@cache_app.command("ls")
+@friendly
+def cache_ls(
+    kind: Annotated[str | None, typer.Option(help="Only entries of this kind.")] = None,
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """List cached entries (most recently used first) and the total size."""
+    from cache import format_size
+
+    store = _store(cache_dir)
+    entries = sorted(store.ls(kind=kind), key=lambda e: -e.last_access)
+    table = Table("key", "kind", "size", "created", "last used", "what")
+    for e in entries:
+        described = store.info(e.key)
+        record = described[1] if described else {}
+        table.add_row(
+            e.key,
+            e.kind,
+            format_size(e.size_bytes),
+            str(e.created)[:19],
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_access)),
+            _describe_entry(record),
+        )
+    out.print(table)
+    out.print(
+        f"{len(entries)} entr(y/ies), {format_size(store.total_size())} in {store.root}",
+        highlight=False,
+    )
+
+
+def _describe_entry(record: dict[str, Any]) -> str:
+    inputs = record.get("inputs") or {}
+    meta = record.get("meta") or {}
+    if record.get("kind") == "graph":
+        src = inputs.get("source", {})
+        what = src.get("query") or (src.get("sha256", "")[:12] and f"sha256 {src['sha256'][:12]}")
+        counts = meta.get("counts", {})
+        return f"{src.get('type')} {what} ({counts.get('nodes', '?')} nodes)"
+    if record.get("kind") == "matrix":
+        cut = meta.get("cutoff_s")
+        return (
+            f"{meta.get('rows')} x {meta.get('cols')}"
+            + (f", cutoff {cut:g} s" if cut else "")
+            + (", with metres" if meta.get("metres_key") else "")
+        )
+    return ""
+
+
+@cache_app.command("info")
+@friendly
+def cache_info(
+    key: Annotated[str, typer.Argument(help="Entry key (from `roadnet cache ls`).")],
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Show an entry's metadata record: inputs, created, size, shapes, checksums."""
+    described = _store(cache_dir).info(key)
+    if described is None:
+        raise UsageError(f"no cache entry with key {key!r} (see `roadnet cache ls`)")
+    out.print_json(json.dumps(described[1], default=str))
+
+
+@cache_app.command("verify")
+@friendly
+def cache_verify(cache_dir: CacheDirOpt = None) -> None:
+    """Check every entry's checksums; corrupt entries are quarantined (exit 1 if any)."""
+    store = _store(cache_dir)
+    store.cleanup()
+    rep = store.verify()
+    out.print(
+        f"{len(rep.ok)} entr(y/ies) ok, {len(rep.corrupt)} corrupt (quarantined), "
+        f"{len(rep.missing)} missing",
+        highlight=False,
+    )
+    for key in rep.corrupt:
+        out.print(f"corrupt: {key}", highlight=False)
+    if rep.corrupt or rep.missing:
+        raise typer.Exit(1)
+
+
+@cache_app.command("prune")
+@friendly
+def cache_prune(
+    max_size: Annotated[str, typer.Option(help="Keep at most this much, e.g. 5GB.")],
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Remove least recently used entries until the cache fits in --max-size."""
+    from cache import format_size, parse_size
+
+    store = _store(cache_dir)
+    removed = store.prune(parse_size(max_size))
+    out.print(
+        f"removed {len(removed)} entr(y/ies); {format_size(store.total_size())} left",
+        highlight=False,
+    )
+
+
+@cache_app.command("clear")
+@friendly
+def cache_clear(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Remove every cached entry."""
+    store = _store(cache_dir)
+    if not yes and not typer.confirm(f"remove every entry in {store.root}?"):
+        raise typer.Exit(1)
+    removed = store.clear()
+    out.print(f"removed {len(removed)} entr(y/ies) from {store.root}", highlight=False)
 
 
 # ----------------------------------------------------------------------------- demo

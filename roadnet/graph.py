@@ -203,12 +203,17 @@ class CompiledGraph:
             raise KeyError(f"OSM node ids not in the graph: {ids[bad][:10].tolist()}")
         return rows
 
+    def _one_per_road(self) -> np.ndarray:
+        a = np.arange(self.arc_u.shape[0])
+        return (self.arc_twin < 0) | (a < self.arc_twin)
+
     def summary(self) -> dict[str, Any]:
         """Readable summary: counts, bbox, components, source."""
         return {
             "nodes": self.n_nodes,
             "arcs": self.n_arcs,
-            "road_km": round(float(self.arc_metres.sum()) / 1000.0, 1),
+            # each two-way road counted once (its two arcs share one geometry)
+            "road_km": round(float(self.arc_metres[self._one_per_road()].sum()) / 1000.0, 1),
             "components": self.components().to_dict(),
             **{k: self.meta.get(k) for k in ("source", "bbox", "crs", "osm_timestamp")},
         }

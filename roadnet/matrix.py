@@ -17,8 +17,9 @@ O(chunk x nodes + output) and the output is float32; chunks are spread over work
 
 Semantics
     ``seconds[i, j]`` is ``inf`` when no route exists (another island, a one-way trap) or the
-    time exceeds ``cutoff``. A point to itself is 0. With ``distances=True`` the metres along the
-    fastest route (road metres; the straight connectors are not counted) come too.
+    time exceeds ``cutoff``. A point to itself (same coordinates) is 0. With
+    ``distances=True`` the metres along the fastest route (road metres; the straight connectors
+    are not counted) come too.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import logging
 import multiprocessing
 import os
 import sys
-import threading
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Literal
@@ -113,6 +114,25 @@ class DriveTimeMatrix:
             "flagged_destinations": np.flatnonzero(self.destinations.flagged).tolist(),
             "max_seconds": float(self.seconds[finite].max()) if finite.any() else None,
         }
+
+
+def zero_same_points(
+    seconds: np.ndarray, metres: np.ndarray | None, o_labels: np.ndarray, d_labels: np.ndarray
+) -> None:
+    """Set the time (and metres) of every pair of identical points to 0, in place."""
+    d_order = np.argsort(d_labels, kind="stable")
+    pos = np.searchsorted(d_labels[d_order], o_labels)
+    pos = np.clip(pos, 0, max(d_labels.shape[0] - 1, 0))
+    if d_labels.shape[0] == 0:
+        return
+    hit = d_labels[d_order][pos] == o_labels
+    rows = np.flatnonzero(hit)
+    # all destinations equal to each origin (duplicates included)
+    for i in rows:
+        cols = np.flatnonzero(d_labels == o_labels[i])
+        seconds[i, cols] = 0.0
+        if metres is not None:
+            metres[i, cols] = 0.0
 
 
 def _counts(labels: np.ndarray) -> dict[str, int]:
@@ -284,8 +304,12 @@ def _run_chunk(task: tuple[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | N
 
 
 def _mp_context() -> multiprocessing.context.BaseContext:
-    # fork shares the augmented graph without copying; it is unsafe once other threads run
-    if sys.platform.startswith("linux") and threading.active_count() == 1:
+    """fork on Linux (the workers inherit the augmented graph without pickling), else spawn.
+
+    The forked workers run scipy's Dijkstra only and take no lock another thread could hold,
+    so forking a process that has other threads (numba, pyogrio) is safe here.
+    """
+    if sys.platform.startswith("linux"):
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
 
@@ -349,12 +373,17 @@ def run_blocks(
         finally:
             _STATE.clear()
         return
-    with ProcessPoolExecutor(
-        max_workers=jobs,
-        mp_context=_mp_context(),
-        initializer=_init_worker,
-        initargs=(aug, cutoff, distances),
-    ) as pool:
+    with warnings.catch_warnings():
+        # Python >= 3.12 warns on fork() in a multi-threaded process; see _mp_context
+        warnings.filterwarnings("ignore", message=".*use of fork\\(\\) may lead to deadlocks",
+                                category=DeprecationWarning)
+        pool = ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=_mp_context(),
+            initializer=_init_worker,
+            initargs=(aug, cutoff, distances),
+        )
+    with pool:
         for task, (sec, met) in zip(tasks, pool.map(_run_chunk, tasks), strict=True):
             deliver(task, sec, met)
 
@@ -406,14 +435,13 @@ def drive_time_matrix(
     """
     o = origins if isinstance(origins, SnappedPoints) else _snap_array(graph, origins, "origins")
     if destinations is None:
-        d, square = o, True
+        d = o
     else:
         d = (
             destinations
             if isinstance(destinations, SnappedPoints)
             else _snap_array(graph, destinations, "destinations")
         )
-        square = d is o
     if cutoff is not None and not cutoff > 0:
         raise ValueError(f"cutoff must be > 0 seconds or None, got {cutoff!r}")
     if far not in ("flag", "exclude", "error"):
@@ -446,11 +474,7 @@ def drive_time_matrix(
         on_block=store,
         progress=progress,
     )
-    if square:
-        diag = np.arange(no)
-        seconds[diag, diag] = 0.0
-        if metres is not None:
-            metres[diag, diag] = 0.0
+    zero_same_points(seconds, metres, o.labels, d.labels)
     result = DriveTimeMatrix(
         seconds=seconds, metres=metres, origins=o, destinations=d, cutoff=cutoff
     )

@@ -36,7 +36,7 @@ from roadnet.exceptions import CRSError, SnapError
 from roadnet.graph import CompiledGraph
 from roadnet.settings import settings
 
-__all__ = ["SnappedPoints", "snap_points"]
+__all__ = ["SnappedPoints", "point_labels", "snap_points"]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,11 @@ class SnappedPoints:
             "connector_speed_kmh": self.connector_speed_kmh,
         }
 
+    @property
+    def labels(self) -> np.ndarray:
+        """Coordinate labels of the points (see :func:`point_labels`)."""
+        return point_labels(self.lon, self.lat)
+
     def subset(self, rows: np.ndarray) -> SnappedPoints:
         """The points at ``rows`` (positions), in that order."""
         rows = np.asarray(rows, dtype=np.int64)
@@ -121,6 +126,17 @@ def _eligible_arcs(graph: CompiledGraph, min_component_nodes: int) -> np.ndarray
     a = np.arange(graph.arc_u.shape[0])
     primary = (graph.arc_twin < 0) | (a < graph.arc_twin)
     return np.flatnonzero(primary & ok_node[graph.arc_u] & ok_node[graph.arc_v])
+
+
+def point_labels(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """One int64 per point that identifies its coordinates to 1e-7 degree (about 1 cm).
+
+    The label packs the rounded longitude and latitude (exact, invertible): equal labels mean
+    the same place. Matrices are cached and assembled by these labels.
+    """
+    lon_i = np.round(np.asarray(lon, dtype=np.float64) * 1e7).astype(np.int64)
+    lat_i = np.round(np.asarray(lat, dtype=np.float64) * 1e7).astype(np.int64)
+    return (lon_i << 32) | (lat_i + (1 << 31))
 
 
 class _SegmentIndex:

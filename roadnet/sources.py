@@ -475,7 +475,8 @@ def _configure_osmnx() -> Any:
     ox.settings.cache_folder = str(Path(root) / "osmnx-http")
     ox.settings.use_cache = settings.use_cache
     ox.settings.log_console = False
-    for tag in ("motor_vehicle", "motorcar"):
+    # every tag roadnet's drive filter, one-way rule and speeds read (see _compile_osmnx_raw)
+    for tag in (*_FILTER_COLUMNS, "oneway", "junction", "maxspeed"):
         if tag not in ox.settings.useful_tags_way:
             ox.settings.useful_tags_way = [*ox.settings.useful_tags_way, tag]
     return ox
@@ -484,18 +485,47 @@ def _configure_osmnx() -> Any:
 def _compile_osmnx_raw(
     G: nx.MultiDiGraph, profile: SpeedProfile, source: dict[str, Any]
 ) -> CompiledGraph:
-    """Compile an *unsimplified* osmnx graph, applying roadnet's drive filter."""
-    # osmnx keeps both directions of two-way ways as separate edges, with the way's tags
-    data = pd.DataFrame([{c: d.get(c) for c in _FILTER_COLUMNS} for _, _, d in G.edges(data=True)])
-    mask = _drivable(data)
-    drop = [e for e, ok in zip(G.edges(keys=True), mask, strict=True) if not ok]
-    if drop:
-        G = G.copy()
-        G.remove_edges_from(drop)
-        G.remove_nodes_from([n for n, deg in dict(G.degree()).items() if deg == 0])
-    if G.number_of_edges() == 0:
+    """Compile an *unsimplified* osmnx graph built with ``osmnx.settings.all_oneway = True``.
+
+    With ``all_oneway`` osmnx adds each way segment once, keeps the way's own ``oneway`` tag
+    and only reverses the node order of ``oneway=-1|reverse|T`` ways. The segments are put back
+    in their way's direction and go through the same drive filter, one-way rule and speeds as a
+    PBF file's (:func:`_arcs_from_segments`), so that every source gives the same network
+    (osmnx's own rule makes untagged motorways and ``junction=circular`` two-way).
+    """
+    cols = [*_FILTER_COLUMNS, "oneway", "junction", "maxspeed"]
+    edges = list(G.edges(data=True))
+    tags = pd.DataFrame([{c: d.get(c) for c in cols} for _, _, d in edges], columns=cols)
+    keep = _drivable(tags)
+    if not keep.any():
         raise GraphSourceError(f"the road source {source} holds no drivable road")
-    return graph_from_networkx(G, profile=profile, source=source)
+    edges = [e for e, ok in zip(edges, keep, strict=True) if ok]
+    tags = tags[keep].reset_index(drop=True)
+    u = np.array([a for a, _, _ in edges], dtype=np.int64)
+    v = np.array([b for _, b, _ in edges], dtype=np.int64)
+    flip = np.array([d.get("oneway") in {"-1", "reverse", "T"} for _, _, d in edges], bool)
+    u, v = np.where(flip, v, u), np.where(flip, u, v)
+    node_ids = np.unique(np.concatenate([u, v]))
+    osmid = [d.get("osmid", -1) for _, _, d in edges]
+    raw, info = _arcs_from_segments(
+        node_ids,
+        np.array([G.nodes[n]["x"] for n in node_ids.tolist()], dtype=float),
+        np.array([G.nodes[n]["y"] for n in node_ids.tolist()], dtype=float),
+        np.searchsorted(node_ids, u),
+        np.searchsorted(node_ids, v),
+        np.array([d.get("length", np.nan) for _, _, d in edges], dtype=float),
+        tags,
+        np.array([o[0] if isinstance(o, list) else o for o in osmid], dtype=np.int64),
+        profile,
+    )
+    meta = {
+        "source": source,
+        "network_type": "drive",
+        "speed_profile": profile.to_dict(),
+        "osm_timestamp": None,
+        **info,
+    }
+    return compile_arcs(raw, meta)
 
 
 def graph_from_xml(
@@ -504,10 +534,13 @@ def graph_from_xml(
     """Compile the drive network of an OSM XML (``.osm``) file, parsed by osmnx."""
     ox = _configure_osmnx()
     p = _check_file(path, "OSM XML")
+    all_oneway, ox.settings.all_oneway = ox.settings.all_oneway, True  # see _compile_osmnx_raw
     try:
         G = ox.graph_from_xml(p, simplify=False, retain_all=True, bidirectional=False)
     except Exception as exc:  # expat and osmnx errors both mean "unreadable"
         raise GraphSourceError(f"cannot read {p} as OSM XML: {exc}") from None
+    finally:
+        ox.settings.all_oneway = all_oneway
     source = {"type": "osm_xml", "path": str(p.resolve()), "sha256": file_sha256(p)}
     return _compile_osmnx_raw(G, profile or SpeedProfile.default(), source)
 
@@ -516,6 +549,7 @@ def _download(
     kind: str, query: Any, call: Callable[[Any], nx.MultiDiGraph], profile: SpeedProfile | None
 ) -> CompiledGraph:
     ox = _configure_osmnx()
+    all_oneway, ox.settings.all_oneway = ox.settings.all_oneway, True  # see _compile_osmnx_raw
     try:
         G = call(ox)
     except RoadnetError:
@@ -523,11 +557,18 @@ def _download(
     except Exception as exc:
         name = type(exc).__name__
         text = str(exc)
-        if "geocode" in text.lower() or name in {"InsufficientResponseError", "TypeError"}:
+        if "geocode" in text.lower():  # osmnx.geocoder: no result, or no (Multi)Polygon
+            raise PlaceNotFoundError(
+                f"{kind} {query!r} not found: Nominatim at {settings.nominatim_url} gave no "
+                f"area for it ({name}: {text})"
+            ) from None
+        if "no data elements" in text.lower():  # osmnx.graph._create_graph: empty answer
             raise PlaceNotFoundError(
                 f"{kind} {query!r}: no drivable road network found ({name}: {text})"
             ) from None
         raise GraphSourceError(f"downloading {kind} {query!r} failed: {name}: {text}") from None
+    finally:
+        ox.settings.all_oneway = all_oneway
     source = {
         "type": "overpass",
         "kind": kind,
@@ -562,7 +603,10 @@ def graph_from_bbox(
     bbox: tuple[float, float, float, float], *, profile: SpeedProfile | None = None
 ) -> CompiledGraph:
     """Download the drive network inside ``(west, south, east, north)`` degrees (Overpass)."""
-    w, s, e, n = (float(c) for c in bbox)
+    try:
+        w, s, e, n = (float(c) for c in bbox)
+    except (TypeError, ValueError):
+        w = s = e = n = float("nan")
     if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
         raise GraphSourceError(
             f"bbox must be (west, south, east, north) in degrees with west < east and "

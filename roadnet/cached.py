@@ -1,0 +1,616 @@
+"""Road graphs and drive-time matrices through the persistent :mod:`cache`.
+
+"Precompute the drive times for all ZIPs of a region tonight, optimize any subset tomorrow."
+
+Graphs
+    Keyed by what produced them: the source's identity (the PBF's SHA-256, or the Overpass
+    query), the network type, the speed profile and the compiled-graph format version. A
+    downloaded graph records its download date in its metadata; ``refresh`` downloads again.
+
+Matrices
+    Points are identified by their coordinates (:func:`~roadnet.snap.point_labels`, 1e-7
+    degree), so the same ZIP centroid is the same row whatever its id or position in a file.
+    A *family* groups the matrices computed on one graph with one set of snapping parameters;
+    within it, a request is
+
+    1. served whole when an entry for exactly these origins and destinations exists;
+    2. otherwise **assembled** from every entry of the family whose labels overlap the request
+       (read block-wise from memory-mapped, checksummed files: a 100 x 100 subset of a
+       20,000 x 20,000 precomputed matrix reads a few blocks, not 1.6 GB);
+    3. the cells still missing are computed: origins whose rows are (mostly) missing by forward
+       Dijkstra, the remaining missing destinations' columns by Dijkstra on the reversed graph.
+       Adding 50 points to a cached 5,000-point matrix runs 100 searches instead of 5,050.
+
+    The assembled result is stored as a new entry (entries it makes redundant are removed) unless
+    it was served entirely from cache. Entries computed with a cutoff serve requests with an
+    equal or smaller cutoff; entries without one serve all. Entries with road metres serve
+    requests with or without metres.
+
+A failing cache (read-only or full disk) never costs the caller the result: it is computed,
+returned, and a warning names the folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cache import CacheError, Store, default_cache_dir, make_key
+from roadnet.graph import FORMAT_VERSION, CompiledGraph
+from roadnet.matrix import (
+    DriveTimeMatrix,
+    FarPolicy,
+    ProgressCallback,
+    _augment,
+    block_tasks,
+    drive_time_matrix,
+    run_blocks,
+    zero_same_points,
+)
+from roadnet.settings import settings
+from roadnet.snap import SnappedPoints
+from roadnet.speed import SpeedProfile
+
+__all__ = [
+    "MATRIX_FORMAT",
+    "CacheReport",
+    "cached_drive_time_matrix",
+    "cached_graph",
+    "graph_key",
+    "open_store",
+    "precompute_matrix",
+]
+
+log = logging.getLogger(__name__)
+
+#: version of the cached matrix layout and semantics (bump to invalidate old entries)
+MATRIX_FORMAT = 1
+_KIND_GRAPH = "graph"
+_KIND_SECONDS = "matrix"
+_KIND_METRES = "matrix-metres"
+
+
+@dataclasses.dataclass
+class CacheReport:
+    """How a request used the cache.
+
+    Attributes
+    ----------
+    status
+        ``"hit"`` (served whole), ``"assembled"`` (from cached blocks, nothing computed),
+        ``"partial"`` (cached blocks + computed rows/columns), ``"miss"`` (all computed) or
+        ``"off"`` (cache disabled or unusable).
+    key
+        Key of the entry serving (or storing) the result.
+    rows_computed, cols_computed
+        Forward searches (origin rows) and reverse searches (destination columns) run.
+    cells_from_cache
+        Matrix cells read from the cache.
+    stored
+        Whether the result was written to the cache.
+    """
+
+    status: str
+    key: str | None = None
+    rows_computed: int = 0
+    cols_computed: int = 0
+    cells_from_cache: int = 0
+    stored: bool = False
+
+    def describe(self) -> str:
+        """One line for logs and the CLI."""
+        if self.status == "hit":
+            return f"served from cache (entry {self.key})"
+        if self.status == "assembled":
+            return f"assembled from cached blocks ({self.cells_from_cache:,} cells)"
+        if self.status == "off":
+            return "cache not used"
+        return (
+            f"computed {self.rows_computed:,} row(s) and {self.cols_computed:,} column(s); "
+            f"{self.cells_from_cache:,} cells from cache"
+        )
+
+
+def open_store(root: Path | None = None) -> Store | None:
+    """The cache store of the current settings, or ``None`` when caching is off or impossible."""
+    if not settings.use_cache:
+        return None
+    path = Path(root or settings.cache_dir or default_cache_dir())
+    try:
+        return Store(path)
+    except (CacheError, OSError) as exc:
+        log.warning("cache folder %s is unusable (%s); continuing without cache", path, exc)
+        return None
+
+
+# ------------------------------------------------------------------------------- graphs
+def _graph_inputs(identity: dict[str, Any], profile: SpeedProfile) -> dict[str, Any]:
+    return {
+        "source": identity,
+        "network_type": "drive",
+        "speed_profile": profile.to_dict(),
+        "format_version": FORMAT_VERSION,
+    }
+
+
+def graph_key(graph: CompiledGraph) -> str:
+    """Identity of a graph for matrix keys: its cache key, or a hash of its arrays."""
+    key = graph.meta.get("cache_key")
+    if isinstance(key, str):
+        return key
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in ("indptr", "indices", "seconds", "metres", "geom_x", "geom_y", "geom_s"):
+        h.update(np.ascontiguousarray(getattr(graph, name)).tobytes())
+    digest = h.hexdigest()[:32]
+    graph.meta["cache_key"] = f"content-{digest}"
+    return str(graph.meta["cache_key"])
+
+
+def cached_graph(
+    identity: dict[str, Any],
+    build: Callable[[], CompiledGraph],
+    profile: SpeedProfile,
+    *,
+    refresh: bool | None = None,
+    store: Store | None = None,
+) -> tuple[CompiledGraph, bool]:
+    """The graph of ``identity``, from the cache or built (and stored).
+
+    Parameters
+    ----------
+    identity
+        What identifies the source, e.g. ``{"type": "pbf", "sha256": ...}`` or
+        ``{"type": "overpass", "kind": "place", "query": ...}``.
+    build
+        Builds the graph on a miss.
+    profile
+        The speed profile (part of the key).
+    refresh
+        Rebuild even when cached (default ``settings.refresh``).
+
+    Returns
+    -------
+    tuple of (CompiledGraph, bool)
+        The graph and whether it came from the cache.
+    """
+    refresh = settings.refresh if refresh is None else refresh
+    store = store if store is not None else open_store()
+    inputs = _graph_inputs(identity, profile)
+    key = make_key(_KIND_GRAPH, inputs)
+    if store is None:
+        g = build()
+        g.meta["cache_key"] = key
+        return g, False
+
+    def compute() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        g = build()
+        g.meta["cache_key"] = key
+        return g.arrays(), g.meta
+
+    entry, hit = store.get_or_compute(key, _KIND_GRAPH, inputs, compute, refresh=refresh)
+    graph = CompiledGraph.from_arrays(dict(entry.arrays), dict(entry.meta))
+    graph.meta["cache_key"] = key
+    log.info("road graph %s %s", key, "served from cache" if hit else "built and cached")
+    return graph, hit
+
+
+# ------------------------------------------------------------------------------- matrices
+def _family(graph: CompiledGraph, o: SnappedPoints) -> dict[str, Any]:
+    return {
+        "graph": graph_key(graph),
+        "snap": {
+            "max_distance_m": float(o.max_distance_m),
+            "connector_speed_kmh": float(o.connector_speed_kmh),
+        },
+        "matrix_format": MATRIX_FORMAT,
+    }
+
+
+def _matrix_key(
+    family: dict[str, Any],
+    rows: np.ndarray,
+    cols: np.ndarray,
+    cutoff: float | None,
+    distances: bool,
+) -> tuple[str, dict[str, Any]]:
+    inputs = {
+        "family": family,
+        "origins": rows,
+        "destinations": cols,
+        "cutoff_s": cutoff,
+        "metres": distances,
+    }
+    return make_key(_KIND_SECONDS, inputs), inputs
+
+
+def _usable(meta: dict[str, Any], family_key: str, cutoff: float | None, distances: bool) -> bool:
+    if meta.get("family_key") != family_key:
+        return False
+    if distances and not meta.get("metres_key"):
+        return False
+    have = meta.get("cutoff_s")
+    return have is None or (cutoff is not None and cutoff <= have)
+
+
+def _positions(labels: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions in ``wanted`` found in ``labels``, their positions in ``labels``)."""
+    order = np.argsort(labels, kind="stable")
+    pos = np.searchsorted(labels[order], wanted)
+    pos = np.clip(pos, 0, max(labels.shape[0] - 1, 0))
+    found = labels[order][pos] == wanted if labels.shape[0] else np.zeros(wanted.shape, bool)
+    return np.flatnonzero(found), order[pos[found]]
+
+
+def cached_drive_time_matrix(
+    graph: CompiledGraph,
+    origins: SnappedPoints,
+    destinations: SnappedPoints | None = None,
+    *,
+    cutoff: float | None = None,
+    distances: bool = False,
+    far: FarPolicy = "flag",
+    n_jobs: int | None = None,
+    progress: ProgressCallback | None = None,
+    refresh: bool | None = None,
+    store: Store | None = None,
+) -> tuple[DriveTimeMatrix, CacheReport]:
+    """:func:`~roadnet.matrix.drive_time_matrix` through the cache (see module docstring).
+
+    Returns the same matrix as the uncached function, and a :class:`CacheReport`.
+    """
+    refresh = settings.refresh if refresh is None else refresh
+    store = store if store is not None else open_store()
+    o = origins
+    d = o if destinations is None else destinations
+    if store is None:
+        m = drive_time_matrix(
+            graph,
+            o,
+            d,
+            cutoff=cutoff,
+            distances=distances,
+            far=far,
+            n_jobs=n_jobs,
+            progress=progress,
+        )
+        return m, CacheReport(status="off")
+    if far not in ("flag", "exclude", "error"):
+        raise ValueError(f"far must be 'flag', 'exclude' or 'error', got {far!r}")
+    if far == "error" and (o.flagged.any() or d.flagged.any()):
+        # same check and message as the uncached path
+        return drive_time_matrix(graph, o, d, far="error"), CacheReport(status="off")
+    if cutoff is not None and not cutoff > 0:
+        raise ValueError(f"cutoff must be > 0 seconds or None, got {cutoff!r}")
+    family = _family(graph, o)
+    family_key = make_key("matrix-family", family)
+    rl, cl = o.labels, d.labels
+    key, inputs = _matrix_key(family, rl, cl, cutoff, distances)
+    no, nd = len(o), len(d)
+    seconds = np.full((no, nd), np.nan, dtype=np.float32)
+    metres = np.full((no, nd), np.nan, dtype=np.float32) if distances else None
+    report = CacheReport(status="miss", key=key)
+
+    if not refresh:
+        _assemble(store, family_key, rl, cl, cutoff, distances, seconds, metres, report)
+    filled = ~np.isnan(seconds)
+    if metres is not None:
+        filled &= ~np.isnan(metres)
+    report.cells_from_cache = int(filled.sum())
+    if filled.all():
+        report.status = "hit" if report.status == "hit" else "assembled"
+    else:
+        _compute_missing(
+            graph, o, d, filled, seconds, metres, cutoff, distances, n_jobs, progress, report
+        )
+        report.status = "partial" if report.cells_from_cache else "miss"
+    if cutoff is not None:
+        over = seconds > cutoff
+        seconds[over] = np.inf
+        if metres is not None:
+            metres[over] = np.inf
+    zero_same_points(seconds, metres, rl, cl)
+    if report.status in ("partial", "miss"):
+        _store_result(store, key, inputs, family_key, rl, cl, cutoff, seconds, metres, report)
+    if far == "exclude":
+        for arr in (seconds, metres):
+            if arr is not None:
+                arr[o.flagged, :] = np.inf
+                arr[:, d.flagged] = np.inf
+    log.info("drive-time matrix %dx%d: %s", no, nd, report.describe())
+    return DriveTimeMatrix(
+        seconds=seconds, metres=metres, origins=o, destinations=d, cutoff=cutoff
+    ), report
+
+
+def _assemble(
+    store: Store,
+    family_key: str,
+    rl: np.ndarray,
+    cl: np.ndarray,
+    cutoff: float | None,
+    distances: bool,
+    seconds: np.ndarray,
+    metres: np.ndarray | None,
+    report: CacheReport,
+) -> None:
+    """Fill ``seconds``/``metres`` from every usable cached entry of the family."""
+    candidates = []
+    for info in store.ls(kind=_KIND_SECONDS):
+        described = store.info(info.key)
+        if described is None:
+            continue
+        meta = described[1].get("meta", {})
+        if _usable(meta, family_key, cutoff, distances):
+            candidates.append((info, meta))
+    # largest first: fewer entries to read
+    candidates.sort(key=lambda c: -int(c[1].get("rows", 0)) * int(c[1].get("cols", 0)))
+    for info, meta in candidates:
+        missing = np.isnan(seconds)
+        if not missing.any():
+            break
+        try:
+            entry = store.open_matrix(info.key)
+            if entry is None:
+                continue
+            with entry:
+                rows_req, rows_ent = _positions(entry.row_labels, rl)
+                cols_req, cols_ent = _positions(entry.col_labels, cl)
+                if rows_req.size == 0 or cols_req.size == 0:
+                    continue
+                sub_missing = missing[np.ix_(rows_req, cols_req)]
+                keep = sub_missing.any(axis=1)
+                if not keep.any():
+                    continue
+                rows_req, rows_ent = rows_req[keep], rows_ent[keep]
+                block = entry.take(rows_ent, cols_ent)
+                mblock = None
+                if metres is not None:
+                    ment = store.open_matrix(meta["metres_key"])
+                    if ment is None:
+                        continue
+                    with ment:
+                        mblock = ment.take(rows_ent, cols_ent)
+        except CacheError as exc:  # a corrupt block: quarantined by the store, recompute
+            log.warning("cached matrix %s unusable (%s); its cells are recomputed", info.key, exc)
+            continue
+        tgt = np.ix_(rows_req, cols_req)
+        hole = np.isnan(seconds[tgt])
+        seconds[tgt] = np.where(hole, block, seconds[tgt])
+        if metres is not None and mblock is not None:
+            metres[tgt] = np.where(hole, mblock, metres[tgt])
+        if (
+            meta.get("rows") == rl.shape[0]
+            and meta.get("cols") == cl.shape[0]
+            and np.array_equal(entry.row_labels, rl)
+            and np.array_equal(entry.col_labels, cl)
+        ):
+            report.status = "hit"
+            report.key = info.key
+
+
+def _compute_missing(
+    graph: CompiledGraph,
+    o: SnappedPoints,
+    d: SnappedPoints,
+    filled: np.ndarray,
+    seconds: np.ndarray,
+    metres: np.ndarray | None,
+    cutoff: float | None,
+    distances: bool,
+    n_jobs: int | None,
+    progress: ProgressCallback | None,
+    report: CacheReport,
+) -> None:
+    """Compute the missing cells: mostly-missing rows forward, then remaining columns reverse."""
+    missing = ~filled
+    row_missing = missing.sum(axis=1)
+    full_rows = np.flatnonzero(row_missing > missing.shape[1] // 2)
+    still = missing.copy()
+    still[full_rows] = False
+    cols = np.flatnonzero(still.any(axis=0))
+    # if reverse columns would be more searches than forward rows, do rows instead
+    if cols.size > np.flatnonzero(still.any(axis=1)).size:
+        full_rows = np.flatnonzero(row_missing > 0)
+        cols = np.zeros(0, dtype=np.int64)
+    aug = _augment(graph, o, d, np.ones(len(o), bool), np.ones(len(d), bool))
+
+    def store_block(kind: str, idx: np.ndarray, sec: np.ndarray, met: np.ndarray | None) -> None:
+        if kind == "rows":
+            seconds[idx] = sec
+            if metres is not None and met is not None:
+                metres[idx] = met
+        else:
+            seconds[:, idx] = np.where(missing[:, idx], sec, seconds[:, idx])
+            if metres is not None and met is not None:
+                metres[:, idx] = np.where(missing[:, idx], met, metres[:, idx])
+
+    tasks = block_tasks("rows", full_rows) + block_tasks("cols", cols)
+    run_blocks(
+        aug,
+        tasks,
+        cutoff=cutoff,
+        distances=distances,
+        n_jobs=n_jobs,
+        on_block=store_block,
+        progress=progress,
+    )
+    report.rows_computed = int(full_rows.size)
+    report.cols_computed = int(cols.size)
+
+
+def _store_result(
+    store: Store,
+    key: str,
+    inputs: dict[str, Any],
+    family_key: str,
+    rl: np.ndarray,
+    cl: np.ndarray,
+    cutoff: float | None,
+    seconds: np.ndarray,
+    metres: np.ndarray | None,
+    report: CacheReport,
+) -> None:
+    meta: dict[str, Any] = {
+        "family_key": family_key,
+        "family": inputs["family"],
+        "rows": int(rl.shape[0]),
+        "cols": int(cl.shape[0]),
+        "cutoff_s": cutoff,
+        "metres_key": None,
+        "created_unix": time.time(),
+    }
+    try:
+        if metres is not None:
+            mkey = make_key(_KIND_METRES, {"seconds_key": key})
+            store.put_matrix(
+                mkey,
+                _KIND_METRES,
+                {"seconds_key": key},
+                metres,
+                row_labels=rl,
+                col_labels=cl,
+                meta={"seconds_key": key},
+            )
+            meta["metres_key"] = mkey
+        store.put_matrix(
+            key, _KIND_SECONDS, inputs, seconds, row_labels=rl, col_labels=cl, meta=meta
+        )
+        report.stored = True
+    except CacheError as exc:
+        log.warning("%s; the matrix is returned without being cached", exc)
+        return
+    _drop_subsumed(store, key, family_key, rl, cl, cutoff, metres is not None)
+
+
+def _drop_subsumed(
+    store: Store,
+    key: str,
+    family_key: str,
+    rl: np.ndarray,
+    cl: np.ndarray,
+    cutoff: float | None,
+    has_metres: bool,
+) -> None:
+    """Remove entries of the family that the new entry fully replaces."""
+    rset, cset = set(rl.tolist()), set(cl.tolist())
+    for info in store.ls(kind=_KIND_SECONDS):
+        if info.key == key:
+            continue
+        described = store.info(info.key)
+        if described is None:
+            continue
+        meta = described[1].get("meta", {})
+        if meta.get("family_key") != family_key or meta.get("cutoff_s") != cutoff:
+            continue
+        if bool(meta.get("metres_key")) and not has_metres:
+            continue
+        entry = store.open_matrix(info.key)
+        if entry is None:
+            continue
+        with entry:
+            covered = (
+                set(entry.row_labels.tolist()) <= rset and set(entry.col_labels.tolist()) <= cset
+            )
+        if covered:
+            store.delete(info.key)
+            if meta.get("metres_key"):
+                store.delete(meta["metres_key"])
+            log.info("cache entry %s is covered by %s: removed", info.key, key)
+
+
+def precompute_matrix(
+    graph: CompiledGraph,
+    points: SnappedPoints,
+    *,
+    cutoff: float | None = None,
+    distances: bool = False,
+    n_jobs: int | None = None,
+    block_rows: int = 256,
+    progress: ProgressCallback | None = None,
+    store: Store | None = None,
+) -> tuple[str, int, int]:
+    """Fill the cache with the square matrix of ``points``, resumably.
+
+    Rows are computed in blocks of ``block_rows`` and each finished block is written at once;
+    a run that is interrupted (Ctrl-C, a killed process, a reboot) resumes from the finished
+    blocks. Returns ``(key, blocks computed now, blocks total)``.
+    """
+    store = store if store is not None else open_store()
+    if store is None:
+        raise CacheError("precompute needs the cache: caching is disabled (--no-cache?)")
+    family = _family(graph, points)
+    family_key = make_key("matrix-family", family)
+    labels = points.labels
+    if np.unique(labels).shape[0] != labels.shape[0]:
+        keep = np.sort(np.unique(labels, return_index=True)[1])
+        points = points.subset(keep)
+        labels = points.labels
+    key, inputs = _matrix_key(family, labels, labels, cutoff, distances)
+    if store.contains(key):
+        return key, 0, 0
+    n = len(points)
+    meta: dict[str, Any] = {
+        "family_key": family_key,
+        "family": family,
+        "rows": n,
+        "cols": n,
+        "cutoff_s": cutoff,
+        "metres_key": None,
+        "created_unix": time.time(),
+    }
+    parts = {
+        "seconds": store.partial_matrix(
+            key, _KIND_SECONDS, inputs, (n, n), labels, labels, block_rows, meta=meta
+        )
+    }
+    if distances:
+        mkey = make_key(_KIND_METRES, {"seconds_key": key})
+        parts["metres"] = store.partial_matrix(
+            mkey,
+            _KIND_METRES,
+            {"seconds_key": key},
+            (n, n),
+            labels,
+            labels,
+            block_rows,
+            meta={"seconds_key": key},
+        )
+        meta["metres_key"] = mkey
+    todo = sorted(
+        set(parts["seconds"].missing_blocks())
+        | (set(parts["metres"].missing_blocks()) if distances else set())
+    )
+    total_blocks = parts["seconds"].n_blocks
+    aug = _augment(graph, points, points, np.ones(n, bool), np.ones(n, bool))
+    labels_arr = labels
+
+    def write(kind: str, idx: np.ndarray, sec: np.ndarray, met: np.ndarray | None) -> None:
+        block = int(idx[0]) // block_rows
+        sec = sec.copy()
+        zero_same_points(sec, met, labels_arr[idx], labels_arr)
+        if met is not None:
+            parts["metres"].write_block(block, met)
+        parts["seconds"].write_block(block, sec)
+
+    tasks = [("rows", np.arange(*parts["seconds"].block_range(b))) for b in todo]
+    run_blocks(
+        aug,
+        tasks,
+        cutoff=cutoff,
+        distances=distances,
+        n_jobs=n_jobs,
+        on_block=write,
+        progress=progress,
+    )
+    if distances:
+        parts["metres"].finish()
+    parts["seconds"].finish(meta=meta)
+    return key, len(todo), total_blocks

@@ -1,0 +1,1 @@
+"""Helpers for the cache tests: deterministic data and subprocess workers."""
