@@ -364,7 +364,7 @@ def matrix_cmd(
         if destinations
         else None
     )
-    with settings.override(cache_dir=cache_dir or settings.cache_dir):
+    with _cache_settings(cache_dir, no_cache, refresh):
         g = load_road_graph(
             pbf=pbf, osm=osm, place=place, bbox=bbox, graph=graph, profile=_profile(speeds, speed)
         )
