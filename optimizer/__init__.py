@@ -1,8 +1,175 @@
 """optimizer: territory design on any cost matrix (drive time or straight line).
 
-Arrays in, arrays out; it never imports :mod:`roadnet`. The solvers (location-allocation with
-TRANSP and optimal split resolution, successive dichotomies, anchored centers, contiguity,
-local search) arrive with issues 4 and 6; this release ships the package skeleton only.
+Arrays in, arrays out; it never imports :mod:`roadnet`. A :class:`TerritoryProblem` holds the
+basic areas' activity measures, ``p``, the balance tolerance (or capacities) and a cost
+provider; :func:`solve` runs one of the methods of Kalcsics, Nickel & Schröder (2005):
+
+============================  ===============================================================
+``method``                    what it runs
+============================  ===============================================================
+``"la"`` (default)            location–allocation, TRANSP + optimal split resolution (§5)
+``"la-assignmax"``            location–allocation, TRANSP + AssignMAX
+``"la-mindist"``              location–allocation with AllocMinDist (nearest center)
+``"interchange"``             AllocMinDist + Teitz–Bart vertex substitution ("Inter", §7)
+``"dichotomies"``             successive dichotomies (§6), needs ``problem.coords``
+``"dichotomies-split"``       successive dichotomies with one split per cut, resolved
+                              optimally (§6.5)
+``"exact"``                   the MIP (HiGHS) for small instances, with its dual bound
+============================  ===============================================================
+
+Every method returns a :class:`Solution` with the assignment, centers, sizes, deviations,
+cost, a lower bound and the gap where one is known.
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from optimizer.exact import solve_exact
+from optimizer.exceptions import InfeasibleError, InputError, OptimizerError, SolverError
+from optimizer.la import allocate, location_allocation
+from optimizer.location import one_medians
+from optimizer.problem import (
+    CostMatrix,
+    EuclideanCost,
+    HaversineCost,
+    TerritoryProblem,
+)
+from optimizer.solution import Solution, evaluate
+from optimizer.transp import TranspResult, solve_transp
+
+__all__ = [
+    "METHODS",
+    "CostMatrix",
+    "EuclideanCost",
+    "HaversineCost",
+    "InfeasibleError",
+    "InputError",
+    "OptimizerError",
+    "Solution",
+    "SolverError",
+    "TerritoryProblem",
+    "TranspResult",
+    "allocate",
+    "evaluate",
+    "location_allocation",
+    "solve",
+    "solve_exact",
+    "solve_transp",
+]
+
+METHODS = (
+    "la",
+    "la-assignmax",
+    "la-mindist",
+    "interchange",
+    "dichotomies",
+    "dichotomies-split",
+    "exact",
+)
+
+
+def solve(
+    problem: TerritoryProblem, method: str = "la", *, seed: int | None = 0, **options: Any
+) -> Solution:
+    """Solve ``problem`` with ``method`` (see the module docstring); options go to the solver.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> prob = TerritoryProblem.from_points(rng.random((60, 2)), np.ones(60), 3, tolerance=0.1)
+    >>> sol = solve(prob, "la")
+    >>> sol.sizes[:, 0].tolist()
+    [20.0, 20.0, 20.0]
+    """
+    if method == "la":
+        return location_allocation(problem, seed=seed, **options)
+    if method == "la-assignmax":
+        return location_allocation(problem, split="assignmax", seed=seed, **options)
+    if method == "la-mindist":
+        return location_allocation(problem, allocation="mindist", seed=seed, **options)
+    if method == "interchange":
+        return _interchange(problem, seed=seed, **options)
+    if method in ("dichotomies", "dichotomies-split"):
+        return _dichotomies(problem, split=method.endswith("split"), seed=seed, **options)
+    if method == "exact":
+        return solve_exact(problem, **options)
+    raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def _interchange(problem: TerritoryProblem, *, seed: int | None, **options: Any) -> Solution:
+    from optimizer.pmedian import solve_pmedian
+
+    t0 = time.perf_counter()
+    nc = problem.cost.shape[0]
+    dist = problem.cost.rows(np.arange(nc))
+    res = solve_pmedian(
+        dist, problem.objective_weights, problem.p, seed=0 if seed is None else seed, **options
+    )
+    centers = np.asarray(res.centers, dtype=np.int64)
+    assignment = np.argmin(dist[centers], axis=0).astype(np.int64)
+    sol = evaluate(
+        problem,
+        assignment,
+        centers,
+        method="interchange",
+        seed=seed,
+        iterations=int(res.iterations),
+        seconds=time.perf_counter() - t0,
+    )
+    return sol
+
+
+def _dichotomies(
+    problem: TerritoryProblem, *, split: bool, seed: int | None, **options: Any
+) -> Solution:
+    from optimizer.dichotomy import successive_dichotomies, successive_dichotomies_split
+
+    if problem.coords is None:
+        raise InputError(
+            "successive dichotomies need planar coordinates (problem.coords); "
+            "build the problem with from_points or give coords="
+        )
+    t0 = time.perf_counter()
+    if split:
+        res = successive_dichotomies_split(problem.coords, problem.weights, problem.p, **options)
+    else:
+        tol = (problem.tol_lower, problem.tol_upper)
+        res = successive_dichotomies(
+            problem.coords,
+            problem.weights,
+            problem.p,
+            tolerance=options.pop("tolerance", tol),
+            seed=seed,
+            **options,
+        )
+    assignment = np.asarray(res.assignment, dtype=np.int64)
+    # centers: the 1-median of each territory (for the cost and the reports)
+    start = np.array([_first_candidate(problem, assignment, t) for t in range(problem.p)])
+    centers = one_medians(problem, assignment, start)
+    return evaluate(
+        problem,
+        assignment,
+        centers,
+        method="dichotomies" + ("-split" if split else ""),
+        seed=seed,
+        seconds=time.perf_counter() - t0,
+        details={
+            "nodes_explored": int(res.nodes_explored),
+            "backtracks": int(res.backtracks),
+            "relaxations": int(res.relaxations),
+            "splits": int(res.splits),
+        },
+    )
+
+
+def _first_candidate(problem: TerritoryProblem, assignment: np.ndarray, t: int) -> int:
+    members = np.flatnonzero(assignment == t)
+    pos = np.flatnonzero(np.isin(problem.candidates, members))
+    if pos.size:
+        return int(pos[0])
+    return int(np.argmin(problem.cost.block(np.arange(problem.cost.shape[0]), members).sum(1)))

@@ -1,0 +1,323 @@
+"""Location–allocation (Hess et al. 1965) with TRANSP and optimal split resolution.
+
+Kalcsics, Nickel & Schröder (2005), §5: alternate
+
+* **allocation**: the fractional allocation LP (TRANSP, eqs. 5.4–5.6, or its tolerance /
+  capacity versions, :mod:`optimizer.transp`), whose at most ``p - 1`` split areas are then
+  resolved **optimally** by the dynamic programme of eqs. 5.7–5.10 (:mod:`optimizer.split`,
+  objective SPRES∞/SPRES1/SPRES2) or by AssignMAX; or simply **AllocMinDist** (nearest center,
+  no balance);
+* **location**: the exact 1-median of every territory (:func:`optimizer.location.one_medians`);
+
+until the centers repeat, from several seeded k-means++ starts; the best start wins (within the
+bounds first, then lowest cost).
+
+Certificate: for the final centers, the dual of the allocation LP (made feasible for the pairs
+that sparsification left out) bounds the cost of *any* allocation to these centers that meets
+the same bounds; the solution reports it and the gap honestly.
+
+Targets of split resolution: the mean size ``mu`` (the paper's model); in capacity mode the
+loads of the fractional LP solution (each at most its capacity), so that rounding moves them as
+little as possible.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from optimizer.exceptions import InfeasibleError, InputError
+from optimizer.location import initial_centers, one_medians
+from optimizer.problem import TerritoryProblem
+from optimizer.solution import Solution, evaluate
+from optimizer.transp import solve_transp
+
+__all__ = ["allocate", "location_allocation"]
+
+log = logging.getLogger(__name__)
+
+Allocation = Literal["transp", "mindist"]
+SplitMethod = Literal["optimal", "assignmax"]
+
+
+def allocate(
+    problem: TerritoryProblem,
+    centers: np.ndarray,
+    *,
+    allocation: Allocation = "transp",
+    split: SplitMethod = "optimal",
+    split_objective: str = "max",
+    k_nearest: int | None = 10,
+    cost_rows: np.ndarray | None = None,
+    allowed: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Assign every area to one of ``centers``; returns ``(assignment, facts)``.
+
+    ``facts`` has ``lp_bound`` (TRANSP) and ``n_splits``.
+    """
+    rows = problem.cost.rows(centers) if cost_rows is None else cost_rows
+    if allocation == "mindist":
+        masked = rows if allowed is None else np.where(allowed, rows, np.inf)
+        return np.argmin(masked, axis=0).astype(np.int64), {"n_splits": 0.0}
+    if allocation != "transp":
+        raise InputError(f"allocation must be 'transp' or 'mindist', got {allocation!r}")
+    from optimizer.split import assign_max, resolve_splits
+
+    lo, hi = problem.center_bounds(centers)
+    elastic = False
+    try:
+        tr = solve_transp(
+            rows,
+            problem.weights,
+            lower=lo,
+            upper=hi,
+            cost_weights=problem.objective_weights,
+            k_nearest=k_nearest,
+            allowed=allowed,
+        )
+    except InfeasibleError as exc:
+        # these centers cannot meet the bounds (e.g. one center for a whole island): soften
+        # the bounds so the allocation still exists; the solution reports the violation
+        log.info("allocation infeasible for these centers (%s); using soft bounds", exc)
+        tr = solve_transp(
+            rows,
+            problem.weights,
+            lower=lo,
+            upper=hi,
+            cost_weights=problem.objective_weights,
+            k_nearest=k_nearest,
+            allowed=allowed,
+            elastic=_penalty(problem, rows),
+        )
+        elastic = True
+    fractions = tr.fractions if problem.m == 1 else _spanning_forest(tr.fractions)
+    if problem.capacity_mode:
+        targets = np.asarray(fractions @ problem.weights)
+    else:
+        targets = np.tile(problem.mean, (problem.p, 1))
+    if split == "optimal":
+        res = resolve_splits(fractions, problem.weights, targets, objective=split_objective)  # type: ignore[arg-type]
+    elif split == "assignmax":
+        res = assign_max(fractions, problem.weights, targets)
+    else:
+        raise InputError(f"split must be 'optimal' or 'assignmax', got {split!r}")
+    return res.assignment.astype(np.int64), {
+        "elastic": float(elastic),
+        "lp_bound": tr.lower_bound,
+        "lp_value": tr.objective,
+        "n_splits": float(res.n_splits),
+        "k_used": float(tr.k_used),
+    }
+
+
+def _penalty(problem: TerritoryProblem, rows: np.ndarray) -> float:
+    """Cost of one unit of size violation: dearer than any reassignment could save."""
+    fin = rows[np.isfinite(rows)]
+    span = float(fin.max()) if fin.size else 1.0
+    w = problem.weights[:, 0]
+    unit = float(w[w > 0].min()) if np.any(w > 0) else 1.0
+    return 10.0 * span * float(problem.objective_weights.max()) / unit + 1.0
+
+
+def _spanning_forest(fractions: sp.csr_matrix) -> sp.csr_matrix:
+    """Make the split adjacency a forest (needed by the split DP) for several measures.
+
+    With one measure a basic TRANSP solution has a forest split adjacency; with ``m`` size
+    rows per center a basis may contain cycles. Kruskal on the fractional entries, largest
+    first, keeps a maximum spanning forest; the fraction of every dropped entry moves to the
+    area's largest kept entry (each area keeps at least its largest one). The sizes move by at
+    most the dropped fractions' weights; split resolution then works on the forest.
+    """
+    coo = fractions.tocoo()
+    frac_entry = (coo.data > 1e-12) & (coo.data < 1 - 1e-12)
+    if not frac_entry.any():
+        return fractions
+    p, n = fractions.shape
+    parent = np.arange(p + n)
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    rows, cols, data = coo.row.copy(), coo.col.copy(), coo.data.copy()
+    order = np.argsort(-data, kind="stable")
+    keep = np.ones(data.shape[0], bool)
+    for e in order:
+        if not frac_entry[e]:
+            continue
+        a, b = find(int(rows[e])), find(p + int(cols[e]))
+        if a == b:
+            keep[e] = False
+        else:
+            parent[a] = b
+    if keep.all():
+        return fractions
+    moved = np.zeros(n)
+    np.add.at(moved, cols[~keep], data[~keep])
+    kept = sp.csr_matrix((data[keep], (rows[keep], cols[keep])), shape=(p, n))
+    best = np.asarray(kept.argmax(axis=0)).ravel()
+    extra = np.flatnonzero(moved)
+    out = kept + sp.csr_matrix((moved[extra], (best[extra], extra)), shape=(p, n))
+    log.debug("split adjacency: %d cycle edge(s) folded into a spanning forest", int((~keep).sum()))
+    return out.tocsr()
+
+
+def location_allocation(
+    problem: TerritoryProblem,
+    *,
+    allocation: Allocation = "transp",
+    split: SplitMethod = "optimal",
+    split_objective: str = "max",
+    n_starts: int = 4,
+    max_iter: int = 30,
+    k_nearest: int | None = 10,
+    seed: int | None = 0,
+    initial: np.ndarray | None = None,
+    fixed: np.ndarray | None = None,
+    allowed_centers: np.ndarray | None = None,
+    time_limit: float | None = None,
+) -> Solution:
+    """Location–allocation from several starts (see the module docstring).
+
+    Parameters
+    ----------
+    problem
+        The territory problem.
+    allocation
+        ``"transp"`` (balanced, with split resolution) or ``"mindist"`` (AllocMinDist).
+    split
+        ``"optimal"`` (dynamic programme, eqs. 5.7–5.10) or ``"assignmax"``.
+    split_objective
+        ``"max"`` (SPRES∞), ``"sum"`` (SPRES1) or ``"squares"`` (SPRES2).
+    n_starts, max_iter
+        Multi-start count and location–allocation rounds per start.
+    k_nearest
+        Sparsification of TRANSP (``None`` = all centers).
+    seed
+        Seed of the initial centers (deterministic for a seed).
+    initial
+        ``(p,)`` candidate indices to start from (one start).
+    fixed
+        ``(p,)`` booleans: territories whose center (from ``initial``) never moves.
+    allowed_centers
+        ``(n_candidates,)`` mask of candidates that may become centers.
+    time_limit
+        Seconds; no new start begins after it.
+
+    Returns
+    -------
+    Solution
+    """
+    t0 = time.perf_counter()
+    _check_capacity(problem)
+    rng = np.random.default_rng(seed)
+    if fixed is not None and initial is None:
+        raise InputError("fixed centers need `initial` to say which candidates they are")
+    starts = 1 if initial is not None else max(1, int(n_starts))
+    best: Solution | None = None
+    total_iter = 0
+    for s in range(starts):
+        if time_limit is not None and s > 0 and time.perf_counter() - t0 > time_limit:
+            break
+        centers = (
+            np.asarray(initial, dtype=np.int64).copy()
+            if initial is not None
+            else initial_centers(problem, rng, allowed=allowed_centers)
+        )
+        facts: dict[str, float] = {}
+        assignment = np.zeros(problem.n, dtype=np.int64)
+        seen: set[tuple[int, ...]] = set()
+        for _ in range(max_iter):
+            total_iter += 1
+            assignment, facts = allocate(
+                problem,
+                centers,
+                allocation=allocation,
+                split=split,
+                split_objective=split_objective,
+                k_nearest=k_nearest,
+            )
+            assignment = _fill_empty(problem, assignment, centers)
+            new = one_medians(problem, assignment, centers, fixed=fixed, allowed=allowed_centers)
+            key = tuple(sorted(new.tolist()))
+            if np.array_equal(new, centers) or key in seen:
+                break
+            seen.add(key)
+            centers = new
+        else:
+            assignment, facts = allocate(
+                problem,
+                centers,
+                allocation=allocation,
+                split=split,
+                split_objective=split_objective,
+                k_nearest=k_nearest,
+            )
+            assignment = _fill_empty(problem, assignment, centers)
+        sol = evaluate(
+            problem,
+            assignment,
+            centers,
+            lower_bound=facts.get("lp_bound"),
+            bound_source="transp-lp" if "lp_bound" in facts else "none",
+            method=f"la-{allocation}" + (f"-{split}" if allocation == "transp" else ""),
+            seed=seed,
+            details={"n_splits": int(facts.get("n_splits", 0)), "start": s},
+        )
+        if best is None or _better(sol, best):
+            best = sol
+    assert best is not None
+    best.iterations = total_iter
+    best.starts = starts
+    best.seconds = time.perf_counter() - t0
+    log.info(
+        "location-allocation: cost %.6g, max deviation %.3f, %d iterations, %.2f s",
+        best.cost,
+        best.max_deviation,
+        total_iter,
+        best.seconds,
+    )
+    return best
+
+
+def _check_capacity(problem: TerritoryProblem) -> None:
+    """Capacity mode: the ``p`` largest capacities must hold the total weight."""
+    if problem.capacity is None:
+        return
+    total = float(problem.weights[:, 0].sum())
+    best = float(np.sort(problem.capacity)[-problem.p :].sum())
+    if best < total - 1e-9:
+        raise InfeasibleError(
+            f"total weight {total:g} exceeds the {problem.p} largest capacities together "
+            f"({best:g}): no allocation can respect the capacities",
+            {"total": total, "capacity_of_best_p": best},
+        )
+
+
+def _better(a: Solution, b: Solution) -> bool:
+    if a.within_bounds != b.within_bounds:
+        return a.within_bounds
+    if not a.within_bounds and abs(a.max_deviation - b.max_deviation) > 1e-12:
+        return a.max_deviation < b.max_deviation
+    return a.cost < b.cost - 1e-9 * max(1.0, abs(b.cost))
+
+
+def _fill_empty(
+    problem: TerritoryProblem, assignment: np.ndarray, centers: np.ndarray
+) -> np.ndarray:
+    """Give an empty territory its own center's area (AllocMinDist can leave one empty)."""
+    counts = np.bincount(assignment, minlength=problem.p)
+    if np.all(counts > 0):
+        return assignment
+    out = assignment.copy()
+    for t in np.flatnonzero(counts == 0):
+        area = int(problem.candidates[centers[t]])
+        if area >= 0 and np.bincount(out, minlength=problem.p)[out[area]] > 1:
+            out[area] = t
+    return out
