@@ -174,7 +174,7 @@ def location_allocation(
     allocation: Allocation = "transp",
     split: SplitMethod = "optimal",
     split_objective: str = "max",
-    n_starts: int = 4,
+    n_starts: int = 1,
     max_iter: int = 30,
     k_nearest: int | None = 10,
     seed: int | None = 0,
@@ -196,7 +196,8 @@ def location_allocation(
     split_objective
         ``"max"`` (SPRES∞), ``"sum"`` (SPRES1) or ``"squares"`` (SPRES2).
     n_starts, max_iter
-        Multi-start count and location–allocation rounds per start.
+        Multi-start count (default 1: one run is the interactive case; more starts find
+        lower costs) and location–allocation rounds per start.
     k_nearest
         Sparsification of TRANSP (``None`` = all centers).
     seed
