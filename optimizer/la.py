@@ -16,6 +16,10 @@ Certificate: for the final centers, the dual of the allocation LP (made feasible
 that sparsification left out) bounds the cost of *any* allocation to these centers that meets
 the same bounds; the solution reports it and the gap honestly.
 
+Balance repair: when the resolved splits leave territories outside the bounds (the deviation
+is only bounded by the largest split area, Theorem 5.5), single boundary areas are moved
+greedily (:mod:`optimizer.repair`) until the bounds hold or no move helps.
+
 Targets of split resolution: the mean size ``mu`` (the paper's model); in capacity mode the
 loads of the fractional LP solution (each at most its capacity), so that rounding moves them as
 little as possible.
@@ -182,6 +186,7 @@ def location_allocation(
     fixed: np.ndarray | None = None,
     allowed_centers: np.ndarray | None = None,
     time_limit: float | None = None,
+    repair: bool = True,
 ) -> Solution:
     """Location–allocation from several starts (see the module docstring).
 
@@ -210,6 +215,10 @@ def location_allocation(
         ``(n_candidates,)`` mask of candidates that may become centers.
     time_limit
         Seconds; no new start begins after it.
+    repair
+        With TRANSP allocation, finish with the greedy balance repair
+        (:func:`optimizer.repair.repair_balance`) when split resolution leaves territories
+        outside the bounds.
 
     Returns
     -------
@@ -261,15 +270,28 @@ def location_allocation(
                 k_nearest=k_nearest,
             )
             assignment = _fill_empty(problem, assignment, centers)
+        moves = 0
+        if repair and allocation == "transp":
+            from optimizer.repair import repair_balance
+
+            assignment, moves = repair_balance(problem, assignment, centers)
         sol = evaluate(
             problem,
             assignment,
             centers,
-            lower_bound=facts.get("lp_bound"),
-            bound_source="transp-lp" if "lp_bound" in facts else "none",
+            # with soft bounds the LP value holds penalties: no bound on the cost then
+            lower_bound=None if facts.get("elastic") else facts.get("lp_bound"),
+            bound_source="transp-lp"
+            if "lp_bound" in facts and not facts.get("elastic")
+            else "none",
             method=f"la-{allocation}" + (f"-{split}" if allocation == "transp" else ""),
             seed=seed,
-            details={"n_splits": int(facts.get("n_splits", 0)), "start": s},
+            details={
+                "n_splits": int(facts.get("n_splits", 0)),
+                "start": s,
+                "repair_moves": moves,
+                "soft_bounds": bool(facts.get("elastic", 0)),
+            },
         )
         if best is None or _better(sol, best):
             best = sol

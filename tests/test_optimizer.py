@@ -211,3 +211,21 @@ def test_ct_zcta_population_straight_line() -> None:
     # populations of single ZCTAs reach ~60k vs a mean of ~127k: the largest split bounds
     # the deviation (Theorem 5.5)
     assert sol.max_deviation * prob.mean[0] <= w.max() + 1e-6
+
+
+def test_balance_repair_meets_tolerance_and_keeps_centers() -> None:
+    from optimizer.repair import repair_balance
+
+    prob = _instance(300, 30, 21, tol=0.05)
+    raw = solve(prob, "la", repair=False)
+    fixed = solve(prob, "la")
+    assert fixed.max_deviation <= raw.max_deviation + 1e-12
+    assert fixed.details["repair_moves"] >= 0
+    a, moves = repair_balance(prob, raw.assignment, raw.centers)
+    again = evaluate(prob, a, raw.centers)
+    assert again.max_deviation <= raw.max_deviation + 1e-12
+    # centers stay in their own territories; nothing emptied
+    assert np.all(a[prob.candidates[raw.centers]] == np.arange(30))
+    assert np.bincount(a, minlength=30).min() >= 1
+    if moves == 0:
+        assert again.max_deviation == raw.max_deviation
