@@ -59,7 +59,7 @@ def friendly(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (RoadnetError, _cache_errors()) as exc:
+        except (RoadnetError, _cache_errors(), _optimizer_errors()) as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
@@ -67,6 +67,12 @@ def friendly(func: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _optimizer_errors() -> type[Exception]:
+    from optimizer.exceptions import OptimizerError
+
+    return OptimizerError
 
 
 def _cache_errors() -> type[Exception]:
@@ -631,6 +637,275 @@ def cache_clear(
         raise typer.Exit(1)
     removed = store.clear()
     out.print(f"removed {len(removed)} entr(y/ies) from {store.root}", highlight=False)
+
+
+# ----------------------------------------------------------------------------- optimize
+_GIS_DRIVERS = {
+    ".gpkg": "GPKG",
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".shp": "ESRI Shapefile",
+    ".fgb": "FlatGeobuf",
+}
+
+
+def write_areas(gdf: Any, path: Path) -> Path:
+    """Write areas by extension (GIS formats, .parquet, or .csv with lon/lat), atomically."""
+    import shapely
+
+    suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    if suffix == ".csv":
+        pts = shapely.point_on_surface(gdf.to_crs("EPSG:4326").geometry.values)
+        table = gdf.drop(columns=gdf.geometry.name).assign(
+            lon=shapely.get_x(pts), lat=shapely.get_y(pts)
+        )
+        table.to_csv(tmp, index=False)
+    elif suffix == ".parquet":
+        gdf.to_parquet(tmp)
+    elif suffix in _GIS_DRIVERS:
+        if suffix == ".shp":  # several files: write in place
+            gdf.to_file(path, driver=_GIS_DRIVERS[suffix])
+            return path
+        tmp.unlink(missing_ok=True)
+        layer = {"layer": path.stem} if suffix == ".gpkg" else {}
+        gdf.to_file(tmp, driver=_GIS_DRIVERS[suffix], **layer)
+    else:
+        raise UsageError(
+            f"cannot write {path.name!r}: use .gpkg, .geojson, .shp, .fgb, .parquet or .csv"
+        )
+    tmp.replace(path)
+    return path
+
+
+def _json_dump(obj: Any, path: Path) -> Path:
+    from roadnet.matrix_io import atomic_write
+
+    text = json.dumps(obj, indent=2, default=_json_default, allow_nan=False)
+    return atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def _short(col: str, unit: str) -> str:
+    short = {
+        "territory": "terr.",
+        "center_id": "center",
+        "n_areas": "areas",
+        "n_unreachable": "unreach.",
+    }
+    if col in short:
+        return short[col]
+    for stat in ("weighted_mean", "mean", "max"):
+        if col.startswith(stat + "_") and col.endswith("_to_center"):
+            return f"{stat.replace('weighted_mean', 'w.mean')} {unit}"
+    if col.endswith("_deviation"):
+        return "dev."
+    return col
+
+
+def _print_summary_table(summary: Any, unit: str) -> None:
+    unit_short = {"minutes": "min", "km": "km"}.get(unit, unit)
+    table = Table(title="territories", show_lines=False)
+    for col in summary.columns:
+        table.add_column(_short(str(col), unit_short), justify="right")
+    for rec in summary.itertuples(index=False):
+        cells = []
+        for col, val in zip(summary.columns, rec, strict=True):
+            if isinstance(val, float):
+                cells.append(f"{val:+.1%}" if str(col).endswith("_deviation") else f"{val:,.1f}")
+            else:
+                cells.append(str(val))
+        table.add_row(*cells)
+    out.print(table)
+
+
+@app.command("optimize")
+@friendly
+def optimize_cmd(
+    areas_path: Annotated[Path, typer.Argument(help="Basic areas: GIS file or CSV with lon/lat.")],
+    out_path: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Result areas (.gpkg, .geojson, .shp, .parquet, .csv)."),
+    ],
+    territories: Annotated[int, typer.Option("--territories", "-p", help="Number of territories.")],
+    measure: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--measure",
+            "-m",
+            help="Activity measure column, 'count' or 'accounts' "
+            "(repeatable; default: count, or accounts with --accounts).",
+        ),
+    ] = None,
+    tolerance: Annotated[float, typer.Option(help="Allowed deviation from the mean size.")] = 0.05,
+    pbf: PbfOpt = None,
+    osm: OsmOpt = None,
+    place: PlaceOpt = None,
+    bbox: BboxOpt = None,
+    graph: GraphOpt = None,
+    straight_line: Annotated[
+        bool, typer.Option("--straight-line", help="Straight-line distances (no roads).")
+    ] = False,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="Solver: la, la-assignmax, la-mindist, "
+            "interchange, dichotomies, dichotomies-split, "
+            "exact."
+        ),
+    ] = "la",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    starts: Annotated[int, typer.Option(help="Multi-start runs (location-allocation).")] = 1,
+    accounts: Annotated[
+        Path | None, typer.Option(help="Account points aggregated into the areas.")
+    ] = None,
+    accounts_measure: Annotated[
+        str | None, typer.Option(help="Account column to sum (default: count accounts).")
+    ] = None,
+    id_column: Annotated[str | None, typer.Option(help="Id column of the areas.")] = None,
+    lon_column: Annotated[str | None, typer.Option(help="Longitude column (CSV).")] = None,
+    lat_column: Annotated[str | None, typer.Option(help="Latitude column (CSV).")] = None,
+    summary_path: Annotated[
+        Path | None, typer.Option("--summary", help="Summary CSV (default: <out>_summary.csv).")
+    ] = None,
+    map_path: Annotated[Path | None, typer.Option("--map", help="Interactive map (.html).")] = None,
+    png_path: Annotated[Path | None, typer.Option("--png", help="Static map (.png).")] = None,
+    max_snap: Annotated[
+        float | None, typer.Option(help="Flag snaps farther than this many metres.")
+    ] = None,
+    jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
+    speeds: SpeedsOpt = None,
+    speed: SpeedOpt = None,
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Design balanced, compact territories on drive times (or straight lines)."""
+    _setup_logging(verbose)
+    import optimizer
+    from roadnet.territories import design_territories
+
+    if method not in optimizer.METHODS:
+        raise UsageError(f"--method must be one of {', '.join(optimizer.METHODS)}, got {method!r}")
+    sources = [x for x in (pbf, osm, place, bbox, graph) if x is not None]
+    if straight_line and sources:
+        raise UsageError("--straight-line and a road source exclude each other")
+    if not straight_line and not sources:
+        raise UsageError(
+            "give a road source (--pbf, --osm, --place, --bbox, --graph) for drive "
+            "times, or --straight-line"
+        )
+    if not 0 <= tolerance <= 1:
+        raise UsageError(f"--tolerance must be between 0 and 1, got {tolerance}")
+    measures = list(measure or (["accounts"] if accounts else ["count"]))
+    areas = read_areas(
+        areas_path, id_column=id_column, lon_column=lon_column, lat_column=lat_column
+    )
+    options = {"n_starts": starts} if method.startswith("la") else {}
+    with _cache_settings(cache_dir, no_cache):
+        g = None
+        if not straight_line:
+            g = load_road_graph(
+                pbf=pbf,
+                osm=osm,
+                place=place,
+                bbox=bbox,
+                graph=graph,
+                profile=_profile(speeds, speed),
+            )
+        t0 = time.perf_counter()
+        with _progress("drive times") as update:
+            res = design_territories(
+                areas,
+                measures,
+                territories,
+                graph=g,
+                tolerance=tolerance,
+                method=method,
+                seed=seed,
+                accounts=accounts,
+                accounts_measure=accounts_measure,
+                max_snap_m=max_snap,
+                n_jobs=jobs,
+                progress=update,
+                solver_options=options,
+            )
+    sol = res.solution
+    err.print(
+        f"{res.mode} territories by {sol.method} [{time.perf_counter() - t0:.1f} s]"
+        + (f"; {res.facts['matrix']}" if "matrix" in res.facts else ""),
+        highlight=False,
+    )
+    if res.facts.get("accounts_unmatched"):
+        err.print(
+            f"[yellow]warning:[/] {res.facts['accounts_unmatched']} account(s) lie in no "
+            "area and were not counted",
+            highlight=False,
+        )
+    if res.facts.get("far_snaps"):
+        err.print(
+            f"[yellow]warning:[/] areas far from any road: "
+            f"{', '.join(res.facts['far_snaps'][:10])}",
+            highlight=False,
+        )
+    written = write_areas(res.areas, out_path)
+    summary_file = summary_path or out_path.with_name(out_path.stem + "_summary.csv")
+    from roadnet.matrix_io import atomic_write
+
+    atomic_write(summary_file, lambda fh: fh.write(res.summary.to_csv(index=False).encode()))
+    report_file = summary_file.with_suffix(".json")
+    _json_dump(res.report(), report_file)
+    _print_summary_table(res.summary, res.facts["unit"])
+    bound = (
+        f"lower bound {sol.lower_bound:,.6g} ({sol.bound_source}), gap {sol.gap:.2%}"
+        if sol.gap is not None
+        else "no lower bound applies"
+    )
+    out.print(
+        f"max deviation {sol.max_deviation:.1%} (tolerance {tolerance:.0%}: "
+        f"{'met' if sol.within_bounds else 'NOT met'}); weighted cost {sol.cost:,.6g}; "
+        f"{bound}",
+        highlight=False,
+    )
+    maps = _write_maps(
+        res.areas, map_path, png_path, title=f"{territories} territories ({res.mode})"
+    )
+    out.print(
+        f"wrote {written}, {summary_file}, {report_file}" + "".join(f", {m}" for m in maps),
+        highlight=False,
+    )
+
+
+def _write_maps(
+    gdf: Any, html: Path | None, png: Path | None, *, title: str, flagged_column: str | None = None
+) -> list[Path]:
+    if html is None and png is None:
+        return []
+    from roadnet import maps
+
+    centers = gdf[gdf["is_center"]] if "is_center" in gdf.columns else None
+    written = []
+    if html is not None:
+        written.append(
+            maps.territory_map_html(
+                gdf, html, centers=centers, title=title, flagged_column=flagged_column
+            )
+        )
+    if png is not None:
+        written.append(
+            maps.territory_map_png(
+                gdf, png, centers=centers, title=title, flagged_column=flagged_column
+            )
+        )
+    return written
 
 
 # ----------------------------------------------------------------------------- demo
