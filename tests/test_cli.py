@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -140,9 +141,18 @@ def test_points_far_from_network_error(tmp_path) -> None:
 def test_demo_runs_offline(tmp_path) -> None:
     res = _run("demo", "--out", tmp_path / "demo", "--jobs", "1")
     assert res.exit_code == 0, res.output
-    m = read_matrix(tmp_path / "demo" / "matrix.npz")
-    assert m["seconds"].shape[0] >= 10
-    assert np.all(np.diag(m["seconds"]) == 0)
+    out = tmp_path / "demo"
+    for name in ("territories.gpkg", "summary.csv", "summary.json", "validation.json",
+                 "map.html", "map.png"):
+        assert (out / name).is_file(), name
+    import geopandas as gpd
+
+    gdf = gpd.read_file(out / "territories.gpkg")
+    assert gdf["territory"].nunique() == 5 and gdf["is_center"].sum() == 5
+    sizes = gdf.groupby("territory")["pois"].sum()
+    assert (sizes / sizes.mean() - 1).abs().max() <= 0.15 + 1e-9
+    report = json.loads((out / "validation.json").read_text())
+    assert {r["rule"] for r in report["rules"]} >= {"reachable", "balance", "road_connected"}
 
 
 def test_console_script_entry_point() -> None:
