@@ -393,6 +393,9 @@ def _measures(gdf: gpd.GeoDataFrame, measures: Sequence[str], ids: np.ndarray) -
         measures = [measures]
     out = np.zeros((len(gdf), len(measures)))
     for k, m in enumerate(measures):
+        if m == "count" and m not in gdf.columns:  # each area counts 1, as in optimize
+            out[:, k] = 1.0
+            continue
         if m not in gdf.columns:
             raise AreaDataError(
                 f"measure column {m!r} not found in the areas; columns are {_columns(gdf)}"
