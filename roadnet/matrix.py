@@ -375,8 +375,11 @@ def run_blocks(
         return
     with warnings.catch_warnings():
         # Python >= 3.12 warns on fork() in a multi-threaded process; see _mp_context
-        warnings.filterwarnings("ignore", message=".*use of fork\\(\\) may lead to deadlocks",
-                                category=DeprecationWarning)
+        warnings.filterwarnings(
+            "ignore",
+            message=".*use of fork\\(\\) may lead to deadlocks",
+            category=DeprecationWarning,
+        )
         pool = ProcessPoolExecutor(
             max_workers=jobs,
             mp_context=_mp_context(),

@@ -35,7 +35,7 @@ __all__ = ["MATRIX_FORMATS", "atomic_write", "read_matrix", "write_matrix"]
 MATRIX_FORMATS = (".npz", ".parquet")
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
+def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write(fh)`` on a temp file next to ``path``, fsync it and rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

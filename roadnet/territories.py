@@ -74,7 +74,7 @@ def json_records(df: pd.DataFrame) -> list[dict[str, Any]]:
     """DataFrame rows as JSON-safe dicts (inf/NaN -> None)."""
     out = []
     for rec in df.to_dict(orient="records"):
-        clean = {}
+        clean: dict[str, Any] = {}
         for k, v in rec.items():
             if isinstance(v, float | np.floating) and not np.isfinite(v):
                 clean[str(k)] = None
@@ -113,8 +113,10 @@ def aggregate_accounts(
         raise AreaDataError("accounts have no CRS")
     pts = pts.to_crs("EPSG:4326")
     if measure is not None and measure not in pts.columns:
-        raise AreaDataError(f"accounts measure column {measure!r} not found; columns are "
-                            f"{[c for c in pts.columns if c != pts.geometry.name]}")
+        raise AreaDataError(
+            f"accounts measure column {measure!r} not found; columns are "
+            f"{[c for c in pts.columns if c != pts.geometry.name]}"
+        )
     geom_types = set(areas.gdf.geometry.geom_type.unique())
     if not geom_types & {"Polygon", "MultiPolygon"}:
         raise AreaDataError("accounts can only be aggregated into polygon areas")
@@ -123,8 +125,11 @@ def aggregate_accounts(
     joined = gpd.sjoin(pts.reset_index(drop=True), poly, how="left", predicate="within")
     joined = joined[~joined.index.duplicated(keep="first")]
     matched = joined["_area_pos"].notna().to_numpy()
-    values = (pd.to_numeric(joined[measure], errors="coerce").fillna(0.0).to_numpy(float)
-              if measure else np.ones(len(joined)))
+    values = (
+        pd.to_numeric(joined[measure], errors="coerce").fillna(0.0).to_numpy(float)
+        if measure
+        else np.ones(len(joined))
+    )
     totals = np.zeros(len(areas))
     np.add.at(totals, joined.loc[matched, "_area_pos"].to_numpy(int), values[matched])
     unmatched = pts.iloc[np.flatnonzero(~matched)]
@@ -192,7 +197,8 @@ def design_territories(
         pts = gpd.GeoSeries(gpd.points_from_xy(areas.lon, areas.lat), crs="EPSG:4326").to_crs(utm)
         xy = np.column_stack([pts.x, pts.y])
         problem = optimizer.TerritoryProblem.from_points(
-            xy, weights, p, tolerance=tolerance, measure_names=tuple(measures))
+            xy, weights, p, tolerance=tolerance, measure_names=tuple(measures)
+        )
         cost_unit = 1000.0  # metres -> km
     else:
         from roadnet.cached import cached_drive_time_matrix
@@ -200,8 +206,9 @@ def design_territories(
 
         mode = "drive"
         snapped = snap_points(graph, areas.lon, areas.lat, max_distance_m=max_snap_m)
-        matrix, cache_report = cached_drive_time_matrix(graph, snapped, n_jobs=n_jobs,
-                                                        progress=progress)
+        matrix, cache_report = cached_drive_time_matrix(
+            graph, snapped, n_jobs=n_jobs, progress=progress
+        )
         facts["matrix"] = cache_report.describe()
         facts["far_snaps"] = [str(areas.ids[i]) for i in np.flatnonzero(snapped.flagged)]
         unreachable = matrix.unreachable()
@@ -209,8 +216,13 @@ def design_territories(
         utm = gdf.estimate_utm_crs()
         pts = gpd.GeoSeries(gpd.points_from_xy(areas.lon, areas.lat), crs="EPSG:4326").to_crs(utm)
         problem = optimizer.TerritoryProblem.from_cost_matrix(
-            matrix.seconds, weights, p, tolerance=tolerance, measure_names=tuple(measures),
-            coords=np.column_stack([pts.x, pts.y]))
+            matrix.seconds,
+            weights,
+            p,
+            tolerance=tolerance,
+            measure_names=tuple(measures),
+            coords=np.column_stack([pts.x, pts.y]),
+        )
         cost_unit = 60.0  # seconds -> minutes
     solution = optimizer.solve(problem, method, seed=seed, **(solver_options or {}))
     # per-area distance to its center
@@ -227,12 +239,17 @@ def design_territories(
     gdf[col] = dist / cost_unit
     summary = _summary(gdf, areas, problem, solution, measures, col)
     facts["unit"] = "minutes" if mode == "drive" else "km"
-    return TerritoryResult(areas=gdf, summary=summary, solution=solution, mode=mode,
-                           facts=facts)
+    return TerritoryResult(areas=gdf, summary=summary, solution=solution, mode=mode, facts=facts)
 
 
-def _summary(gdf: gpd.GeoDataFrame, areas: Areas, problem: optimizer.TerritoryProblem,
-             solution: optimizer.Solution, measures: Sequence[str], col: str) -> pd.DataFrame:
+def _summary(
+    gdf: gpd.GeoDataFrame,
+    areas: Areas,
+    problem: optimizer.TerritoryProblem,
+    solution: optimizer.Solution,
+    measures: Sequence[str],
+    col: str,
+) -> pd.DataFrame:
     rows = []
     w0 = problem.weights[:, 0]
     for t in range(problem.p):
@@ -250,8 +267,11 @@ def _summary(gdf: gpd.GeoDataFrame, areas: Areas, problem: optimizer.TerritoryPr
             row[f"{name}_deviation"] = float(solution.deviation[t, j])
         row[f"max_{col}"] = float(d.max()) if members.size else 0.0
         row[f"mean_{col}"] = float(d[fin].mean()) if fin.any() else float("inf")
-        row[f"weighted_mean_{col}"] = (float((d[fin] * wt[fin]).sum() / wt[fin].sum())
-                                       if fin.any() and wt[fin].sum() > 0 else float("nan"))
+        row[f"weighted_mean_{col}"] = (
+            float((d[fin] * wt[fin]).sum() / wt[fin].sum())
+            if fin.any() and wt[fin].sum() > 0
+            else float("nan")
+        )
         row["n_unreachable"] = int((~fin).sum())
         rows.append(row)
     return pd.DataFrame(rows)

@@ -32,7 +32,7 @@ METHODS = [
     ("dichotomies", "dichotomies", {}),
     ("LA+TRANSP+AssignMAX", "la-assignmax", {}),
     ("LA+TRANSP+optimal split", "la", {}),
-    ("AllocMinDist+interchange", "interchange", {"n_starts": 1}),
+    ("AllocMinDist+interchange", "interchange", {"n_starts": 1, "n_perturbations": 0}),
 ]
 
 

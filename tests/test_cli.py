@@ -142,8 +142,14 @@ def test_demo_runs_offline(tmp_path) -> None:
     res = _run("demo", "--out", tmp_path / "demo", "--jobs", "1")
     assert res.exit_code == 0, res.output
     out = tmp_path / "demo"
-    for name in ("territories.gpkg", "summary.csv", "summary.json", "validation.json",
-                 "map.html", "map.png"):
+    for name in (
+        "territories.gpkg",
+        "summary.csv",
+        "summary.json",
+        "validation.json",
+        "map.html",
+        "map.png",
+    ):
         assert (out / name).is_file(), name
     import geopandas as gpd
 
