@@ -126,3 +126,42 @@ def test_optimize_bad_input(tmp_path) -> None:
     res = _run("optimize", areas, "--straight-line", "-p", 3, "--out", tmp_path / "x.xyz")
     assert res.exit_code == 2 and "cannot write" in res.stderr
     assert not (tmp_path / "x.gpkg").exists()
+
+
+def test_validate_cli_gates_on_given_rules(tmp_path) -> None:
+    """An alignment that puts a Gozo council with Maltese ones fails; exit 1; JSON written."""
+    areas = gpd.read_file(shared_file("areas", "malta_councils.gpkg"))
+    pbf = shared_file("osm", "malta-latest.osm.pbf")
+    pts = areas.geometry.representative_point()
+    gozo = (pts.y > 36.0).to_numpy()
+    areas["terr"] = np.where(gozo, "G", np.where(pts.x < 14.45, "W", "E"))
+    first_gozo = int(np.flatnonzero(gozo)[0])
+    areas.loc[first_gozo, "terr"] = "W"  # a Gozo council in a Maltese territory
+    path = tmp_path / "alignment.gpkg"
+    areas.to_file(path, driver="GPKG")
+    report = tmp_path / "report.json"
+    res = _run(
+        "validate",
+        path,
+        "-t",
+        "terr",
+        "--pbf",
+        pbf,
+        "--report",
+        report,
+        "--require-road-connected",
+        "--png",
+        tmp_path / "flagged.png",
+    )
+    assert res.exit_code == 1, res.output
+    assert "validation failed" in res.stderr and "road_connected" in res.stderr
+    data = json.loads(report.read_text())
+    flagged = [a for a in data["areas"] if a["unreachable"]]
+    assert [a["id"] for a in flagged] == [int(areas.loc[first_gozo, "id"])]
+    assert (tmp_path / "flagged.png").stat().st_size > 10_000
+    # the same alignment with the Gozo council back on Gozo passes the same rules
+    areas.loc[first_gozo, "terr"] = "G"
+    areas.to_file(path, driver="GPKG")
+    ok = _run("validate", path, "-t", "terr", "--pbf", pbf, "--max-drive", "40min")
+    assert ok.exit_code == 0, ok.output
+    assert "PASS" in ok.stdout
