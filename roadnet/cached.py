@@ -298,7 +298,7 @@ def cached_drive_time_matrix(
     metres = np.full((no, nd), np.nan, dtype=np.float32) if distances else None
     report = CacheReport(status="miss", key=key)
 
-    if not refresh:
+    if not refresh and not _exact_hit(store, key, rl, cl, seconds, metres, report):
         _assemble(store, family_key, rl, cl, cutoff, distances, seconds, metres, report)
     filled = ~np.isnan(seconds)
     if metres is not None:
@@ -328,6 +328,43 @@ def cached_drive_time_matrix(
     return DriveTimeMatrix(
         seconds=seconds, metres=metres, origins=o, destinations=d, cutoff=cutoff
     ), report
+
+
+def _exact_hit(
+    store: Store,
+    key: str,
+    rl: np.ndarray,
+    cl: np.ndarray,
+    seconds: np.ndarray,
+    metres: np.ndarray | None,
+    report: CacheReport,
+) -> bool:
+    """Read an entry for exactly this request block-wise and contiguously (fast path)."""
+    try:
+        entry = store.open_matrix(key)
+        if entry is None:
+            return False
+        with entry:
+            if not (np.array_equal(entry.row_labels, rl) and np.array_equal(entry.col_labels, cl)):
+                return False
+            seconds[:] = entry.rows(0, rl.shape[0])
+            mkey = entry.meta.get("metres_key")
+        if metres is not None:
+            ment = store.open_matrix(mkey) if mkey else None
+            if ment is None:
+                seconds[:] = np.nan
+                return False
+            with ment:
+                metres[:] = ment.rows(0, rl.shape[0])
+    except CacheError as exc:  # corrupt: quarantined by the store; fall back to assembly
+        log.warning("cached matrix %s unusable (%s); recomputing what is missing", key, exc)
+        seconds[:] = np.nan
+        if metres is not None:
+            metres[:] = np.nan
+        return False
+    report.status = "hit"
+    report.key = key
+    return True
 
 
 def _assemble(
@@ -409,17 +446,23 @@ def _compute_missing(
     progress: ProgressCallback | None,
     report: CacheReport,
 ) -> None:
-    """Compute the missing cells: mostly-missing rows forward, then remaining columns reverse."""
+    """Compute the missing cells with as few searches as possible.
+
+    Three covers of the missing cells are compared and the one with the fewest searches runs:
+    every row with a gap (forward), every column with a gap (reverse), or the rows that are
+    mostly missing plus the columns still missing after them.
+    """
     missing = ~filled
     row_missing = missing.sum(axis=1)
-    full_rows = np.flatnonzero(row_missing > missing.shape[1] // 2)
+    any_rows = np.flatnonzero(row_missing > 0)
+    any_cols = np.flatnonzero(missing.any(axis=0))
+    mostly = np.flatnonzero(row_missing > missing.shape[1] // 2)
     still = missing.copy()
-    still[full_rows] = False
-    cols = np.flatnonzero(still.any(axis=0))
-    # if reverse columns would be more searches than forward rows, do rows instead
-    if cols.size > np.flatnonzero(still.any(axis=1)).size:
-        full_rows = np.flatnonzero(row_missing > 0)
-        cols = np.zeros(0, dtype=np.int64)
+    still[mostly] = False
+    rest_cols = np.flatnonzero(still.any(axis=0))
+    empty = np.zeros(0, dtype=np.int64)
+    options = [(any_rows, empty), (empty, any_cols), (mostly, rest_cols)]
+    full_rows, cols = min(options, key=lambda rc: rc[0].size + rc[1].size)
     aug = _augment(graph, o, d, np.ones(len(o), bool), np.ones(len(d), bool))
 
     def store_block(kind: str, idx: np.ndarray, sec: np.ndarray, met: np.ndarray | None) -> None:

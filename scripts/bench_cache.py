@@ -169,7 +169,8 @@ def _check(name: str, ours: np.ndarray, ref: np.ndarray) -> Check:
     if ours.shape != ref.shape:
         return Check(name, False, ref.size, -1, float("nan"), f"shape {ours.shape} != {ref.shape}")
     both_finite = np.isfinite(ours) & np.isfinite(ref)
-    diff = np.abs(ours.astype(np.float64) - ref.astype(np.float64))
+    with np.errstate(invalid="ignore"):  # inf - inf where both are unreachable
+        diff = np.abs(ours.astype(np.float64) - ref.astype(np.float64))
     max_diff = float(diff[both_finite].max()) if both_finite.any() else 0.0
     exact = int(np.sum(~((ours == ref) | (np.isnan(ours) & np.isnan(ref)))))
     try:

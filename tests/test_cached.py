@@ -156,3 +156,16 @@ def test_graph_cache_hit_and_refresh(store) -> None:
     assert not hit3 and len(builds) == 2
     _, hit4 = cached_graph(ident, build, profile, store=store, refresh=True)
     assert not hit4 and len(builds) == 3
+
+
+def test_rectangular_request_uses_the_cheapest_cover(andorra, store) -> None:
+    """50 cached points x (10 cached + 15 new): 15 reverse searches, not 50 forward ones."""
+    pts = _points(andorra, 65, 11)
+    a = pts.subset(np.arange(50))
+    b = pts.subset(np.arange(40, 65))
+    cached_drive_time_matrix(andorra, a, store=store, n_jobs=1)
+    m, rep = cached_drive_time_matrix(andorra, a, b, store=store, n_jobs=1)
+    assert rep.status == "partial"
+    assert (rep.rows_computed, rep.cols_computed) == (0, 15)
+    direct = roadnet.drive_time_matrix(andorra, a, b, n_jobs=1)
+    np.testing.assert_allclose(m.seconds, direct.seconds, rtol=1e-6)
