@@ -64,6 +64,7 @@ def allocate(
     ``facts`` has ``lp_bound`` (TRANSP) and ``n_splits``.
     """
     rows = problem.cost.rows(centers) if cost_rows is None else cost_rows
+    rows, stranded = _reach_stranded(problem, centers, rows, allowed)
     if allocation == "mindist":
         masked = rows if allowed is None else np.where(allowed, rows, np.inf)
         return np.argmin(masked, axis=0).astype(np.int64), {"n_splits": 0.0}
@@ -102,7 +103,7 @@ def allocate(
     if problem.capacity_mode:
         targets = np.asarray(fractions @ problem.weights)
     else:
-        targets = np.tile(problem.mean, (problem.p, 1))
+        targets = problem.center_targets(centers)
     if split == "optimal":
         res = resolve_splits(fractions, problem.weights, targets, objective=split_objective)  # type: ignore[arg-type]
     elif split == "assignmax":
@@ -110,12 +111,61 @@ def allocate(
     else:
         raise InputError(f"split must be 'optimal' or 'assignmax', got {split!r}")
     return res.assignment.astype(np.int64), {
+        "stranded": float(stranded.size),
         "elastic": float(elastic),
         "lp_bound": tr.lower_bound,
         "lp_value": tr.objective,
         "n_splits": float(res.n_splits),
         "k_used": float(tr.k_used),
     }
+
+
+def _reach_stranded(
+    problem: TerritoryProblem,
+    centers: np.ndarray,
+    rows: np.ndarray,
+    allowed: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Documented rule for areas no center reaches (no road from any center, e.g. an island
+    without a center of its own): such an area goes to the center nearest in a straight line
+    (planar coordinates), or to the first permitted center when coordinates are unknown, at a
+    cost ten times the largest finite cost (so nothing else is displaced for it). The
+    solution lists these areas in ``details["unreachable_areas"]``; nothing is hidden."""
+    ok = np.isfinite(rows) if allowed is None else np.isfinite(rows) & allowed
+    stranded = np.flatnonzero(~ok.any(axis=0))
+    if stranded.size == 0:
+        return rows, stranded
+    rows = rows.copy()
+    fin = rows[np.isfinite(rows)]
+    big = 10.0 * (float(fin.max()) if fin.size else 1.0) + 1.0
+    cxy = problem.center_xy(centers)
+    for v in stranded:
+        perm = np.ones(centers.shape[0], bool) if allowed is None else allowed[:, v]
+        if not perm.any():
+            perm[:] = True
+        if cxy is not None and problem.coords is not None:
+            dist = np.hypot(*(cxy - problem.coords[v]).T)
+            t = int(np.argmin(np.where(perm, dist, np.inf)))
+        else:
+            t = int(np.flatnonzero(perm)[0])
+        rows[t, v] = big
+    log.warning(
+        "%d area(s) unreachable from every center; assigned to the nearest center in "
+        "a straight line and reported",
+        stranded.size,
+    )
+    return rows, stranded
+
+
+def _locked_mask(locked: np.ndarray | None, centers: np.ndarray) -> np.ndarray | None:
+    """``(p, n)`` permitted pairs: an area locked to candidate ``c`` may only go to ``c``."""
+    if locked is None:
+        return None
+    lk = np.asarray(locked, dtype=np.int64)
+    allowed = np.ones((centers.shape[0], lk.shape[0]), bool)
+    cols = np.flatnonzero(lk >= 0)
+    allowed[:, cols] = centers[:, None] == lk[None, cols]
+    return allowed
 
 
 def _penalty(problem: TerritoryProblem, rows: np.ndarray) -> float:
@@ -187,6 +237,8 @@ def location_allocation(
     allowed_centers: np.ndarray | None = None,
     time_limit: float | None = None,
     repair: bool = True,
+    fixed_centers: np.ndarray | None = None,
+    locked: np.ndarray | None = None,
 ) -> Solution:
     """Location–allocation from several starts (see the module docstring).
 
@@ -215,6 +267,12 @@ def location_allocation(
         ``(n_candidates,)`` mask of candidates that may become centers.
     time_limit
         Seconds; no new start begins after it.
+    fixed_centers
+        Candidate indices that must be centers (reps' homes, offices); they never move and
+        hold the first territories; the optimizer chooses the other ``p - len`` centers.
+    locked
+        ``(n,)`` candidate index each area is locked to (it must be a fixed center), -1 for
+        free areas. Locked areas never move.
     repair
         With TRANSP allocation, finish with the greedy balance repair
         (:func:`optimizer.repair.repair_balance`) when split resolution leaves territories
@@ -229,7 +287,18 @@ def location_allocation(
     rng = np.random.default_rng(seed)
     if fixed is not None and initial is None:
         raise InputError("fixed centers need `initial` to say which candidates they are")
+    fixed_list = None if fixed_centers is None else np.asarray(fixed_centers, dtype=np.int64)
+    if locked is not None:
+        lk = np.asarray(locked, dtype=np.int64)
+        bad = np.setdiff1d(lk[lk >= 0], fixed_list if fixed_list is not None else [])
+        if bad.size:
+            raise InputError(
+                f"areas are locked to candidates {bad[:10].tolist()} that are not "
+                "fixed centers; lock areas only to fixed centers"
+            )
     starts = 1 if initial is not None else max(1, int(n_starts))
+    if fixed_list is not None and fixed_list.size == problem.p:
+        starts = 1  # every center is given: nothing to draw
     best: Solution | None = None
     total_iter = 0
     for s in range(starts):
@@ -238,8 +307,10 @@ def location_allocation(
         centers = (
             np.asarray(initial, dtype=np.int64).copy()
             if initial is not None
-            else initial_centers(problem, rng, allowed=allowed_centers)
+            else initial_centers(problem, rng, fixed=fixed_list, allowed=allowed_centers)
         )
+        if fixed_list is not None:
+            fixed = np.isin(centers, fixed_list)
         facts: dict[str, float] = {}
         assignment = np.zeros(problem.n, dtype=np.int64)
         seen: set[tuple[int, ...]] = set()
@@ -252,6 +323,7 @@ def location_allocation(
                 split=split,
                 split_objective=split_objective,
                 k_nearest=k_nearest,
+                allowed=_locked_mask(locked, centers),
             )
             assignment = _fill_empty(problem, assignment, centers)
             new = one_medians(problem, assignment, centers, fixed=fixed, allowed=allowed_centers)
@@ -268,13 +340,15 @@ def location_allocation(
                 split=split,
                 split_objective=split_objective,
                 k_nearest=k_nearest,
+                allowed=_locked_mask(locked, centers),
             )
             assignment = _fill_empty(problem, assignment, centers)
         moves = 0
         if repair and allocation == "transp":
             from optimizer.repair import repair_balance
 
-            assignment, moves = repair_balance(problem, assignment, centers)
+            locked_areas = None if locked is None else np.asarray(locked) >= 0
+            assignment, moves = repair_balance(problem, assignment, centers, locked=locked_areas)
         sol = evaluate(
             problem,
             assignment,

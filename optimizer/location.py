@@ -105,26 +105,39 @@ def initial_centers(
         ``(n_candidates,)`` mask of candidates that may be chosen.
     """
     nc = problem.cost.shape[0]
+    fixed_list = [int(c) for c in (fixed if fixed is not None else [])]
     labels = cost_components(problem)
-    if labels.max() > 0 and fixed is None:
-        # several groups no route joins: draw each group's quota of centers inside it
+    if labels.max() > 0:
+        # several groups no route joins (islands): each group gets its quota of centers,
+        # fixed centers counting for the group they reach
         quota = center_quotas(problem.objective_weights, labels, problem.p)
+        have = np.zeros_like(quota)
+        for c in fixed_list:
+            row = np.isfinite(problem.cost.rows(np.array([c]))[0])
+            if row.any():
+                have[np.bincount(labels[row], minlength=quota.size).argmax()] += 1
+        need = np.maximum(quota - have, 0)
+        rest = problem.p - len(fixed_list)
+        while need.sum() > rest:
+            need[int(np.argmax(need))] -= 1
+        while need.sum() < rest:
+            need[int(np.argmax(quota - have - need))] += 1
         cand_group = np.where(
             problem.candidates >= 0, labels[np.clip(problem.candidates, 0, None)], -1
         )
-        chosen_all: list[int] = []
-        for g, q in enumerate(quota):
+        chosen_all: list[int] = list(fixed_list)
+        for g, q in enumerate(need):
+            if q <= 0:
+                continue
             mask = cand_group == g
             if allowed is not None:
                 mask &= np.asarray(allowed, bool)
+            mask[chosen_all] = False
             chosen_all += _kmeanspp(problem, rng, int(q), mask, [])
         return np.asarray(chosen_all, dtype=np.int64)
     ok = np.ones(nc, bool) if allowed is None else np.asarray(allowed, bool).copy()
     return np.asarray(
-        _kmeanspp(
-            problem, rng, problem.p, ok, [int(c) for c in (fixed if fixed is not None else [])]
-        ),
-        dtype=np.int64,
+        _kmeanspp(problem, rng, problem.p - len(fixed_list), ok, fixed_list), dtype=np.int64
     )
 
 
@@ -177,6 +190,8 @@ def one_medians(
     p = problem.p
     new = centers.copy()
     is_fixed = np.zeros(p, bool) if fixed is None else np.asarray(fixed, bool)
+    if is_fixed.all():
+        return new
     w = problem.objective_weights
     nc = problem.cost.shape[0]
     ok = np.ones(nc, bool) if allowed is None else np.asarray(allowed, bool)
@@ -208,9 +223,12 @@ def one_medians(
             load = problem.weights[members, 0].sum()
             scores[cap[cand] < load - 1e-9, t] = np.inf
     taken: set[int] = {int(c) for c, f in zip(centers, is_fixed, strict=True) if f}
-    order = np.argsort(
-        -(np.partition(scores, 1, axis=0)[1] - scores.min(axis=0)) if cand.size > 1 else np.zeros(p)
-    )
+    with np.errstate(invalid="ignore"):  # inf - inf for territories no one reaches
+        order = np.argsort(
+            -(np.partition(scores, 1, axis=0)[1] - scores.min(axis=0))
+            if cand.size > 1
+            else np.zeros(p)
+        )
     for t in order:
         if is_fixed[t]:
             continue

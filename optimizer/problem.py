@@ -162,6 +162,13 @@ class TerritoryProblem:
     coords
         ``(n, 2)`` planar coordinates of the areas (metres), for the geometric solvers
         (successive dichotomies); ``None`` when unknown.
+    candidate_coords
+        ``(n_candidates, 2)`` planar coordinates of candidates that are no area (rows with
+        ``candidates == -1``); area candidates use ``coords``.
+    target_share
+        ``(n_candidates,)`` share of the total each candidate's territory should get (e.g. a
+        part-time rep 0.5 of a full one's); ``NaN`` = an equal part of what the given shares
+        leave. ``None`` = every territory targets the mean.
     """
 
     weights: np.ndarray
@@ -174,6 +181,8 @@ class TerritoryProblem:
     cost_weights: np.ndarray | None = None
     measure_names: tuple[str, ...] = ()
     coords: np.ndarray | None = None
+    target_share: np.ndarray | None = None
+    candidate_coords: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         w = self.weights
@@ -204,6 +213,13 @@ class TerritoryProblem:
             raise InputError("every activity measure is 0 for all areas")
         if self.coords is not None and self.coords.shape != (n, 2):
             raise InputError(f"coords must have shape ({n}, 2), got {self.coords.shape}")
+        if self.target_share is not None:
+            ts = self.target_share
+            if ts.shape != (nc,):
+                raise InputError(f"target_share must have shape ({nc},), got {ts.shape}")
+            given = ts[np.isfinite(ts)]
+            if np.any(given <= 0) or given.sum() > 1 + 1e-9:
+                raise InputError("target shares must be > 0 and add up to at most 1")
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -346,6 +362,31 @@ class TerritoryProblem:
         mu = self.mean
         return (1.0 - self.tol_lower) * mu, (1.0 + self.tol_upper) * mu
 
+    def center_xy(self, centers: np.ndarray) -> np.ndarray | None:
+        """``(p, 2)`` planar coordinates of the centers, or ``None`` when unknown."""
+        c = np.asarray(centers)
+        out = np.full((c.shape[0], 2), np.nan)
+        area = self.candidates[c]
+        if self.coords is not None:
+            out[area >= 0] = self.coords[area[area >= 0]]
+        if self.candidate_coords is not None:
+            out[area < 0] = self.candidate_coords[c[area < 0]]
+        return None if np.isnan(out).any() else out
+
+    def center_targets(self, centers: np.ndarray) -> np.ndarray:
+        """``(p, m)`` target size of each center's territory (the mean, or its share)."""
+        p = centers.shape[0]
+        if self.target_share is None:
+            return np.tile(self.mean, (p, 1))
+        share = self.target_share[np.asarray(centers)].astype(float)
+        free = ~np.isfinite(share)
+        if free.any():
+            rest = max(0.0, 1.0 - float(share[~free].sum()))
+            share[free] = rest / free.sum()
+        elif share.sum() > 0:
+            share = share / share.sum()  # the chosen centers' shares make the whole
+        return share[:, None] * self.weights.sum(axis=0)[None, :]
+
     def center_bounds(self, centers: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
         """``(lower (p, m) or None, upper (p, m))`` size bounds of the given centers."""
         p = centers.shape[0]
@@ -353,8 +394,8 @@ class TerritoryProblem:
             upper = np.full((p, self.m), np.inf)
             upper[:, 0] = self.capacity[centers]
             return None, upper
-        lo, hi = self.bounds()
-        return np.tile(lo, (p, 1)), np.tile(hi, (p, 1))
+        target = self.center_targets(centers)
+        return (1.0 - self.tol_lower) * target, (1.0 + self.tol_upper) * target
 
 
 def _equirectangular(lonlat: np.ndarray) -> np.ndarray:

@@ -132,7 +132,15 @@ def evaluate(
     for t in range(p):
         members = np.flatnonzero(a == t)
         d[members] = problem.cost.block(c[t : t + 1], members)[0]
-    cost = float(np.dot(problem.objective_weights, d))
+    unreachable = ~np.isfinite(d)
+    # areas no road reaches from their center add nothing to the cost; they are reported
+    cost = float(np.dot(problem.objective_weights, np.where(unreachable, 0.0, d)))
+    if unreachable.any():
+        info.setdefault("details", {})
+        info["details"] = {
+            **info["details"],
+            "unreachable_areas": np.flatnonzero(unreachable).tolist(),
+        }
     if problem.capacity is not None:
         cap = problem.capacity[c]
         dev = np.zeros_like(sizes)
@@ -140,10 +148,11 @@ def evaluate(
         within = bool(np.all(sizes[:, 0] <= cap * (1 + 1e-9)))
         max_dev = float(np.max(dev[:, 0]))
     else:
-        mu = problem.mean
+        mu = problem.center_targets(c)
         with np.errstate(invalid="ignore", divide="ignore"):
             dev = np.where(mu > 0, sizes / np.where(mu > 0, mu, 1.0) - 1.0, 0.0)
-        lo, hi = problem.bounds()
+        lo, hi = problem.center_bounds(c)
+        assert lo is not None
         within = bool(
             np.all(sizes >= lo * (1 - 1e-9) - 1e-9) and np.all(sizes <= hi * (1 + 1e-9) + 1e-9)
         )

@@ -781,6 +781,26 @@ def optimize_cmd(
     max_snap: Annotated[
         float | None, typer.Option(help="Flag snaps farther than this many metres.")
     ] = None,
+    centers: Annotated[
+        Path | None,
+        typer.Option(
+            help="Fixed territory centers (reps' homes, offices): a point file. "
+            "Fewer than -p: the optimizer adds the rest."
+        ),
+    ] = None,
+    center_id_column: Annotated[str | None, typer.Option(help="Id column of --centers.")] = None,
+    share_column: Annotated[
+        str | None, typer.Option(help="Column of --centers: target share of the total.")
+    ] = None,
+    capacity_column: Annotated[
+        str | None, typer.Option(help="Column of --centers: capacity (first measure).")
+    ] = None,
+    locked_column: Annotated[
+        str | None, typer.Option(help="Column of the areas: center id an area is locked to.")
+    ] = None,
+    forbidden_column: Annotated[
+        str | None, typer.Option(help="Boolean column of the areas: may not host a center.")
+    ] = None,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
     speeds: SpeedsOpt = None,
     speed: SpeedOpt = None,
@@ -837,6 +857,12 @@ def optimize_cmd(
                 n_jobs=jobs,
                 progress=update,
                 solver_options=options,
+                centers=centers,
+                center_id_column=center_id_column,
+                share_column=share_column,
+                capacity_column=capacity_column,
+                locked_column=locked_column,
+                forbidden_column=forbidden_column,
             )
     sol = res.solution
     err.print(
@@ -848,6 +874,13 @@ def optimize_cmd(
         err.print(
             f"[yellow]warning:[/] {res.facts['accounts_unmatched']} account(s) lie in no "
             "area and were not counted",
+            highlight=False,
+        )
+    if res.facts.get("unreachable_areas"):
+        err.print(
+            f"[yellow]warning:[/] {len(res.facts['unreachable_areas'])} area(s) no center "
+            "reaches by road were given to the nearest center in a straight line: "
+            f"{', '.join(res.facts['unreachable_areas'][:10])}",
             highlight=False,
         )
     if res.facts.get("far_snaps"):

@@ -153,6 +153,12 @@ def design_territories(
     n_jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     solver_options: dict[str, Any] | None = None,
+    centers: str | Path | gpd.GeoDataFrame | None = None,
+    center_id_column: str | None = None,
+    share_column: str | None = None,
+    capacity_column: str | None = None,
+    locked_column: str | None = None,
+    forbidden_column: str | None = None,
 ) -> TerritoryResult:
     """Design ``p`` balanced, compact territories from basic areas.
 
@@ -179,6 +185,18 @@ def design_territories(
         Snapping limit, matrix workers and progress callback.
     solver_options
         Extra options for the solver.
+    centers
+        Anchored territory centers (reps' homes, offices): points (file or GeoDataFrame) that
+        need not be areas; drive times run from each center to every area. With fewer centers
+        than ``p`` the optimizer chooses the others among the areas.
+    center_id_column, share_column, capacity_column
+        Columns of ``centers``: id (default detected), target share of the total (e.g. 0.5
+        for a part-time rep), capacity (upper bound of the first measure; needs all p
+        centers given).
+    locked_column
+        Column of the areas holding the center id an area is locked to (empty = free).
+    forbidden_column
+        Boolean column of the areas: true where an area may not host a center.
     """
     gdf = areas.gdf.copy()
     facts: dict[str, Any] = {"n_areas": len(areas)}
@@ -191,14 +209,27 @@ def design_territories(
     if "accounts" in measures and "accounts" not in gdf.columns:
         raise AreaDataError("measure 'accounts' needs an accounts file (--accounts)")
     weights = measures_from_gdf(gdf, measures)
+    anchors = _anchors(centers, center_id_column, share_column, capacity_column)
+    k = 0 if anchors is None else len(anchors.ids)
+    if k > p:
+        raise AreaDataError(f"{k} centers were given but only p = {p} territories")
+    utm = gdf.estimate_utm_crs()
+    pts = gpd.GeoSeries(gpd.points_from_xy(areas.lon, areas.lat), crs="EPSG:4326").to_crs(utm)
+    xy = np.column_stack([pts.x, pts.y])
+    cxy = None
+    if anchors is not None:
+        cpts = gpd.GeoSeries(gpd.points_from_xy(anchors.lon, anchors.lat), crs="EPSG:4326").to_crs(
+            utm
+        )
+        cxy = np.column_stack([cpts.x, cpts.y])
+    # candidates: the anchored centers first, then (when the optimizer chooses some) the areas
+    with_areas = k < p
     if graph is None:
         mode = "straight-line"
-        utm = gdf.estimate_utm_crs()
-        pts = gpd.GeoSeries(gpd.points_from_xy(areas.lon, areas.lat), crs="EPSG:4326").to_crs(utm)
-        xy = np.column_stack([pts.x, pts.y])
-        problem = optimizer.TerritoryProblem.from_points(
-            xy, weights, p, tolerance=tolerance, measure_names=tuple(measures)
-        )
+        from optimizer.problem import EuclideanCost
+
+        cand_xy = xy if cxy is None else (np.vstack([cxy, xy]) if with_areas else cxy)
+        cost: Any = EuclideanCost(cand_xy, xy)
         cost_unit = 1000.0  # metres -> km
     else:
         from roadnet.cached import cached_drive_time_matrix
@@ -206,49 +237,169 @@ def design_territories(
 
         mode = "drive"
         snapped = snap_points(graph, areas.lon, areas.lat, max_distance_m=max_snap_m)
-        matrix, cache_report = cached_drive_time_matrix(
-            graph, snapped, n_jobs=n_jobs, progress=progress
-        )
-        facts["matrix"] = cache_report.describe()
         facts["far_snaps"] = [str(areas.ids[i]) for i in np.flatnonzero(snapped.flagged)]
-        unreachable = matrix.unreachable()
-        facts["unreachable_pairs"] = int(unreachable.shape[0])
-        utm = gdf.estimate_utm_crs()
-        pts = gpd.GeoSeries(gpd.points_from_xy(areas.lon, areas.lat), crs="EPSG:4326").to_crs(utm)
-        problem = optimizer.TerritoryProblem.from_cost_matrix(
-            matrix.seconds,
-            weights,
-            p,
-            tolerance=tolerance,
-            measure_names=tuple(measures),
-            coords=np.column_stack([pts.x, pts.y]),
-        )
+        blocks = []
+        if anchors is not None:
+            cs = snap_points(graph, anchors.lon, anchors.lat, max_distance_m=max_snap_m)
+            facts["far_center_snaps"] = [str(anchors.ids[i]) for i in np.flatnonzero(cs.flagged)]
+            cm, rep = cached_drive_time_matrix(graph, cs, snapped, n_jobs=n_jobs, progress=progress)
+            blocks.append(cm.seconds)
+            facts["center_matrix"] = rep.describe()
+        if with_areas:
+            matrix, cache_report = cached_drive_time_matrix(
+                graph, snapped, n_jobs=n_jobs, progress=progress
+            )
+            facts["matrix"] = cache_report.describe()
+            facts["unreachable_pairs"] = int(matrix.unreachable().shape[0])
+            blocks.append(matrix.seconds)
+        from optimizer.problem import CostMatrix
+
+        cost = CostMatrix(np.vstack(blocks) if len(blocks) > 1 else blocks[0])
         cost_unit = 60.0  # seconds -> minutes
-    solution = optimizer.solve(problem, method, seed=seed, **(solver_options or {}))
+    area_cands = np.arange(len(areas)) if with_areas else np.zeros(0, dtype=np.int64)
+    candidates = np.concatenate([np.full(k, -1, dtype=np.int64), area_cands])
+    nc = candidates.shape[0]
+    share = None
+    if anchors is not None and anchors.share is not None:
+        share = np.full(nc, np.nan)
+        share[:k] = anchors.share
+    capacity = None
+    if anchors is not None and anchors.capacity is not None:
+        if with_areas:
+            raise AreaDataError("capacities need every center given (p = number of centers)")
+        capacity = anchors.capacity
+    cand_coords = None
+    if cxy is not None:
+        cand_coords = np.full((nc, 2), np.nan)
+        cand_coords[:k] = cxy
+    from optimizer.problem import _tolerances
+
+    lo, hi = _tolerances(tolerance, weights.shape[1])
+    problem = optimizer.TerritoryProblem(
+        weights=weights,
+        p=p,
+        cost=cost,
+        candidates=candidates,
+        tol_lower=lo,
+        tol_upper=hi,
+        capacity=capacity,
+        measure_names=tuple(measures),
+        coords=xy,
+        target_share=share,
+        candidate_coords=cand_coords,
+    )
+    options = dict(solver_options or {})
+    if anchors is not None:
+        options["fixed_centers"] = np.arange(k)
+    if locked_column is not None:
+        options["locked"] = _locked(gdf, locked_column, anchors)
+    if forbidden_column is not None:
+        allowed = np.ones(nc, bool)
+        if with_areas:
+            allowed[k:] = ~gdf[forbidden_column].fillna(False).astype(bool).to_numpy()
+        options["allowed_centers"] = allowed
+    if anchors is not None and method not in ("la", "la-assignmax", "la-mindist"):
+        raise AreaDataError(f"method {method!r} cannot use given centers; use la")
+    solution = optimizer.solve(problem, method, seed=seed, **options)
     # per-area distance to its center
     dist = np.empty(problem.n)
     for t in range(p):
         members = np.flatnonzero(solution.assignment == t)
         dist[members] = problem.cost.block(solution.centers[t : t + 1], members)[0]
-    label = np.arange(1, p + 1)
+    label = np.array(
+        [str(anchors.ids[c]) if anchors is not None and c < k else None for c in solution.centers],
+        dtype=object,
+    )
+    free = [i for i, v in enumerate(label) if v is None]
+    if anchors is None:
+        label = np.arange(1, p + 1)
+    else:
+        for n_new, i in enumerate(free, start=1):
+            label[i] = f"new-{n_new}"
     gdf["territory"] = label[solution.assignment]
+    if solution.details.get("unreachable_areas"):
+        facts["unreachable_areas"] = [
+            str(areas.ids[v]) for v in solution.details["unreachable_areas"]
+        ]
     is_center = np.zeros(problem.n, bool)
-    is_center[problem.candidates[solution.centers]] = True
+    ca = problem.candidates[solution.centers]
+    is_center[ca[ca >= 0]] = True
     gdf["is_center"] = is_center
     col = "minutes_to_center" if mode == "drive" else "km_to_center"
     gdf[col] = dist / cost_unit
-    summary = _summary(gdf, areas, problem, solution, measures, col)
+    center_ids = [
+        str(anchors.ids[c]) if anchors is not None and c < k else areas.ids[problem.candidates[c]]
+        for c in solution.centers
+    ]
+    summary = _summary(gdf, problem, solution, measures, col, list(label), center_ids)
     facts["unit"] = "minutes" if mode == "drive" else "km"
     return TerritoryResult(areas=gdf, summary=summary, solution=solution, mode=mode, facts=facts)
 
 
+@dataclasses.dataclass
+class _Anchors:
+    ids: np.ndarray
+    lon: np.ndarray
+    lat: np.ndarray
+    share: np.ndarray | None
+    capacity: np.ndarray | None
+
+
+def _anchors(
+    centers: Any, id_column: str | None, share_column: str | None, capacity_column: str | None
+) -> _Anchors | None:
+    if centers is None:
+        return None
+    if isinstance(centers, gpd.GeoDataFrame):
+        from roadnet.areas import areas_from_gdf
+
+        pts = areas_from_gdf(centers, id_column=id_column, source="centers")
+    else:
+        pts = read_areas(centers, id_column=id_column)
+
+    def column(name: str | None) -> np.ndarray | None:
+        if name is None:
+            return None
+        if name not in pts.gdf.columns:
+            raise AreaDataError(f"centers have no column {name!r}")
+        vals = pd.to_numeric(pts.gdf[name], errors="coerce").to_numpy(float)
+        if name == capacity_column and (~np.isfinite(vals) | (vals <= 0)).any():
+            raise AreaDataError(f"capacity column {name!r} needs a positive number per center")
+        return vals
+
+    ids = np.asarray([str(i) for i in pts.ids], dtype=object)
+    return _Anchors(ids, pts.lon, pts.lat, column(share_column), column(capacity_column))
+
+
+def _locked(gdf: gpd.GeoDataFrame, column: str, anchors: _Anchors | None) -> np.ndarray:
+    """Candidate index each area is locked to (-1 = free)."""
+    if column not in gdf.columns:
+        raise AreaDataError(f"locked column {column!r} not found in the areas")
+    if anchors is None:
+        raise AreaDataError("locked areas need given centers (--centers) to lock them to")
+    pos = {cid: i for i, cid in enumerate(anchors.ids)}
+    out = np.full(len(gdf), -1, dtype=np.int64)
+    for v, val in enumerate(gdf[column].tolist()):
+        if val is None or (isinstance(val, float) and np.isnan(val)) or str(val) == "":
+            continue
+        key = str(int(val)) if isinstance(val, float) and float(val).is_integer() else str(val)
+        if key not in pos:
+            raise AreaDataError(
+                f"area row {v} is locked to center {val!r}, which is not among "
+                f"the centers {list(pos)[:10]}"
+            )
+        out[v] = pos[key]
+    return out
+
+
 def _summary(
     gdf: gpd.GeoDataFrame,
-    areas: Areas,
     problem: optimizer.TerritoryProblem,
     solution: optimizer.Solution,
     measures: Sequence[str],
     col: str,
+    labels: list[Any],
+    center_ids: list[Any],
 ) -> pd.DataFrame:
     rows = []
     w0 = problem.weights[:, 0]
@@ -258,8 +409,8 @@ def _summary(
         fin = np.isfinite(d)
         wt = w0[members]
         row: dict[str, Any] = {
-            "territory": t + 1,
-            "center_id": areas.ids[problem.candidates[solution.centers[t]]],
+            "territory": labels[t],
+            "center_id": center_ids[t],
             "n_areas": int(members.size),
         }
         for j, name in enumerate(measures):
