@@ -44,7 +44,7 @@ from scipy.sparse.csgraph import connected_components
 
 from roadnet.exceptions import AreaDataError, CRSError
 
-__all__ = ["components_within", "isolated_areas", "polygon_adjacency"]
+__all__ = ["components_within", "isolated_areas", "polygon_adjacency", "road_adjacency"]
 
 log = logging.getLogger(__name__)
 
@@ -318,3 +318,56 @@ def components_within(
         pieces = [np.sort(members[inverse == k]).astype(np.int64) for k in rank]
         out.append((label.item() if isinstance(label, np.generic) else label, pieces))
     return out
+
+
+def road_adjacency(
+    adjacency: sp.spmatrix,
+    seconds: np.ndarray,
+    lonlat: np.ndarray,
+    *,
+    max_ratio: float = 2.0,
+    reference_kmh: float = 60.0,
+    slack_s: float = 60.0,
+) -> sp.csr_matrix:
+    """Keep the polygon neighbours that are also close **by road**.
+
+    Two adjacent areas ``u``, ``v`` stay adjacent when the drive between their points, in
+    both directions, is at most ``max_ratio`` times the straight-line time at
+    ``reference_kmh`` plus ``slack_s`` (a short fixed allowance for getting onto the road):
+
+    ``max(t_uv, t_vu) <= max_ratio * d_uv / v_ref + slack_s``.
+
+    Parishes facing each other across a river without a bridge nearby share a border but not
+    a short drive, so they are not road-adjacent; contiguity required on this adjacency keeps
+    such areas apart unless the territory also holds a bridge's road (via other areas).
+
+    Parameters
+    ----------
+    adjacency
+        ``(n, n)`` polygon adjacency (:func:`polygon_adjacency`).
+    seconds
+        ``(n, n)`` drive seconds between the areas' points (``inf`` = no road).
+    lonlat
+        ``(n, 2)`` the areas' points in degrees (for the straight-line distance).
+    """
+    adj = sp.csr_matrix(adjacency, dtype=bool)
+    n = adj.shape[0]
+    if seconds.shape != (n, n) or lonlat.shape != (n, 2):
+        raise AreaDataError(
+            f"road_adjacency needs an (n, n) matrix and (n, 2) points for n = {n}, got "
+            f"{seconds.shape} and {lonlat.shape}"
+        )
+    coo = sp.triu(adj, k=1).tocoo()
+    u, v = coo.row, coo.col
+    lon = np.radians(lonlat[:, 0])
+    lat = np.radians(lonlat[:, 1])
+    h = (
+        np.sin((lat[v] - lat[u]) / 2) ** 2
+        + np.cos(lat[u]) * np.cos(lat[v]) * np.sin((lon[v] - lon[u]) / 2) ** 2
+    )
+    metres = 2 * 6_371_008.8 * np.arcsin(np.sqrt(np.clip(h, 0, 1)))
+    limit = max_ratio * metres / (reference_kmh / 3.6) + slack_s
+    drive = np.maximum(seconds[u, v], seconds[v, u])
+    keep = np.isfinite(drive) & (drive <= limit)
+    out = sp.coo_matrix((np.ones(int(keep.sum()), bool), (u[keep], v[keep])), shape=(n, n))
+    return (out + out.T).tocsr().astype(bool)
