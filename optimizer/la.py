@@ -301,6 +301,19 @@ def location_allocation(
         starts = 1  # every center is given: nothing to draw
     best: Solution | None = None
     total_iter = 0
+
+    def run_allocation(centers: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        assignment, facts = allocate(
+            problem,
+            centers,
+            allocation=allocation,
+            split=split,
+            split_objective=split_objective,
+            k_nearest=k_nearest,
+            allowed=_locked_mask(locked, centers),
+        )
+        return _fill_empty(problem, assignment, centers), facts
+
     for s in range(starts):
         if time_limit is not None and s > 0 and time.perf_counter() - t0 > time_limit:
             break
@@ -316,16 +329,7 @@ def location_allocation(
         seen: set[tuple[int, ...]] = set()
         for _ in range(max_iter):
             total_iter += 1
-            assignment, facts = allocate(
-                problem,
-                centers,
-                allocation=allocation,
-                split=split,
-                split_objective=split_objective,
-                k_nearest=k_nearest,
-                allowed=_locked_mask(locked, centers),
-            )
-            assignment = _fill_empty(problem, assignment, centers)
+            assignment, facts = run_allocation(centers)
             new = one_medians(problem, assignment, centers, fixed=fixed, allowed=allowed_centers)
             key = tuple(sorted(new.tolist()))
             if np.array_equal(new, centers) or key in seen:
@@ -333,16 +337,7 @@ def location_allocation(
             seen.add(key)
             centers = new
         else:
-            assignment, facts = allocate(
-                problem,
-                centers,
-                allocation=allocation,
-                split=split,
-                split_objective=split_objective,
-                k_nearest=k_nearest,
-                allowed=_locked_mask(locked, centers),
-            )
-            assignment = _fill_empty(problem, assignment, centers)
+            assignment, facts = run_allocation(centers)
         moves = 0
         if repair and allocation == "transp":
             from optimizer.repair import repair_balance
