@@ -19,6 +19,11 @@ provider; :func:`solve` runs one of the methods of Kalcsics, Nickel & Schröder 
 
 Every method returns a :class:`Solution` with the assignment, centers, sizes, deviations,
 cost, a lower bound and the gap where one is known.
+
+After any of them, :func:`optimizer.local.local_search` improves balance, drive time and
+(against an existing alignment) disruption, keeping contiguity when required
+(:mod:`optimizer.contiguity`); :func:`optimizer.scenarios.run_scenario` rebalances,
+consolidates or expands an existing alignment.
 """
 
 from __future__ import annotations

@@ -239,9 +239,7 @@ def is_contiguous(
 
 def _violation(W: np.ndarray, lo: np.ndarray, hi: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """Bound violation per territory: sum over measures of the excess beyond [lo, hi]."""
-    return (
-        (np.maximum(0.0, W - hi) + np.maximum(0.0, lo - W)) / scale
-    ).sum(axis=-1)
+    return ((np.maximum(0.0, W - hi) + np.maximum(0.0, lo - W)) / scale).sum(axis=-1)
 
 
 def _repair(
@@ -299,9 +297,7 @@ def _repair(
             nb = nb[(a[nb] != s) & in_main[nb]]
             targets = np.unique(a[nb])
             if targets.size == 0:
-                touching = indices[
-                    np.concatenate([np.arange(indptr[v], indptr[v + 1]) for v in F])
-                ]
+                touching = indices[np.concatenate([np.arange(indptr[v], indptr[v + 1]) for v in F])]
                 reason = "island" if np.all(a[touching] == s) else "no main piece adjacent"
                 stranded[reason] = stranded.get(reason, 0) + 1
                 continue
@@ -313,9 +309,7 @@ def _repair(
             targets, dt = targets[ok], dt[ok]
             wF = w[F].sum(axis=0)
             ds = np.where(np.isfinite(D[s, F]), D[s, F], 0.0)
-            v_s = _violation(W[s] - wF, lo[s], hi[s], scale) - _violation(
-                W[s], lo[s], hi[s], scale
-            )
+            v_s = _violation(W[s] - wF, lo[s], hi[s], scale) - _violation(W[s], lo[s], hi[s], scale)
             v_t = _violation(W[targets] + wF, lo[targets], hi[targets], scale) - _violation(
                 W[targets], lo[targets], hi[targets], scale
             )
@@ -340,7 +334,7 @@ def repair_contiguity(
     adj: Any,
     *,
     locked: np.ndarray | None = None,
-    balance_weight: float = 10.0,
+    balance_weight: float = 100.0,
     cost_weight: float = 1.0,
 ) -> tuple[np.ndarray, int]:
     """Move every fragment whole to the best adjacent territory (see the module docstring).
@@ -358,10 +352,10 @@ def repair_contiguity(
     locked
         ``(n,)`` booleans: areas that must not move (a fragment holding one stays).
     balance_weight, cost_weight
-        :math:`\\beta` and :math:`\\gamma` of the move score. The default 10 : 1 matches the
+        :math:`\\beta` and :math:`\\gamma` of the move score. The default 100 : 1 matches the
         local search's default (:class:`optimizer.local.LocalSearchWeights`): a bound
-        violation of 1 % of a mean territory weighs as much as 10 % of a mean territory's
-        drive time.
+        violation of 1 % of a mean territory weighs as much as a whole mean territory's drive
+        time, so balance decides and drive time breaks ties.
 
     Returns
     -------

@@ -801,6 +801,27 @@ def optimize_cmd(
     forbidden_column: Annotated[
         str | None, typer.Option(help="Boolean column of the areas: may not host a center.")
     ] = None,
+    contiguity: Annotated[
+        str,
+        typer.Option(
+            help="Require contiguous territories: none, polygon or road "
+            "(borders a short drive crosses; a river without bridge separates)."
+        ),
+    ] = "none",
+    improve: Annotated[
+        bool, typer.Option("--improve/--no-improve", help="Tabu local search afterwards.")
+    ] = True,
+    existing_column: Annotated[
+        str | None,
+        typer.Option(
+            help="Current territory of each area: rebalance it (same -p), "
+            "consolidate (smaller -p) or expand (larger -p) with few moves."
+        ),
+    ] = None,
+    disruption: Annotated[
+        float, typer.Option(help="Weight of moved areas against balance and drive time.")
+    ] = 1.0,
+    time_limit: Annotated[float, typer.Option(help="Seconds for the local search.")] = 10.0,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
     speeds: SpeedsOpt = None,
     speed: SpeedOpt = None,
@@ -808,7 +829,11 @@ def optimize_cmd(
     no_cache: NoCacheOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Design balanced, compact territories on drive times (or straight lines)."""
+    """Design balanced, compact territories on drive times (or straight lines).
+
+    With --existing-column it runs the scenario users run every quarter: rebalance the
+    current territories, consolidate them to fewer, or expand them to more, moving few areas.
+    """
     _setup_logging(verbose)
     import optimizer
     from roadnet.territories import design_territories
@@ -863,6 +888,11 @@ def optimize_cmd(
                 capacity_column=capacity_column,
                 locked_column=locked_column,
                 forbidden_column=forbidden_column,
+                contiguity=contiguity,
+                improve=improve,
+                existing_column=existing_column,
+                disruption=disruption,
+                time_limit=time_limit,
             )
     sol = res.solution
     err.print(
@@ -876,6 +906,18 @@ def optimize_cmd(
             "area and were not counted",
             highlight=False,
         )
+    if "scenario" in res.facts:
+        sc = res.facts["scenario"]
+        b, a = sc["before"], sc["after"]
+        out.print(
+            f"{sc['kind']}: {sc['areas_moved']} area(s) moved ({sc.get('weight_moved', 0):,.0f} of "
+            f"the first measure); max deviation {b['max_deviation']:.1%} -> "
+            f"{a['max_deviation']:.1%}; weighted cost {b['cost']:,.6g} -> {a['cost']:,.6g}"
+            + (f"; dissolved {sc['dissolved']}" if sc["dissolved"] else ""),
+            highlight=False,
+        )
+    if contiguity != "none":
+        out.print(f"contiguous ({contiguity}): {res.facts.get('contiguous')}", highlight=False)
     if res.facts.get("unreachable_areas"):
         err.print(
             f"[yellow]warning:[/] {len(res.facts['unreachable_areas'])} area(s) no center "

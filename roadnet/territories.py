@@ -159,6 +159,11 @@ def design_territories(
     capacity_column: str | None = None,
     locked_column: str | None = None,
     forbidden_column: str | None = None,
+    contiguity: str = "none",
+    improve: bool = True,
+    existing_column: str | None = None,
+    disruption: float = 1.0,
+    time_limit: float = 10.0,
 ) -> TerritoryResult:
     """Design ``p`` balanced, compact territories from basic areas.
 
@@ -197,6 +202,20 @@ def design_territories(
         Column of the areas holding the center id an area is locked to (empty = free).
     forbidden_column
         Boolean column of the areas: true where an area may not host a center.
+    contiguity
+        ``"none"``, ``"polygon"`` (territories connected through shared borders) or
+        ``"road"`` (through borders that a short drive crosses,
+        :func:`roadnet.adjacency.road_adjacency`: a river without a bridge separates).
+    improve
+        Run the tabu local search (:mod:`optimizer.local`) after the constructive solver.
+    existing_column
+        Column with the current territory of each area: rebalance (same ``p``), consolidate
+        (smaller) or expand (larger) it with as few moves as possible
+        (:mod:`optimizer.scenarios`).
+    disruption
+        Weight of moved areas in the local search objective (with ``existing_column``).
+    time_limit
+        Seconds for the local search.
     """
     gdf = areas.gdf.copy()
     facts: dict[str, Any] = {"n_areas": len(areas)}
@@ -300,7 +319,34 @@ def design_territories(
         options["allowed_centers"] = allowed
     if anchors is not None and method not in ("la", "la-assignmax", "la-mindist"):
         raise AreaDataError(f"method {method!r} cannot use given centers; use la")
-    solution = optimizer.solve(problem, method, seed=seed, **options)
+    adjacency = None
+    if contiguity != "none":
+        adjacency = _adjacency(gdf, contiguity, problem, areas, graph, anchors)
+    scenario = None
+    old_labels: list[Any] = []
+    if existing_column is not None:
+        solution, scenario, old_labels = _run_existing(
+            gdf,
+            existing_column,
+            problem,
+            adjacency,
+            contiguity != "none",
+            disruption,
+            seed,
+            time_limit,
+            k,
+        )
+        facts["scenario"] = scenario.to_dict(problem.weights[:, 0])
+    else:
+        solution = optimizer.solve(problem, method, seed=seed, **options)
+        if improve or contiguity != "none":
+            solution = _improve(
+                problem, solution, adjacency, contiguity != "none", options, seed, time_limit
+            )
+    if adjacency is not None:
+        from optimizer.contiguity import is_contiguous
+
+        facts["contiguous"] = bool(is_contiguous(adjacency, solution.assignment, p))
     # per-area distance to its center
     dist = np.empty(problem.n)
     for t in range(p):
@@ -310,8 +356,10 @@ def design_territories(
         [str(anchors.ids[c]) if anchors is not None and c < k else None for c in solution.centers],
         dtype=object,
     )
+    if scenario is not None:  # continuing territories keep their names
+        label = np.array([old_labels[o] if o >= 0 else None for o in scenario.origin], dtype=object)
     free = [i for i, v in enumerate(label) if v is None]
-    if anchors is None:
+    if anchors is None and scenario is None:
         label = np.arange(1, p + 1)
     else:
         for n_new, i in enumerate(free, start=1):
@@ -334,6 +382,137 @@ def design_territories(
     summary = _summary(gdf, problem, solution, measures, col, list(label), center_ids)
     facts["unit"] = "minutes" if mode == "drive" else "km"
     return TerritoryResult(areas=gdf, summary=summary, solution=solution, mode=mode, facts=facts)
+
+
+def _adjacency(
+    gdf: gpd.GeoDataFrame,
+    contiguity: str,
+    problem: optimizer.TerritoryProblem,
+    areas: Areas,
+    graph: CompiledGraph | None,
+    anchors: Any,
+) -> Any:
+    from roadnet.adjacency import polygon_adjacency, road_adjacency
+
+    if contiguity not in ("polygon", "road"):
+        raise AreaDataError(f"contiguity must be none, polygon or road, got {contiguity!r}")
+    adj = polygon_adjacency(gdf)
+    if contiguity == "road":
+        if graph is None:
+            raise AreaDataError("road contiguity needs a road graph (not --straight-line)")
+        k = 0 if anchors is None else len(anchors.ids)
+        seconds = (
+            np.asarray(problem.cost.rows(np.arange(k, k + problem.n)))
+            if problem.cost.shape[0] >= k + problem.n
+            else None
+        )
+        if seconds is None:
+            from roadnet.cached import cached_drive_time_matrix
+            from roadnet.snap import snap_points
+
+            snapped = snap_points(graph, areas.lon, areas.lat)
+            seconds = cached_drive_time_matrix(graph, snapped)[0].seconds
+        adj = road_adjacency(adj, seconds, np.column_stack([areas.lon, areas.lat]))
+    return adj
+
+
+def _improve(
+    problem: optimizer.TerritoryProblem,
+    solution: optimizer.Solution,
+    adjacency: Any,
+    contiguous: bool,
+    options: dict[str, Any],
+    seed: int,
+    time_limit: float,
+) -> optimizer.Solution:
+    """Tabu local search after the constructive solver, keeping its certificate honest."""
+    from optimizer.local import local_search
+
+    locked = options.get("locked")
+    fixed = options.get("fixed_centers")
+    res = local_search(
+        problem,
+        solution.assignment,
+        solution.centers,
+        adjacency=adjacency,
+        require_contiguity=contiguous,
+        locked=None if locked is None else np.asarray(locked) >= 0,
+        fixed_centers=None if fixed is None else np.isin(solution.centers, fixed),
+        time_limit=time_limit,
+        seed=seed,
+    )
+    improved = optimizer.evaluate(
+        problem,
+        res.assignment,
+        res.centers,
+        method=solution.method + "+local-search",
+        seed=seed,
+        iterations=solution.iterations + res.iterations,
+        seconds=solution.seconds + res.seconds,
+        details={
+            **solution.details,
+            "local_search": {
+                "moves": res.moves,
+                "swaps": res.swaps,
+                "stopped": res.stopped,
+                "objective_before": res.objective_before,
+                "objective_after": res.objective_after,
+            },
+        },
+    )
+    # the constructive run's LP bound holds for its centers only; keep it if they did not move
+    if solution.lower_bound is not None and np.array_equal(
+        np.sort(res.centers), np.sort(solution.centers)
+    ):
+        improved = optimizer.evaluate(
+            problem,
+            res.assignment,
+            res.centers,
+            lower_bound=solution.lower_bound,
+            bound_source=solution.bound_source,
+            method=improved.method,
+            seed=seed,
+            iterations=improved.iterations,
+            seconds=improved.seconds,
+            details=improved.details,
+        )
+    return improved
+
+
+def _run_existing(
+    gdf: gpd.GeoDataFrame,
+    column: str,
+    problem: optimizer.TerritoryProblem,
+    adjacency: Any,
+    contiguous: bool,
+    disruption: float,
+    seed: int,
+    time_limit: float,
+    k: int,
+) -> tuple[Any, Any, list[Any]]:
+    from optimizer.scenarios import run_scenario
+
+    if column not in gdf.columns:
+        raise AreaDataError(f"existing territory column {column!r} not found")
+    if k:
+        raise AreaDataError("an existing alignment cannot be combined with --centers yet")
+    values = gdf[column]
+    if values.isna().any():
+        raise AreaDataError(
+            f"existing territory column {column!r} is empty for rows "
+            f"{np.flatnonzero(values.isna().to_numpy())[:10].tolist()}"
+        )
+    codes, uniques = pd.factorize(values, sort=True)
+    res = run_scenario(
+        problem,
+        codes,
+        adjacency=adjacency,
+        require_contiguity=contiguous,
+        disruption=disruption,
+        time_limit=time_limit,
+        seed=seed,
+    )
+    return res.solution, res, [v.item() if isinstance(v, np.generic) else v for v in uniques]
 
 
 @dataclasses.dataclass
