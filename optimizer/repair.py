@@ -80,7 +80,6 @@ def repair_balance(
     counts = np.bincount(a, minlength=p)
     limit = 4 * n if max_moves is None else int(max_moves)
     moves = 0
-    rows = np.arange(n)
     while moves < limit:
         viol = _violation(sizes, lo, hi, scale)
         if viol.sum() <= 1e-12:
@@ -112,5 +111,4 @@ def repair_balance(
         counts[t_to] += 1
         a[v] = t_to
         moves += 1
-    del rows
     return a, moves
