@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from roadnet.areas import _ID_NAMES  # id-like column names, as the areas reader detects
 from roadnet.exceptions import AreaDataError, CRSError
 
 __all__ = ["territory_colors", "territory_map_html", "territory_map_png"]
@@ -143,19 +144,6 @@ _PNG_SIMPLIFY_SHARE = 2.5e-4
 _MAX_PNG_LABELS = 40
 #: columns of the ``summary`` table shown in the legend
 _MAX_SUMMARY_COLUMNS = 4
-
-_ID_NAMES = (
-    "id",
-    "area_id",
-    "zcta",
-    "zip",
-    "zipcode",
-    "postcode",
-    "postal_code",
-    "geoid",
-    "code",
-    "parish_code",
-)
 
 
 # --------------------------------------------------------------------------- inputs
