@@ -26,12 +26,18 @@ Matrices
     equal or smaller cutoff; entries without one serve all. Entries with road metres serve
     requests with or without metres.
 
+Contraction hierarchies
+    Keyed by the graph's key, the hierarchy format and its build parameters; built once (with
+    progress), stored, and kept in memory for the process (:func:`cached_hierarchy`).
+    :func:`choose_engine` decides between the hierarchy and Dijkstra for each matrix.
+
 A failing cache (read-only or full disk) never costs the caller the result: it is computed,
 returned, and a warning names the folder.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import time
@@ -42,14 +48,19 @@ from typing import Any
 import numpy as np
 
 from cache import CacheError, Store, default_cache_dir, make_key
+from roadnet.ch import CH_FORMAT, Hierarchy, build_hierarchy
 from roadnet.graph import FORMAT_VERSION, CompiledGraph
 from roadnet.matrix import (
+    CH_BLOCK,
     DriveTimeMatrix,
+    EngineChoice,
     FarPolicy,
     ProgressCallback,
     _augment,
+    _CHJob,
     block_tasks,
     drive_time_matrix,
+    resolve_engine,
     run_blocks,
     zero_same_points,
 )
@@ -62,6 +73,8 @@ __all__ = [
     "CacheReport",
     "cached_drive_time_matrix",
     "cached_graph",
+    "cached_hierarchy",
+    "choose_engine",
     "graph_key",
     "open_store",
     "precompute_matrix",
@@ -74,6 +87,9 @@ MATRIX_FORMAT = 1
 _KIND_GRAPH = "graph"
 _KIND_SECONDS = "matrix"
 _KIND_METRES = "matrix-metres"
+_KIND_CH = "hierarchy"
+_MEMO_SIZE = 2
+_HIERARCHIES: collections.OrderedDict[str, Hierarchy] = collections.OrderedDict()
 
 
 @dataclasses.dataclass
@@ -94,6 +110,8 @@ class CacheReport:
         Matrix cells read from the cache.
     stored
         Whether the result was written to the cache.
+    engine
+        How the computed cells were computed (:meth:`EngineChoice.describe`), or ``None``.
     """
 
     status: str
@@ -102,6 +120,7 @@ class CacheReport:
     cols_computed: int = 0
     cells_from_cache: int = 0
     stored: bool = False
+    engine: str | None = None
 
     def describe(self) -> str:
         """One line for logs and the CLI."""
@@ -109,10 +128,11 @@ class CacheReport:
             return f"served from cache (entry {self.key})"
         if self.status == "assembled":
             return f"assembled from cached blocks ({self.cells_from_cache:,} cells)"
+        on = f" on {self.engine}" if self.engine else ""
         if self.status == "off":
-            return "cache not used"
+            return f"cache not used{';' if on else ''}{on}"
         return (
-            f"computed {self.rows_computed:,} row(s) and {self.cols_computed:,} column(s); "
+            f"computed {self.rows_computed:,} row(s) and {self.cols_computed:,} column(s){on}; "
             f"{self.cells_from_cache:,} cells from cache"
         )
 
@@ -202,6 +222,118 @@ def cached_graph(
     return graph, hit
 
 
+# ------------------------------------------------------------------------------- hierarchies
+def _hierarchy_key(graph: CompiledGraph) -> tuple[str, dict[str, Any]]:
+    inputs = {"graph": graph_key(graph), "format": CH_FORMAT}
+    return make_key(_KIND_CH, inputs), inputs
+
+
+def _remember(key: str, h: Hierarchy) -> Hierarchy:
+    _HIERARCHIES[key] = h
+    _HIERARCHIES.move_to_end(key)
+    while len(_HIERARCHIES) > _MEMO_SIZE:
+        _HIERARCHIES.popitem(last=False)
+    return h
+
+
+def cached_hierarchy(
+    graph: CompiledGraph,
+    *,
+    refresh: bool | None = None,
+    store: Store | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[Hierarchy, bool]:
+    """The contraction hierarchy of ``graph``: from memory, from the cache, or built.
+
+    Parameters
+    ----------
+    graph
+        The compiled road graph (its cache key, or a hash of its arrays, identifies it).
+    refresh
+        Rebuild even when cached (default ``settings.refresh``).
+    store
+        The cache (default: the settings' cache; none = build without storing).
+    progress
+        Optional callback ``(nodes_contracted, n_nodes)`` while building.
+
+    Returns
+    -------
+    tuple of (Hierarchy, bool)
+        The hierarchy and whether it was reused (memory or cache).
+    """
+    refresh = settings.refresh if refresh is None else refresh
+    key, inputs = _hierarchy_key(graph)
+    if not refresh and key in _HIERARCHIES:
+        _HIERARCHIES.move_to_end(key)
+        return _HIERARCHIES[key], True
+    store = store if store is not None else open_store()
+
+    def build() -> Hierarchy:
+        h = build_hierarchy(graph, progress=progress)
+        h.meta["graph_key"] = inputs["graph"]
+        return h
+
+    if store is None:
+        return _remember(key, build()), False
+
+    def compute() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        h = build()
+        return h.arrays(), h.meta
+
+    entry, hit = store.get_or_compute(key, _KIND_CH, inputs, compute, refresh=refresh)
+    h = Hierarchy.from_arrays(dict(entry.arrays), dict(entry.meta))
+    if h.n_nodes != graph.n_nodes:  # a hash collision or a foreign entry: never use it
+        raise CacheError(f"cached hierarchy {key} has {h.n_nodes} nodes, graph {graph.n_nodes}")
+    log.info("contraction hierarchy %s %s", key, "served from cache" if hit else "built and cached")
+    return _remember(key, h), hit
+
+
+def hierarchy_available(graph: CompiledGraph, store: Store | None = None) -> bool:
+    """Whether a hierarchy of ``graph`` is in memory or in the cache (nothing is built)."""
+    key, _ = _hierarchy_key(graph)
+    if key in _HIERARCHIES:
+        return True
+    store = store if store is not None else open_store()
+    return store is not None and store.contains(key)
+
+
+def choose_engine(
+    graph: CompiledGraph,
+    engine: str | None,
+    searches: int,
+    *,
+    progress: ProgressCallback | None = None,
+) -> EngineChoice:
+    """Pick the engine for a matrix that needs ``searches`` Dijkstra searches.
+
+    ``"scipy"`` and ``"ch"`` are taken as asked (``"ch"`` builds the hierarchy when needed).
+    ``"auto"`` (default: ``settings.engine``) takes the hierarchy when it is in memory or in
+    the cache, or when ``searches >= settings.ch_min_searches`` (building it pays for itself
+    then, and it is cached for the next matrix), else Dijkstra.
+    """
+    name = settings.engine if engine is None else engine
+    if name not in ("auto", "ch", "scipy"):
+        raise ValueError(f"engine must be 'auto', 'ch' or 'scipy', got {name!r}")
+    if name == "scipy":
+        return EngineChoice("scipy-dijkstra", "requested")
+    if name == "auto":
+        if hierarchy_available(graph):
+            reason = "auto: hierarchy available"
+        elif searches >= settings.ch_min_searches:
+            reason = f"auto: {searches:,} searches >= {settings.ch_min_searches:,}"
+        else:
+            return EngineChoice(
+                "scipy-dijkstra",
+                f"auto: {searches:,} searches < {settings.ch_min_searches:,}, no hierarchy cached",
+            )
+    else:
+        reason = "requested"
+    h, reused = cached_hierarchy(graph, progress=progress)
+    if not reused:
+        reason += f"; hierarchy built in {h.meta.get('build_seconds', 0):.1f} s"
+    return EngineChoice("ch", reason, h)
+
+
 # ------------------------------------------------------------------------------- matrices
 def _family(graph: CompiledGraph, o: SnappedPoints) -> dict[str, Any]:
     return {
@@ -261,10 +393,14 @@ def cached_drive_time_matrix(
     progress: ProgressCallback | None = None,
     refresh: bool | None = None,
     store: Store | None = None,
+    engine: str | EngineChoice | None = None,
+    build_progress: ProgressCallback | None = None,
 ) -> tuple[DriveTimeMatrix, CacheReport]:
     """:func:`~roadnet.matrix.drive_time_matrix` through the cache (see module docstring).
 
-    Returns the same matrix as the uncached function, and a :class:`CacheReport`.
+    Returns the same matrix as the uncached function, and a :class:`CacheReport`. ``engine``
+    and ``build_progress`` are those of :func:`~roadnet.matrix.drive_time_matrix`; the engine
+    is chosen only when cells must be computed, for the searches they need.
     """
     refresh = settings.refresh if refresh is None else refresh
     store = store if store is not None else open_store()
@@ -280,8 +416,10 @@ def cached_drive_time_matrix(
             far=far,
             n_jobs=n_jobs,
             progress=progress,
+            engine=engine,
+            build_progress=build_progress,
         )
-        return m, CacheReport(status="off")
+        return m, CacheReport(status="off", engine=f"engine {m.engine}")
     if far not in ("flag", "exclude", "error"):
         raise ValueError(f"far must be 'flag', 'exclude' or 'error', got {far!r}")
     if far == "error" and (o.flagged.any() or d.flagged.any()):
@@ -308,7 +446,19 @@ def cached_drive_time_matrix(
         report.status = "hit" if report.status == "hit" else "assembled"
     else:
         _compute_missing(
-            graph, o, d, filled, seconds, metres, cutoff, distances, n_jobs, progress, report
+            graph,
+            o,
+            d,
+            filled,
+            seconds,
+            metres,
+            cutoff,
+            distances,
+            n_jobs,
+            progress,
+            report,
+            engine,
+            build_progress,
         )
         report.status = "partial" if report.cells_from_cache else "miss"
     if cutoff is not None:
@@ -325,8 +475,9 @@ def cached_drive_time_matrix(
                 arr[o.flagged, :] = np.inf
                 arr[:, d.flagged] = np.inf
     log.info("drive-time matrix %dx%d: %s", no, nd, report.describe())
+    used = report.engine.split(" ")[1] if report.engine else "cache"
     return DriveTimeMatrix(
-        seconds=seconds, metres=metres, origins=o, destinations=d, cutoff=cutoff
+        seconds=seconds, metres=metres, origins=o, destinations=d, cutoff=cutoff, engine=used
     ), report
 
 
@@ -445,6 +596,8 @@ def _compute_missing(
     n_jobs: int | None,
     progress: ProgressCallback | None,
     report: CacheReport,
+    engine: str | EngineChoice | None = None,
+    build_progress: ProgressCallback | None = None,
 ) -> None:
     """Compute the missing cells with as few searches as possible.
 
@@ -463,7 +616,14 @@ def _compute_missing(
     empty = np.zeros(0, dtype=np.int64)
     options = [(any_rows, empty), (empty, any_cols), (mostly, rest_cols)]
     full_rows, cols = min(options, key=lambda rc: rc[0].size + rc[1].size)
-    aug = _augment(graph, o, d, np.ones(len(o), bool), np.ones(len(d), bool))
+    choice = resolve_engine(graph, engine, int(full_rows.size + cols.size), build_progress)
+    report.engine = choice.describe()
+    ones_o, ones_d = np.ones(len(o), bool), np.ones(len(d), bool)
+    ch = (
+        None if choice.hierarchy is None else _CHJob(choice.hierarchy, o, d, ones_o, ones_d, n_jobs)
+    )
+    aug = _augment(graph, o, d, ones_o, ones_d) if ch is None else None
+    chunk = CH_BLOCK if ch is not None else None
 
     def store_block(kind: str, idx: np.ndarray, sec: np.ndarray, met: np.ndarray | None) -> None:
         if kind == "rows":
@@ -475,7 +635,7 @@ def _compute_missing(
             if metres is not None and met is not None:
                 metres[:, idx] = np.where(missing[:, idx], met, metres[:, idx])
 
-    tasks = block_tasks("rows", full_rows) + block_tasks("cols", cols)
+    tasks = block_tasks("rows", full_rows, chunk) + block_tasks("cols", cols, chunk)
     run_blocks(
         aug,
         tasks,
@@ -484,6 +644,7 @@ def _compute_missing(
         n_jobs=n_jobs,
         on_block=store_block,
         progress=progress,
+        ch=ch,
     )
     report.rows_computed = int(full_rows.size)
     report.cols_computed = int(cols.size)
@@ -579,6 +740,8 @@ def precompute_matrix(
     block_rows: int = 256,
     progress: ProgressCallback | None = None,
     store: Store | None = None,
+    engine: str | EngineChoice | None = None,
+    build_progress: ProgressCallback | None = None,
 ) -> tuple[str, int, int]:
     """Fill the cache with the square matrix of ``points``, resumably.
 
@@ -632,18 +795,36 @@ def precompute_matrix(
         | (set(parts["metres"].missing_blocks()) if distances else set())
     )
     total_blocks = parts["seconds"].n_blocks
-    aug = _augment(graph, points, points, np.ones(n, bool), np.ones(n, bool))
+    rows_todo = [np.arange(*parts["seconds"].block_range(b)) for b in todo]
+    choice = resolve_engine(graph, engine, sum(r.shape[0] for r in rows_todo), build_progress)
+    ones = np.ones(n, bool)
+    ch = (
+        None
+        if choice.hierarchy is None
+        else _CHJob(choice.hierarchy, points, points, ones, ones, n_jobs)
+    )
+    aug = _augment(graph, points, points, ones, ones) if ch is None else None
     labels_arr = labels
 
     def write(kind: str, idx: np.ndarray, sec: np.ndarray, met: np.ndarray | None) -> None:
-        block = int(idx[0]) // block_rows
-        sec = sec.copy()
-        zero_same_points(sec, met, labels_arr[idx], labels_arr)
-        if met is not None:
-            parts["metres"].write_block(block, met)
-        parts["seconds"].write_block(block, sec)
+        # a task holds one or more whole blocks
+        for start in range(0, idx.shape[0], block_rows):
+            rows = idx[start : start + block_rows]
+            block = int(rows[0]) // block_rows
+            bsec = sec[start : start + rows.shape[0]].copy()
+            bmet = None if met is None else met[start : start + rows.shape[0]].copy()
+            zero_same_points(bsec, bmet, labels_arr[rows], labels_arr)
+            if bmet is not None:
+                parts["metres"].write_block(block, bmet)
+            parts["seconds"].write_block(block, bsec)
 
-    tasks = [("rows", np.arange(*parts["seconds"].block_range(b))) for b in todo]
+    if ch is None:
+        tasks = [("rows", r) for r in rows_todo]
+    else:  # whole blocks grouped into larger hierarchy tasks
+        per = max(1, CH_BLOCK // block_rows)
+        tasks = [
+            ("rows", np.concatenate(rows_todo[i : i + per])) for i in range(0, len(rows_todo), per)
+        ]
     run_blocks(
         aug,
         tasks,
@@ -652,6 +833,7 @@ def precompute_matrix(
         n_jobs=n_jobs,
         on_block=write,
         progress=progress,
+        ch=ch,
     )
     if distances:
         parts["metres"].finish()

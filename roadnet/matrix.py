@@ -39,12 +39,13 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
 
+from roadnet.ch import Hierarchy
 from roadnet.exceptions import SnapError
 from roadnet.graph import CompiledGraph, csr_keep_min
 from roadnet.settings import settings
 from roadnet.snap import SnappedPoints, snap_points
 
-__all__ = ["DriveTimeMatrix", "drive_time_matrix"]
+__all__ = ["DriveTimeMatrix", "EngineChoice", "drive_time_matrix"]
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,36 @@ def _same_arc_pairs(o: SnappedPoints, d: SnappedPoints) -> tuple[np.ndarray, np.
     return oi, dj
 
 
+def _direct_pairs(
+    o: SnappedPoints, d: SnappedPoints, o_ok: np.ndarray, d_ok: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Trips that stay on one road piece: ``(origin, destination, seconds, metres)``.
+
+    Destination ``j`` is reachable directly from origin ``i`` when both are snapped onto the
+    same arc and ``j`` lies ahead of ``i`` along the arc (or along its reverse twin).
+    """
+    oi, dj = _same_arc_pairs(o, d)
+    keep = o_ok[oi] & d_ok[dj]
+    oi, dj = oi[keep], dj[keep]
+    out_o, out_d, out_w, out_m = [], [], [], []
+    for k in range(2):
+        # along the arc (k=0) or its reverse twin (k=1): j must be ahead of i
+        with np.errstate(invalid="ignore"):  # inf - inf where there is no twin
+            ds = d.in_seconds[dj, k] - o.in_seconds[oi, k]
+            dm = d.in_metres[dj, k] - o.in_metres[oi, k]
+        ok = np.isfinite(ds) & (dm >= 0) & (ds >= 0)
+        out_o.append(oi[ok])
+        out_d.append(dj[ok])
+        out_w.append(o.connector_seconds[oi[ok]] + ds[ok] + d.connector_seconds[dj[ok]])
+        out_m.append(dm[ok])
+    return (
+        np.concatenate(out_o),
+        np.concatenate(out_d),
+        np.concatenate(out_w),
+        np.concatenate(out_m),
+    )
+
+
 def _augment(
     graph: CompiledGraph, o: SnappedPoints, d: SnappedPoints, o_ok: np.ndarray, d_ok: np.ndarray
 ) -> _Augmented:
@@ -207,19 +238,11 @@ def _augment(
         parts_v.append(dst[ok])
         parts_w.append(d.in_seconds[ok, k] + d.connector_seconds[ok])
         parts_m.append(d.in_metres[ok, k])
-    oi, dj = _same_arc_pairs(o, d)
-    keep = o_ok[oi] & d_ok[dj]
-    oi, dj = oi[keep], dj[keep]
-    for k in range(2):
-        # along the arc (k=0) or its reverse twin (k=1): j must be ahead of i
-        with np.errstate(invalid="ignore"):  # inf - inf where there is no twin
-            ds = d.in_seconds[dj, k] - o.in_seconds[oi, k]
-            dm = d.in_metres[dj, k] - o.in_metres[oi, k]
-        ok = np.isfinite(ds) & (dm >= 0) & (ds >= 0)
-        parts_u.append(src[oi[ok]])
-        parts_v.append(dst[dj[ok]])
-        parts_w.append(o.connector_seconds[oi[ok]] + ds[ok] + d.connector_seconds[dj[ok]])
-        parts_m.append(dm[ok])
+    oi, dj, direct_s, direct_m = _direct_pairs(o, d, o_ok, d_ok)
+    parts_u.append(src[oi])
+    parts_v.append(dst[dj])
+    parts_w.append(direct_s)
+    parts_m.append(direct_m)
     total = n + no + nd
     indptr, indices, w, (m,), _ = csr_keep_min(
         total,
@@ -303,6 +326,88 @@ def _run_chunk(task: tuple[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | N
     return sec.astype(np.float32), met
 
 
+@dataclasses.dataclass(frozen=True)
+class EngineChoice:
+    """The engine a matrix runs on, and why (see :func:`roadnet.cached.choose_engine`).
+
+    Attributes
+    ----------
+    name
+        ``"ch"`` (contraction hierarchy) or ``"scipy-dijkstra"``.
+    reason
+        Why it was chosen, for logs and the CLI.
+    hierarchy
+        The hierarchy for ``"ch"``.
+    """
+
+    name: str
+    reason: str
+    hierarchy: Hierarchy | None = None
+
+    def describe(self) -> str:
+        """One line for logs and the CLI."""
+        return f"engine {self.name} ({self.reason})"
+
+
+CH_BLOCK = 2048
+"""Sources per block on the contraction hierarchy (progress and memory granularity)."""
+
+
+@dataclasses.dataclass
+class _CHJob:
+    """Blocks of a matrix between snapped points computed on a contraction hierarchy."""
+
+    hierarchy: Hierarchy
+    o: SnappedPoints
+    d: SnappedPoints
+    o_ok: np.ndarray
+    d_ok: np.ndarray
+    n_jobs: int | None
+
+    def __post_init__(self) -> None:
+        self.direct = _direct_pairs(self.o, self.d, self.o_ok, self.d_ok)
+
+    def block(
+        self, o_idx: np.ndarray, d_idx: np.ndarray, cutoff: float | None, distances: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(len(o_idx), len(d_idx))`` seconds (and metres) as the Dijkstra engine gives."""
+        o, d = self.o, self.d
+        s_node = np.where(self.o_ok[o_idx, None], o.out_node[o_idx], -1)
+        t_node = np.where(self.d_ok[d_idx, None], d.in_node[d_idx], -1)
+        with np.errstate(invalid="ignore"):
+            s_sec = o.connector_seconds[o_idx, None] + o.out_seconds[o_idx]
+            t_sec = d.in_seconds[d_idx] + d.connector_seconds[d_idx, None]
+        sec, met = self.hierarchy.table(
+            s_node,
+            s_sec,
+            o.out_metres[o_idx],
+            t_node,
+            t_sec,
+            d.in_metres[d_idx],
+            cutoff=cutoff,
+            distances=distances,
+            n_jobs=self.n_jobs,
+        )
+        # trips along one road piece, which never touch a node
+        oi, dj, w, m = self.direct
+        o_map = np.full(len(o), -1, np.int64)
+        o_map[o_idx] = np.arange(o_idx.shape[0])
+        d_map = np.full(len(d), -1, np.int64)
+        d_map[d_idx] = np.arange(d_idx.shape[0])
+        a, b = o_map[oi], d_map[dj]
+        keep = (a >= 0) & (b >= 0)
+        if cutoff is not None:
+            keep &= w <= cutoff
+        a, b, w, m = a[keep], b[keep], w[keep], m[keep]
+        better = w < sec[a, b]
+        a, b, w, m = a[better], b[better], w[better], m[better]
+        order = np.argsort(-w, kind="stable")  # the shortest of duplicates is written last
+        sec[a[order], b[order]] = w[order]
+        if met is not None:
+            met[a[order], b[order]] = m[order]
+        return sec, met
+
+
 def _mp_context() -> multiprocessing.context.BaseContext:
     """fork on Linux (the workers inherit the augmented graph without pickling), else spawn.
 
@@ -325,7 +430,7 @@ def block_tasks(
 
 
 def run_blocks(
-    aug: _Augmented,
+    aug: _Augmented | None,
     tasks: list[tuple[str, np.ndarray]],
     *,
     cutoff: float | None,
@@ -333,13 +438,33 @@ def run_blocks(
     n_jobs: int | None,
     on_block: Callable[[str, np.ndarray, np.ndarray, np.ndarray | None], None],
     progress: ProgressCallback | None = None,
+    ch: _CHJob | None = None,
 ) -> None:
-    """Run Dijkstra blocks, serially or over worker processes, in order.
+    """Run blocks on a contraction hierarchy (``ch``) or Dijkstra blocks, in order.
 
-    ``on_block(kind, idx, seconds, metres)`` receives each finished block in task order
-    (columns already transposed to ``(n_origins, len(idx))``).
+    Dijkstra blocks run serially or over worker processes. ``on_block(kind, idx, seconds,
+    metres)`` receives each finished block in task order (columns already transposed to
+    ``(n_origins, len(idx))``).
     """
     total = sum(int(t[1].shape[0]) for t in tasks)
+    if ch is not None:
+        done_ch = 0
+        if progress:
+            progress(0, total)
+        all_o = np.arange(len(ch.o))
+        all_d = np.arange(len(ch.d))
+        for kind, idx in tasks:
+            if kind == "rows":
+                sec, met = ch.block(idx, all_d, cutoff, distances)
+            else:
+                sec, met = ch.block(all_o, idx, cutoff, distances)
+            on_block(kind, idx, sec, met)
+            done_ch += int(idx.shape[0])
+            if progress:
+                progress(done_ch, total)
+        return
+    if aug is None:
+        raise ValueError("run_blocks needs the augmented graph or a hierarchy job")
     jobs = settings.effective_n_jobs() if n_jobs is None else _resolve_jobs(n_jobs)
     jobs = min(jobs, len(tasks))
     if total * aug.csr.shape[0] < 2_000_000:
@@ -402,6 +527,8 @@ def drive_time_matrix(
     n_jobs: int | None = None,
     chunk_size: int | None = None,
     progress: ProgressCallback | None = None,
+    engine: str | EngineChoice | None = None,
+    build_progress: ProgressCallback | None = None,
 ) -> DriveTimeMatrix:
     """Exact drive-time matrix (seconds, float32) from ``origins`` to ``destinations``.
 
@@ -425,6 +552,14 @@ def drive_time_matrix(
         Sources per Dijkstra block; default ``settings.chunk_size``.
     progress
         Optional callback ``(origins_done, n_origins)``.
+    engine
+        ``"auto"`` (default ``settings.engine``), ``"ch"`` (contraction hierarchy, built and
+        cached on first use), ``"scipy"`` (Dijkstra from every origin) or an
+        :class:`EngineChoice`. ``"auto"`` takes the hierarchy when one is in memory or in the
+        cache, or when the matrix needs at least ``settings.ch_min_searches`` searches; see
+        :func:`roadnet.cached.choose_engine`. Both give the same answers.
+    build_progress
+        Optional callback ``(nodes_contracted, n_nodes)`` while a hierarchy is built.
 
     Returns
     -------
@@ -457,8 +592,12 @@ def drive_time_matrix(
         )
     o_ok = ~o.flagged if far == "exclude" else np.ones(len(o), bool)
     d_ok = ~d.flagged if far == "exclude" else np.ones(len(d), bool)
-    aug = _augment(graph, o, d, o_ok, d_ok)
     no, nd = len(o), len(d)
+    choice = resolve_engine(graph, engine, no, build_progress)
+    ch = (
+        _CHJob(choice.hierarchy, o, d, o_ok, d_ok, n_jobs) if choice.hierarchy is not None else None
+    )
+    aug = _augment(graph, o, d, o_ok, d_ok) if ch is None else None
     seconds = np.full((no, nd), np.inf, dtype=np.float32)
     metres = np.full((no, nd), np.inf, dtype=np.float32) if distances else None
 
@@ -467,7 +606,7 @@ def drive_time_matrix(
         if metres is not None and met is not None:
             metres[idx] = met
 
-    tasks = block_tasks("rows", np.arange(no), chunk_size)
+    tasks = block_tasks("rows", np.arange(no), chunk_size if ch is None else CH_BLOCK)
     run_blocks(
         aug,
         tasks,
@@ -476,10 +615,16 @@ def drive_time_matrix(
         n_jobs=n_jobs,
         on_block=store,
         progress=progress,
+        ch=ch,
     )
     zero_same_points(seconds, metres, o.labels, d.labels)
     result = DriveTimeMatrix(
-        seconds=seconds, metres=metres, origins=o, destinations=d, cutoff=cutoff
+        seconds=seconds,
+        metres=metres,
+        origins=o,
+        destinations=d,
+        cutoff=cutoff,
+        engine=choice.name,
     )
     unreach = result.unreachable()
     if unreach.shape[0]:
@@ -490,6 +635,23 @@ def drive_time_matrix(
             _counts(d.component),
         )
     return result
+
+
+def resolve_engine(
+    graph: CompiledGraph,
+    engine: str | EngineChoice | None,
+    searches: int,
+    build_progress: ProgressCallback | None = None,
+) -> EngineChoice:
+    """The engine for a matrix needing ``searches`` Dijkstra searches (logged)."""
+    if isinstance(engine, EngineChoice):
+        choice = engine
+    else:
+        from roadnet.cached import choose_engine  # the cache layer sits above this module
+
+        choice = choose_engine(graph, engine, searches, progress=build_progress)
+    log.info("drive-time matrix: %s", choice.describe())
+    return choice
 
 
 def _resolve_jobs(n_jobs: int) -> int:

@@ -21,6 +21,10 @@ attribute                  environment variable        meaning
 ``overpass_url``           ``ROADNET_OVERPASS_URL``    Overpass API endpoint used by osmnx
 ``nominatim_url``          ``ROADNET_NOMINATIM_URL``   Nominatim endpoint used by osmnx
 ``chunk_size``             ``ROADNET_CHUNK_SIZE``      Dijkstra sources computed per block (64)
+``engine``                 ``ROADNET_ENGINE``          matrix engine: ``auto``, ``ch`` (contraction
+                                                       hierarchy) or ``scipy`` (Dijkstra)
+``ch_min_searches``        ``ROADNET_CH_MIN_SEARCHES`` ``auto`` builds a hierarchy when a matrix
+                                                       needs at least this many searches (1000)
 =========================  ==========================  ======================================
 """
 
@@ -35,7 +39,10 @@ from typing import Any
 
 from roadnet.exceptions import RoadnetError
 
-__all__ = ["Settings", "settings"]
+__all__ = ["ENGINES", "Settings", "settings"]
+
+ENGINES = ("auto", "ch", "scipy")
+"""Matrix engines: chosen automatically, contraction hierarchy, scipy's Dijkstra."""
 
 
 class SettingsError(RoadnetError, ValueError):
@@ -55,6 +62,8 @@ class Settings:
     overpass_url: str = "https://overpass-api.de/api"
     nominatim_url: str = "https://nominatim.openstreetmap.org/"
     chunk_size: int = 64
+    engine: str = "auto"
+    ch_min_searches: int = 1000
 
     def __setattr__(self, name: str, value: Any) -> None:
         fields = {f.name for f in dataclasses.fields(self)}
@@ -89,13 +98,19 @@ def _validate(name: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise SettingsError(f"setting {name!r} must be True or False, got {value!r}")
         return value
-    if name in {"n_jobs", "chunk_size"}:
+    if name == "engine":
+        if value not in ENGINES:
+            raise SettingsError(
+                f"setting 'engine' must be one of {', '.join(ENGINES)}, got {value!r}"
+            )
+        return value
+    if name in {"n_jobs", "chunk_size", "ch_min_searches"}:
         if isinstance(value, bool) or not isinstance(value, int):
             raise SettingsError(f"setting {name!r} must be an integer, got {value!r}")
         if name == "n_jobs" and value == 0:
             raise SettingsError("setting 'n_jobs' must be -1 (all cores) or >= 1, got 0")
-        if name == "chunk_size" and value < 1:
-            raise SettingsError(f"setting 'chunk_size' must be >= 1, got {value}")
+        if name in {"chunk_size", "ch_min_searches"} and value < 1:
+            raise SettingsError(f"setting {name!r} must be >= 1, got {value}")
         return value
     if name in {"connector_speed_kmh", "max_snap_distance_m"}:
         try:
@@ -122,6 +137,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ROADNET_OVERPASS_URL": ("overpass_url", str),
     "ROADNET_NOMINATIM_URL": ("nominatim_url", str),
     "ROADNET_CHUNK_SIZE": ("chunk_size", int),
+    "ROADNET_ENGINE": ("engine", str),
+    "ROADNET_CH_MIN_SEARCHES": ("ch_min_searches", int),
 }
 
 
