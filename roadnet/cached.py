@@ -75,7 +75,9 @@ __all__ = [
     "cached_graph",
     "cached_hierarchy",
     "choose_engine",
+    "forget_hierarchies",
     "graph_key",
+    "hierarchy_available",
     "open_store",
     "precompute_matrix",
 ]
@@ -286,6 +288,11 @@ def cached_hierarchy(
         raise CacheError(f"cached hierarchy {key} has {h.n_nodes} nodes, graph {graph.n_nodes}")
     log.info("contraction hierarchy %s %s", key, "served from cache" if hit else "built and cached")
     return _remember(key, h), hit
+
+
+def forget_hierarchies() -> None:
+    """Drop the hierarchies kept in memory (the cached ones stay)."""
+    _HIERARCHIES.clear()
 
 
 def hierarchy_available(graph: CompiledGraph, store: Store | None = None) -> bool:
@@ -742,12 +749,15 @@ def precompute_matrix(
     store: Store | None = None,
     engine: str | EngineChoice | None = None,
     build_progress: ProgressCallback | None = None,
+    on_engine: Callable[[EngineChoice], None] | None = None,
 ) -> tuple[str, int, int]:
     """Fill the cache with the square matrix of ``points``, resumably.
 
     Rows are computed in blocks of ``block_rows`` and each finished block is written at once;
     a run that is interrupted (Ctrl-C, a killed process, a reboot) resumes from the finished
-    blocks. Returns ``(key, blocks computed now, blocks total)``.
+    blocks. ``engine`` and ``build_progress`` are those of
+    :func:`~roadnet.matrix.drive_time_matrix`; ``on_engine`` receives the engine chosen.
+    Returns ``(key, blocks computed now, blocks total)``.
     """
     store = store if store is not None else open_store()
     if store is None:
@@ -797,6 +807,8 @@ def precompute_matrix(
     total_blocks = parts["seconds"].n_blocks
     rows_todo = [np.arange(*parts["seconds"].block_range(b)) for b in todo]
     choice = resolve_engine(graph, engine, sum(r.shape[0] for r in rows_todo), build_progress)
+    if on_engine is not None:
+        on_engine(choice)
     ones = np.ones(n, bool)
     ch = (
         None

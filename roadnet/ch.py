@@ -36,15 +36,13 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numba
 import numpy as np
 from numba import prange
 
-from roadnet.graph import CompiledGraph
-
-__all__ = ["CH_FORMAT", "Hierarchy", "build_hierarchy"]
+__all__ = ["CH_FORMAT", "Hierarchy", "RoutingGraph", "build_hierarchy"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +50,33 @@ CH_FORMAT = 1
 """Version of the stored hierarchy layout (part of its cache key)."""
 
 ProgressCallback = Callable[[int, int], None]
+
+
+class RoutingGraph(Protocol):
+    """What a hierarchy is built from: a CSR graph of travel seconds and metres.
+
+    :class:`~roadnet.graph.CompiledGraph` is one.
+    """
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes."""
+
+    @property
+    def indptr(self) -> np.ndarray:
+        """CSR row pointers."""
+
+    @property
+    def indices(self) -> np.ndarray:
+        """Head node of each arc."""
+
+    @property
+    def seconds(self) -> np.ndarray:
+        """Travel seconds of each arc."""
+
+    @property
+    def metres(self) -> np.ndarray:
+        """Length of each arc in metres."""
 
 _INF = np.inf
 
@@ -612,7 +637,7 @@ class Hierarchy:
                 limit, distances, batch, threads, self.n_nodes,
             )  # fmt: skip
             sec = np.ascontiguousarray(sec_t.T)
-            met = np.ascontiguousarray(met_t.T) if distances else None
+            met = np.ascontiguousarray(met_t.T)
         log.debug(
             "CH table %dx%d (%s sweep over %d nodes) in %.3f s",
             ns,
@@ -625,7 +650,7 @@ class Hierarchy:
 
 
 def _threads(n_jobs: int | None) -> int:
-    cpus = numba.config.NUMBA_NUM_THREADS
+    cpus = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
     if n_jobs is None or n_jobs < 0:
         return int(cpus)
     if n_jobs == 0:
@@ -841,10 +866,10 @@ def _sweep_all(
 
 # ------------------------------------------------------------------------- building
 def build_hierarchy(
-    graph: CompiledGraph,
+    graph: RoutingGraph,
     *,
     settle_limit: int = 500,
-    sim_limit: int = 100,
+    sim_limit: int = 30,
     progress: ProgressCallback | None = None,
 ) -> Hierarchy:
     """Contract ``graph`` into a :class:`Hierarchy`.
@@ -852,7 +877,7 @@ def build_hierarchy(
     Parameters
     ----------
     graph
-        The compiled road graph.
+        The compiled road graph (or any :class:`RoutingGraph`).
     settle_limit
         Nodes a witness search may settle when contracting (more = fewer shortcuts).
     sim_limit

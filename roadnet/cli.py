@@ -26,7 +26,7 @@ from roadnet.areas import Areas, read_areas
 from roadnet.exceptions import RoadnetError
 from roadnet.graph import CompiledGraph, load_graph
 from roadnet.matrix_io import write_matrix
-from roadnet.settings import settings
+from roadnet.settings import ENGINES, settings
 from roadnet.snap import snap_points
 from roadnet.speed import SpeedProfile
 from roadnet.units import parse_duration
@@ -85,6 +85,15 @@ def _cache_errors() -> type[Exception]:
 
 @contextmanager
 def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    with _progress_pair(label) as (update, _):
+        yield update
+
+
+@contextmanager
+def _progress_pair(
+    label: str,
+) -> Iterator[tuple[Callable[[int, int], None], Callable[[int, int], None]]]:
+    """Progress of a job and of the contraction hierarchy it may build first (shown lazily)."""
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -95,12 +104,17 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
         transient=False,
         disable=not err.is_terminal,
     ) as bar:
-        task = bar.add_task(label, total=None)
+        tasks: dict[str, Any] = {}
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+        def updater(name: str) -> Callable[[int, int], None]:
+            def update(done: int, total: int) -> None:
+                if name not in tasks:
+                    tasks[name] = bar.add_task(name, total=total)
+                bar.update(tasks[name], completed=done, total=total)
 
-        yield update
+            return update
+
+        yield updater(label), updater("contraction hierarchy")
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -138,6 +152,19 @@ NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor w
 RefreshOpt = Annotated[
     bool, typer.Option("--refresh", help="Recompute and overwrite cached results.")
 ]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Drive-time engine: auto (hierarchy when cached or for large jobs), ch "
+        "(contraction hierarchy), scipy (Dijkstra). Default: ROADNET_ENGINE or auto."
+    ),
+]
+
+
+def _engine(engine: str | None) -> str | None:
+    if engine is not None and engine not in ENGINES:
+        raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    return engine
 
 
 @contextmanager
@@ -336,6 +363,7 @@ def matrix_cmd(
         ),
     ] = None,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
+    engine: EngineOpt = None,
     speeds: SpeedsOpt = None,
     speed: SpeedOpt = None,
     cache_dir: CacheDirOpt = None,
@@ -349,6 +377,7 @@ def matrix_cmd(
     cached points computes only the missing rows and columns.
     """
     _setup_logging(verbose)
+    engine = _engine(engine)
     if far not in {"flag", "exclude", "error"}:
         raise UsageError(f"--far must be flag, exclude or error, got {far!r}")
     cut = parse_duration(cutoff) if cutoff else None
@@ -371,7 +400,15 @@ def matrix_cmd(
             pbf=pbf, osm=osm, place=place, bbox=bbox, graph=graph, profile=_profile(speeds, speed)
         )
         m = compute_matrix(
-            g, areas, dest, cutoff=cut, distances=distances, max_snap=max_snap, far=far, jobs=jobs
+            g,
+            areas,
+            dest,
+            cutoff=cut,
+            distances=distances,
+            max_snap=max_snap,
+            far=far,
+            jobs=jobs,
+            engine=engine,
         )
     path = write_matrix(
         m,
@@ -394,6 +431,7 @@ def compute_matrix(
     max_snap: float | None,
     far: str,
     jobs: int | None,
+    engine: str | None = None,
 ) -> Any:
     """Snap the points and run the matrix with a progress bar."""
     o = snap_points(g, areas.lon, areas.lat, max_distance_m=max_snap)
@@ -401,7 +439,7 @@ def compute_matrix(
     from roadnet.cached import cached_drive_time_matrix
 
     t0 = time.perf_counter()
-    with _progress("drive times") as update:
+    with _progress_pair("drive times") as (update, build):
         m, rep = cached_drive_time_matrix(
             g,
             o,
@@ -411,6 +449,8 @@ def compute_matrix(
             far=far,  # type: ignore[arg-type]
             n_jobs=jobs,
             progress=update,
+            engine=engine,
+            build_progress=build,
         )
     err.print(
         f"matrix {m.shape[0]}x{m.shape[1]}: {rep.describe()} [{time.perf_counter() - t0:.1f} s]",
@@ -466,6 +506,7 @@ def precompute_cmd(
     ] = None,
     block_rows: Annotated[int, typer.Option(help="Rows per resumable block.")] = 64,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
+    engine: EngineOpt = None,
     speeds: SpeedsOpt = None,
     speed: SpeedOpt = None,
     cache_dir: CacheDirOpt = None,
@@ -479,6 +520,7 @@ def precompute_cmd(
     _setup_logging(verbose)
     from roadnet.cached import precompute_matrix
 
+    engine = _engine(engine)
     if block_rows < 1:
         raise UsageError(f"--block-rows must be >= 1, got {block_rows}")
     cut = parse_duration(cutoff) if cutoff else None
@@ -491,7 +533,7 @@ def precompute_cmd(
         )
         pts = snap_points(g, areas.lon, areas.lat, max_distance_m=max_snap)
         t0 = time.perf_counter()
-        with _progress("precompute") as update:
+        with _progress_pair("precompute") as (update, build):
             key, done, total = precompute_matrix(
                 g,
                 pts,
@@ -500,6 +542,9 @@ def precompute_cmd(
                 n_jobs=jobs,
                 block_rows=block_rows,
                 progress=update,
+                engine=engine,
+                build_progress=build,
+                on_engine=lambda c: err.print(c.describe(), highlight=False),
             )
     if total == 0:
         out.print(

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import roadnet
+from roadnet.cached import forget_hierarchies
 from roadnet.graph import CompiledGraph
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +27,7 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     """Every test gets its own cache folder; nothing touches the user's cache."""
     cache_dir = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("ROADNET_CACHE_DIR", str(cache_dir))
+    forget_hierarchies()  # no hierarchy built by another test decides an "auto" engine
     with roadnet.settings.override(cache_dir=cache_dir):
         yield cache_dir
 
