@@ -182,17 +182,49 @@ def _add_edge(
                 em[e] = m
                 eh[e] = h
             return ne
-        e = onext[e]
+        e = onext[e, 0]
     eu[ne] = u
     ev[ne] = v
     ew[ne] = w
     em[ne] = m
     eh[ne] = h
-    onext[ne] = ohead[u]
+    onext[ne, 0] = ohead[u]
+    onext[ne, 1] = -1
+    if ohead[u] >= 0:
+        onext[ohead[u], 1] = ne
     ohead[u] = ne
-    inext[ne] = ihead[v]
+    inext[ne, 0] = ihead[v]
+    inext[ne, 1] = -1
+    if ihead[v] >= 0:
+        inext[ihead[v], 1] = ne
     ihead[v] = ne
     return ne + 1
+
+
+@numba.njit(cache=True)
+def _unlink(e: int, node: int, nxt: Any, head: Any) -> None:  # pragma: no cover - compiled
+    """Remove arc ``e`` from the (doubly linked) arc list of ``node``."""
+    prev = nxt[e, 1]
+    after = nxt[e, 0]
+    if prev >= 0:
+        nxt[prev, 0] = after
+    else:
+        head[node] = after
+    if after >= 0:
+        nxt[after, 1] = prev
+
+
+@numba.njit(cache=True)
+def _detach(v: int, eu: Any, ev: Any, onext: Any, ohead: Any, inext: Any, ihead: Any) -> None:
+    """Take the arcs of a contracted node out of its neighbours' lists (its own stay)."""  # noqa: D401
+    e = ohead[v]
+    while e >= 0:
+        _unlink(e, ev[e], inext, ihead)
+        e = onext[e, 0]
+    e = ihead[v]
+    while e >= 0:
+        _unlink(e, eu[e], onext, ohead)
+        e = inext[e, 0]
 
 
 @numba.njit(cache=True)
@@ -227,7 +259,7 @@ def _process(
     while e >= 0:
         if not done[ev[e]] and ev[e] != v:
             n_out += 1
-        e = onext[e]
+        e = onext[e, 0]
     out_x = np.empty(n_out, np.int64)
     out_w = np.empty(n_out, np.float64)
     out_m = np.empty(n_out, np.float64)
@@ -246,14 +278,14 @@ def _process(
             removed += 1
             removed_h += eh[e]
             k += 1
-        e = onext[e]
+        e = onext[e, 0]
     added = 0
     added_h = 0
     e_in = ihead[v]
     while e_in >= 0:
         u = eu[e_in]
         if done[u] or u == v:
-            e_in = inext[e_in]
+            e_in = inext[e_in, 0]
             continue
         removed += 1
         removed_h += eh[e_in]
@@ -264,7 +296,7 @@ def _process(
             if out_x[j] != u and w_uv + out_w[j] > bound:
                 bound = w_uv + out_w[j]
         if bound < 0:
-            e_in = inext[e_in]
+            e_in = inext[e_in, 0]
             continue
         # witness Dijkstra from u avoiding v
         nt = 0
@@ -292,7 +324,7 @@ def _process(
                             nt += 1
                         dist[b] = nd
                         size = _heap_set(hk, hv, hpos, size, b, nd)
-                f = onext[f]
+                f = onext[f, 0]
         for j in range(n_out):
             x = out_x[j]
             if x == u:
@@ -311,7 +343,7 @@ def _process(
             dist[touched[t]] = _INF
         for t in range(size):
             hpos[hv[t]] = -1
-        e_in = inext[e_in]
+        e_in = inext[e_in, 0]
     return added, added_h, removed, removed_h, ne
 
 
@@ -324,13 +356,13 @@ def _degree_product(
     while e >= 0:
         if not done[ev[e]]:
             n_out += 1
-        e = onext[e]
+        e = onext[e, 0]
     n_in = 0
     e = ihead[v]
     while e >= 0:
         if not done[eu[e]]:
             n_in += 1
-        e = inext[e]
+        e = inext[e, 0]
     return n_in * n_out
 
 
@@ -396,6 +428,7 @@ def _contract_steps(
             done, dist, hk, hv, hpos, touched,
         )  # fmt: skip
         done[v] = True
+        _detach(v, eu, ev, onext, ohead, inext, ihead)
         rank[v] = r
         r += 1
         steps += 1
@@ -412,7 +445,7 @@ def _contract_steps(
                         ihead, done, dist, hk, hv, hpos, touched,
                     )  # fmt: skip
                     qsize = _heap_set(qk, qv, qpos, qsize, x, _priority(a, ah, rm, rh, level[x]))
-                e = onext[e] if side == 0 else inext[e]
+                e = onext[e, 0] if side == 0 else inext[e, 0]
     return ne, r, qsize, 0
 
 
@@ -905,8 +938,8 @@ def build_hierarchy(
     ew = np.empty(cap, np.float64)
     em = np.empty(cap, np.float64)
     eh = np.empty(cap, np.int32)
-    onext = np.empty(cap, np.int64)
-    inext = np.empty(cap, np.int64)
+    onext = np.empty((cap, 2), np.int64)  # next and previous arc of the tail's list
+    inext = np.empty((cap, 2), np.int64)  # the same for the head's list
     ohead = np.full(n, -1, np.int64)
     ihead = np.full(n, -1, np.int64)
     ne = _load_arcs(
@@ -941,7 +974,9 @@ def build_hierarchy(
             grow = max(eu.shape[0], 1 << 16)
             eu, ev, eh = (np.concatenate([a, np.empty(grow, a.dtype)]) for a in (eu, ev, eh))
             ew, em = (np.concatenate([a, np.empty(grow)]) for a in (ew, em))
-            onext, inext = (np.concatenate([a, np.empty(grow, np.int64)]) for a in (onext, inext))
+            onext, inext = (
+                np.concatenate([a, np.empty((grow, 2), np.int64)]) for a in (onext, inext)
+            )
         if progress:
             progress(r, n)
         if status == 0:
