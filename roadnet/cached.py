@@ -51,7 +51,6 @@ from cache import CacheError, Store, default_cache_dir, make_key
 from roadnet.ch import CH_FORMAT, Hierarchy, build_hierarchy
 from roadnet.graph import FORMAT_VERSION, CompiledGraph
 from roadnet.matrix import (
-    CH_BLOCK,
     DriveTimeMatrix,
     EngineChoice,
     FarPolicy,
@@ -59,6 +58,7 @@ from roadnet.matrix import (
     _augment,
     _CHJob,
     block_tasks,
+    ch_block_rows,
     drive_time_matrix,
     resolve_engine,
     run_blocks,
@@ -630,7 +630,7 @@ def _compute_missing(
         None if choice.hierarchy is None else _CHJob(choice.hierarchy, o, d, ones_o, ones_d, n_jobs)
     )
     aug = _augment(graph, o, d, ones_o, ones_d) if ch is None else None
-    chunk = CH_BLOCK if ch is not None else None
+    chunk = ch_block_rows(max(len(o), len(d))) if ch is not None else None
 
     def store_block(kind: str, idx: np.ndarray, sec: np.ndarray, met: np.ndarray | None) -> None:
         if kind == "rows":
@@ -833,7 +833,7 @@ def precompute_matrix(
     if ch is None:
         tasks = [("rows", r) for r in rows_todo]
     else:  # whole blocks grouped into larger hierarchy tasks
-        per = max(1, CH_BLOCK // block_rows)
+        per = max(1, ch_block_rows(n) // block_rows)
         tasks = [
             ("rows", np.concatenate(rows_todo[i : i + per])) for i in range(0, len(rows_todo), per)
         ]

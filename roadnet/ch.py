@@ -78,6 +78,7 @@ class RoutingGraph(Protocol):
     def metres(self) -> np.ndarray:
         """Length of each arc in metres."""
 
+
 _INF = np.inf
 
 
@@ -216,7 +217,7 @@ def _unlink(e: int, node: int, nxt: Any, head: Any) -> None:  # pragma: no cover
 
 @numba.njit(cache=True)
 def _detach(v: int, eu: Any, ev: Any, onext: Any, ohead: Any, inext: Any, ihead: Any) -> None:
-    """Take the arcs of a contracted node out of its neighbours' lists (its own stay)."""  # noqa: D401
+    """Take the arcs of a contracted node out of its neighbours' lists (its own stay)."""
     e = ohead[v]
     while e >= 0:
         _unlink(e, ev[e], inext, ihead)

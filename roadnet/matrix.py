@@ -351,6 +351,13 @@ class EngineChoice:
 
 CH_BLOCK = 2048
 """Sources per block on the contraction hierarchy (progress and memory granularity)."""
+CH_BLOCK_CELLS = 32_000_000
+"""At most this many cells per hierarchy block (128 MB of float32 seconds)."""
+
+
+def ch_block_rows(n_cols: int) -> int:
+    """Rows per hierarchy block for a table with ``n_cols`` columns."""
+    return max(1, min(CH_BLOCK, CH_BLOCK_CELLS // max(n_cols, 1)))
 
 
 @dataclasses.dataclass
@@ -606,7 +613,7 @@ def drive_time_matrix(
         if metres is not None and met is not None:
             metres[idx] = met
 
-    tasks = block_tasks("rows", np.arange(no), chunk_size if ch is None else CH_BLOCK)
+    tasks = block_tasks("rows", np.arange(no), chunk_size if ch is None else ch_block_rows(nd))
     run_blocks(
         aug,
         tasks,
