@@ -132,7 +132,7 @@ class CacheReport:
             return f"assembled from cached blocks ({self.cells_from_cache:,} cells)"
         on = f" on {self.engine}" if self.engine else ""
         if self.status == "off":
-            return f"cache not used{';' if on else ''}{on}"
+            return f"cache not used; {self.engine}" if self.engine else "cache not used"
         return (
             f"computed {self.rows_computed:,} row(s) and {self.cols_computed:,} column(s){on}; "
             f"{self.cells_from_cache:,} cells from cache"
@@ -414,6 +414,7 @@ def cached_drive_time_matrix(
     o = origins
     d = o if destinations is None else destinations
     if store is None:
+        choice = resolve_engine(graph, engine, len(o), build_progress)
         m = drive_time_matrix(
             graph,
             o,
@@ -423,10 +424,9 @@ def cached_drive_time_matrix(
             far=far,
             n_jobs=n_jobs,
             progress=progress,
-            engine=engine,
-            build_progress=build_progress,
+            engine=choice,
         )
-        return m, CacheReport(status="off", engine=f"engine {m.engine}")
+        return m, CacheReport(status="off", engine=choice.describe())
     if far not in ("flag", "exclude", "error"):
         raise ValueError(f"far must be 'flag', 'exclude' or 'error', got {far!r}")
     if far == "error" and (o.flagged.any() or d.flagged.any()):

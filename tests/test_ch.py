@@ -274,3 +274,30 @@ def test_cached_matrix_and_precompute_on_the_hierarchy(andorra: CompiledGraph) -
     cut = want.seconds.copy()
     cut[cut > 600] = np.inf
     assert_same(m3.seconds, cut)
+
+
+# ------------------------------------------------------------------ command line
+def test_cli_matrix_engines_agree(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from roadnet.cli import app
+    from roadnet.matrix_io import read_matrix
+    from tests.conftest import shared_file
+
+    areas = shared_file("areas", "malta_councils.gpkg")
+    pbf = shared_file("osm", "malta-latest.osm.pbf")
+    runner = CliRunner()
+    results = {}
+    for engine in ("scipy", "ch"):
+        out = tmp_path / f"{engine}.npz"
+        res = runner.invoke(
+            app,
+            ["matrix", str(areas), "--pbf", str(pbf), "--out", str(out), "--engine", engine,
+             "--no-cache", "--distances"],
+            catch_exceptions=False,
+        )  # fmt: skip
+        assert res.exit_code == 0, res.output
+        assert f"engine {'ch' if engine == 'ch' else 'scipy-dijkstra'} (requested" in res.stderr
+        results[engine] = read_matrix(out)
+    assert_same(results["ch"]["seconds"], results["scipy"]["seconds"])
+    assert np.isinf(results["ch"]["seconds"]).any()  # Gozo
