@@ -301,3 +301,17 @@ def test_cli_matrix_engines_agree(tmp_path) -> None:
         results[engine] = read_matrix(out)
     assert_same(results["ch"]["seconds"], results["scipy"]["seconds"])
     assert np.isinf(results["ch"]["seconds"]).any()  # Gozo
+
+
+@pytest.mark.parametrize("one_way", [0.15, 0.6])
+def test_synthetic_road_graph_with_one_ways(one_way: float) -> None:
+    from roadnet.synthetic import random_points, synthetic_road_graph
+
+    g = synthetic_road_graph(6000, seed=3, one_way_share=one_way)
+    h = build_hierarchy(g)
+    src, dst = random_nodes(g, 500, 1), random_nodes(g, 600, 2)
+    assert_same(h.node_table(src, dst)[0], reference(g, src, dst))
+    pts = random_points(g, 80, seed=4)
+    want = drive_time_matrix(g, pts, engine="scipy", distances=True)
+    got = drive_time_matrix(g, want.origins, engine="ch", distances=True)
+    assert_same(got.seconds, want.seconds)
