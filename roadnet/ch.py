@@ -249,6 +249,7 @@ def _process(
     hv: Any,
     hpos: Any,
     touched: Any,
+    is_t: Any,
 ) -> tuple[int, int, int, int, int]:  # pragma: no cover - compiled
     """Simulate (``add=False``) or perform the contraction of ``v``.
 
@@ -299,6 +300,13 @@ def _process(
         if bound < 0:
             e_in = inext[e_in, 0]
             continue
+        # the targets: the search may stop once all are settled
+        remaining = 0
+        for j in range(n_out):
+            x = out_x[j]
+            if x != u and not is_t[x]:
+                is_t[x] = True
+                remaining += 1
         # witness Dijkstra from u avoiding v
         nt = 0
         size = 0
@@ -312,6 +320,10 @@ def _process(
             if da > bound:
                 break
             settled += 1
+            if is_t[a]:
+                remaining -= 1
+                if remaining == 0:
+                    break
             if settled > limit:
                 break
             f = ohead[a]
@@ -340,6 +352,8 @@ def _process(
                         ne, eu, ev, ew, em, eh, onext, ohead, inext, ihead,
                     )  # fmt: skip
         # reset the workspace
+        for j in range(n_out):
+            is_t[out_x[j]] = False
         for t in range(nt):
             dist[touched[t]] = _INF
         for t in range(size):
@@ -401,6 +415,7 @@ def _contract_steps(
     hv: Any,
     hpos: Any,
     touched: Any,
+    is_t: Any,
 ) -> tuple[int, int, int, int]:  # pragma: no cover - compiled
     """Contract up to ``max_steps`` nodes; returns ``(ne, r, qsize, status)``.
 
@@ -415,7 +430,7 @@ def _contract_steps(
         v, key, qsize = _heap_pop(qk, qv, qpos, qsize)
         a, ah, rm, rh, _ = _process(
             v, False, sim_limit, ne, eu, ev, ew, em, eh, onext, ohead, inext, ihead,
-            done, dist, hk, hv, hpos, touched,
+            done, dist, hk, hv, hpos, touched, is_t,
         )  # fmt: skip
         prio = _priority(a, ah, rm, rh, level[v])
         if qsize > 0 and prio > qk[0]:
@@ -426,7 +441,7 @@ def _contract_steps(
             return ne, r, qsize, 2
         _, _, _, _, ne = _process(
             v, True, limit, ne, eu, ev, ew, em, eh, onext, ohead, inext, ihead,
-            done, dist, hk, hv, hpos, touched,
+            done, dist, hk, hv, hpos, touched, is_t,
         )  # fmt: skip
         done[v] = True
         _detach(v, eu, ev, onext, ohead, inext, ihead)
@@ -443,7 +458,7 @@ def _contract_steps(
                         level[x] = level[v] + 1
                     a, ah, rm, rh, _ = _process(
                         x, False, sim_limit, ne, eu, ev, ew, em, eh, onext, ohead, inext,
-                        ihead, done, dist, hk, hv, hpos, touched,
+                        ihead, done, dist, hk, hv, hpos, touched, is_t,
                     )  # fmt: skip
                     qsize = _heap_set(qk, qv, qpos, qsize, x, _priority(a, ah, rm, rh, level[x]))
                 e = onext[e, 0] if side == 0 else inext[e, 0]
@@ -473,12 +488,13 @@ def _initial_queue(
     hv: Any,
     hpos: Any,
     touched: Any,
+    is_t: Any,
 ) -> int:  # pragma: no cover - compiled
     qsize = 0
     for v in range(n):
         a, ah, rm, rh, _ = _process(
             v, False, sim_limit, ne, eu, ev, ew, em, eh, onext, ohead, inext, ihead,
-            done, dist, hk, hv, hpos, touched,
+            done, dist, hk, hv, hpos, touched, is_t,
         )  # fmt: skip
         qsize = _heap_set(qk, qv, qpos, qsize, v, _priority(a, ah, rm, rh, 0))
     return qsize
@@ -958,9 +974,10 @@ def build_hierarchy(
     hv = np.empty(n, np.int64)
     hpos = np.full(n, -1, np.int64)
     touched = np.empty(n, np.int64)
+    is_t = np.zeros(n, np.bool_)
     qsize = _initial_queue(
         n, sim_limit, ne, eu, ev, ew, em, eh, onext, ohead, inext, ihead,
-        done, qk, qv, qpos, dist, hk, hv, hpos, touched,
+        done, qk, qv, qpos, dist, hk, hv, hpos, touched, is_t,
     )  # fmt: skip
     r = 0
     step = max(1000, n // 100)
@@ -969,7 +986,7 @@ def build_hierarchy(
     while True:
         ne, r, qsize, status = _contract_steps(
             step, sim_limit, settle_limit, ne, r, eu, ev, ew, em, eh, onext, ohead, inext,
-            ihead, done, level, rank, qk, qv, qpos, qsize, dist, hk, hv, hpos, touched,
+            ihead, done, level, rank, qk, qv, qpos, qsize, dist, hk, hv, hpos, touched, is_t,
         )  # fmt: skip
         if status == 2:
             grow = max(eu.shape[0], 1 << 16)
