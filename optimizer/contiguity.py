@@ -28,14 +28,19 @@ Repair (:func:`repair_contiguity`)
     center's capacity), :math:`\\bar C = C / p` the current mean territory cost (total
     weighted distance over ``p``), :math:`\\beta` = ``balance_weight`` and :math:`\\gamma` =
     ``cost_weight``. Both terms are in "mean territories" (of size, of cost). Fragments are
-    handled smallest first and sizes are updated after every move. A move only ever joins a
-    fragment to a main piece, so the number of areas in main pieces grows strictly and the
-    repair terminates; it repeats passes until the design is contiguous or a pass moves
-    nothing.
+    handled smallest first and sizes are updated after every move. Such a move only ever
+    joins a fragment to a main piece, so the number of areas in main pieces grows strictly
+    (once locked fragments no longer reconnect, see below) and the repair terminates; it
+    repeats passes until the design is contiguous or a pass moves nothing.
 
-    A fragment stays (and is logged) when it holds a locked area, when no other territory's
-    main piece touches it (an island, or a group of areas no center's piece reaches), or when
-    every touching territory's center cannot reach one of its areas (infinite cost).
+    A fragment holding a locked area cannot move: instead the fewest areas of other
+    territories that join it to its own territory's main piece (breadth-first search, crossing
+    no locked area and no other territory's center area) move to its territory. They may cut
+    their own territories, whose fragments later passes repair; locked fragments reconnect in
+    the first 20 passes only, so the repair terminates. A fragment stays (and is logged) when
+    it is locked and no such path exists, when no other territory's main piece touches it (an
+    island, or a group of areas no center's piece reaches), or when every touching
+    territory's center cannot reach one of its areas (infinite cost).
     :func:`fragments` lists what is left.
 """
 
@@ -242,6 +247,50 @@ def _violation(W: np.ndarray, lo: np.ndarray, hi: np.ndarray, scale: np.ndarray)
     return ((np.maximum(0.0, W - hi) + np.maximum(0.0, lo - W)) / scale).sum(axis=-1)
 
 
+_MAX_RECONNECT_PASSES = 20  # repair passes in which locked fragments may pull a path
+
+
+def _connecting_path(
+    g: sp.csr_matrix,
+    a: np.ndarray,
+    fragment: np.ndarray,
+    s: int,
+    in_main: np.ndarray,
+    lock: np.ndarray,
+    centers_area: np.ndarray,
+) -> np.ndarray | None:
+    """The fewest areas of other territories that join ``fragment`` (of territory ``s``) to
+    the main piece of ``s`` (breadth-first search; locked areas and other territories'
+    center areas are not crossed); ``None`` when there is no such path."""
+    n = a.shape[0]
+    other_center = np.zeros(n, bool)
+    others = (centers_area >= 0) & (np.arange(centers_area.shape[0]) != s)
+    other_center[centers_area[others]] = True
+    passable = (a == s) | (~lock & ~other_center)
+    target = in_main & (a == s)
+    parent = np.full(n, -2, dtype=np.int64)
+    parent[fragment] = -1
+    frontier = fragment
+    while frontier.size:
+        nbr = np.concatenate([g.indices[g.indptr[v] : g.indptr[v + 1]] for v in frontier])
+        src = np.repeat(frontier, np.diff(g.indptr)[frontier])
+        keep = (parent[nbr] == -2) & passable[nbr]
+        nbr, src = nbr[keep], src[keep]
+        nbr, first = np.unique(nbr, return_index=True)
+        parent[nbr] = src[first]
+        hit = nbr[target[nbr]]
+        if hit.size:
+            path = []
+            v = int(parent[hit[0]])
+            while parent[v] != -1:
+                path.append(v)
+                v = int(parent[v])
+            out = np.asarray(path, dtype=np.int64)
+            return out[a[out] != s]  # areas of s on the way (other fragments) stay
+        frontier = nbr
+    return None
+
+
 def _repair(
     problem: TerritoryProblem,
     assignment: np.ndarray,
@@ -266,7 +315,9 @@ def _repair(
     indptr, indices = g.indptr, g.indices
     moved = 0
     stranded: dict[str, int] = {}
+    passes = 0
     while True:
+        passes += 1
         labels = _piece_labels(g, a)
         pieces = _pieces_from_labels(a, labels, p)
         in_main = np.zeros(n, bool)
@@ -291,7 +342,23 @@ def _repair(
         moved_pass = 0
         for s, F in frag_list:
             if lock[F].any():
-                stranded["locked"] = stranded.get("locked", 0) + 1
+                # a locked area cannot leave: join its fragment to the main piece instead,
+                # through the fewest areas of other territories (they move to s)
+                path = (
+                    _connecting_path(g, a, F, s, in_main, lock, ca)
+                    if passes < _MAX_RECONNECT_PASSES
+                    else None
+                )
+                if path is None:
+                    stranded["locked"] = stranded.get("locked", 0) + 1
+                    continue
+                for v in path.tolist():
+                    W[a[v]] -= w[v]
+                    W[s] += w[v]
+                a[path] = s
+                in_main[F] = True
+                in_main[path] = True
+                moved_pass += int(path.shape[0])
                 continue
             nb = indices[np.concatenate([np.arange(indptr[v], indptr[v + 1]) for v in F])]
             nb = nb[(a[nb] != s) & in_main[nb]]

@@ -81,33 +81,43 @@ contiguous start stays contiguous; a non-contiguous start is first repaired by
 All deltas are incremental (:math:`O(m)` per neighbour) in a compiled (numba) kernel. A round
 ends after ``patience`` iterations without a new best and keeps the best solution. Then:
 
-* **ejection chains** (``chains=True``), for territories still outside their bounds: along
-  the shortest paths (at most 4 hops in the graph of possible moves between territories) to
-  the 3 territories with the most room (for an excess; the most surplus for a shortfall), each
-  territory passes on one move to the next, chosen by a depth-first search over the 3 best
-  moves of every step; a chain is applied when it lowers :math:`F` in total. Tabu search
-  cannot find these: every intermediate state is worse, and moving a region's surplus across
-  several territories is what a poor start needs;
+* **ejection chains** (``chains=True``), for territories still outside their bounds: a
+  territory over its upper bound passes one move (single area or branch) to a neighbouring
+  territory, which passes one on while it is now over its own bound, and so on (at most 6
+  territories, none twice; a territory that overshot below its lower bound turns round and
+  pulls); a territory under its lower bound pulls the same way. A depth-first search tries,
+  at every step, the 3 moves that lower :math:`F` most given the moves before them, and the
+  chain with the lowest total change is applied when it lowers :math:`F`. Tabu search cannot
+  find these: every intermediate state is worse, and moving a region's surplus across several
+  territories in lumps of whole areas is what a poor start needs;
 * the centers are relocated (``relocate_centers``): each territory's candidate (among its own
   areas' candidates and unused extra points) with the least weighted cost, never worse,
   ``fixed_centers`` excepted;
 
-and a new round starts, until neither changes anything. The search also stops at
-``max_iter`` tabu iterations in total or at ``time_limit`` seconds. :math:`F` never increases:
-every round starts from the best solution found, chains and relocations are only applied
-when they lower it.
+and a new round starts, until neither changes anything (a **descent**). When a descent ends
+with a territory still outside its bounds (lumpy areas and contiguity can leave a surplus no
+chain of the above shape moves), the search **kicks** (iterated local search, Lourenço, Martin
+& Stützle 2003): from the best solution so far, 4, 8, 16 or 32 (in turn) random admissible
+moves among the areas of the territory farthest outside its bounds and of the territories
+within two steps of it, then a new descent; at most ``kicks`` times, stopping at the first
+descent whose best solution is within all bounds. The search also stops at ``max_iter`` tabu
+iterations in total or at ``time_limit`` seconds. The result is the best solution over all
+descents, a solution within all bounds ranking before any outside them, then by :math:`F`.
+So :math:`F` never increases, unless the given solution was outside its bounds and the result
+is within them (kicks may buy that with some drive time): every round starts from the best
+solution of its descent, and chains and relocations are only applied when they lower
+:math:`F`.
 
-Determinism: the scan order, the swap order and the tenure jitter come from ``seed`` only, and
-compilation happens before the clock starts, so the result is a function of the inputs and the
-seed when the search ends by convergence or ``max_iter``. The time limit is checked between
-batches of iterations and between chains; it only cuts the same trajectory short, so a run
-stopped by ``time_limit`` depends on the machine's speed.
+Determinism: the scan order, the swap order, the tenure jitter and the kicks come from
+``seed`` only, and compilation happens before the clock starts, so the result is a function of
+the inputs and the seed when the search ends by convergence or ``max_iter``. The time limit is
+checked between batches of iterations and between chains; it only cuts the same trajectory
+short, so a run stopped by ``time_limit`` depends on the machine's speed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import time
 from typing import Any
@@ -126,6 +136,9 @@ log = logging.getLogger(__name__)
 
 _BATCH = 256  # iterations per compiled call between time-limit checks
 _MAX_ROUNDS = 50
+_CHAIN_HOPS = 6  # territories an ejection chain may pass through
+_CHAIN_WIDTH = 3  # moves tried at every step of a chain
+_KICK_MOVES = (4, 8, 16, 32)  # random moves of the kicks, in turn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,6 +204,8 @@ class LocalSearchResult:
         Ejection chains applied between rounds.
     branch_moves
         Moves that carried a branch along (``require_contiguity``).
+    kicks
+        Perturbations applied because a territory stayed outside its bounds.
     stopped
         ``"converged"``, ``"max_iter"``, ``"time_limit"``, ``"max_rounds"`` (50 rounds), or
         ``"no_move"`` (the last round found no admissible neighbour at all).
@@ -212,6 +227,7 @@ class LocalSearchResult:
     rounds: int = 0
     chains: int = 0
     branch_moves: int = 0
+    kicks: int = 0
     stopped: str = ""
 
 
@@ -442,53 +458,88 @@ def _is_target(gr: Any, a: Any, v: int, t: int) -> bool:  # pragma: no cover - c
 
 
 @numba.njit(cache=True)
-def _best_transfer(
-    gr: Any, md: Any, st: Any, s: int, t: int, sc: Any, bset: Any, best_set: Any, dx: Any
-) -> tuple[float, int]:  # pragma: no cover - compiled
-    """The admissible move (single area or branch) from ``s`` to ``t`` that lowers F most;
-    ``(delta, size)`` with the areas in ``best_set``, size 0 when there is none."""
-    movable = gr[4]
-    a, counts = st[0], st[2]
-    best = np.inf
-    n_best = 0
-    if counts[s] <= 1:
-        return best, 0
-    for v in range(a.shape[0]):
-        if a[v] != s or not movable[v] or not _is_target(gr, a, v, t):
-            continue
-        nb = _moving_set(gr, md, st, v, sc, bset, dx)
-        if nb == 0:
-            continue
-        delta = _set_delta(md, st, s, t, bset, nb, dx)
-        if delta < best:
-            best = delta
-            n_best = nb
-            best_set[:nb] = bset[:nb]
-    return best, n_best
+def _keep_top(d: float, v: int, t: int, cnt: int, out_v: Any, out_t: Any, out_d: Any) -> int:
+    """Insert ``(d, v, t)`` into the sorted top list (length ``out_v.shape[0]``)."""
+    width = out_v.shape[0]
+    if cnt == width and not d < out_d[cnt - 1]:
+        return cnt
+    i = cnt if cnt < width else width - 1
+    while i > 0 and d < out_d[i - 1]:
+        out_v[i] = out_v[i - 1]
+        out_t[i] = out_t[i - 1]
+        out_d[i] = out_d[i - 1]
+        i -= 1
+    out_v[i] = v
+    out_t[i] = t
+    out_d[i] = d
+    return cnt + 1 if cnt < width else cnt
 
 
 @numba.njit(cache=True)
-def _transfers(
-    gr: Any, md: Any, st: Any, s: int, t: int, sc: Any, bset: Any, dx: Any, out_v: Any, out_d: Any
+def _top_moves(
+    gr: Any,
+    md: Any,
+    st: Any,
+    x: int,
+    pull: bool,
+    blocked: Any,
+    tstamp: Any,
+    sc: Any,
+    bset: Any,
+    dx: Any,
+    out_v: Any,
+    out_t: Any,
+    out_d: Any,
 ) -> int:  # pragma: no cover - compiled
-    """All admissible moves from ``s`` to ``t``: their areas ``v`` (the set moving with ``v``
-    is implied) in ``out_v`` and their F changes in ``out_d``; returns how many."""
-    movable = gr[4]
+    """The ``out_v.shape[0]`` admissible moves that lower F most (sorted, with their F
+    changes in ``out_d``): out of territory ``x`` into a territory not ``blocked``
+    (``pull=False``), or into ``x`` out of a territory not ``blocked`` (``pull=True``).
+    ``out_v`` holds the area (its moving set is implied), ``out_t`` the other territory
+    (destination of a push, source of a pull). Returns how many were found."""
+    indptr, indices, near, movable, flags = gr[0], gr[1], gr[2], gr[4], gr[5]
+    D = md[1]
     a, counts = st[0], st[2]
+    n = a.shape[0]
+    use_near = flags[0] != 0
     cnt = 0
-    if counts[s] <= 1:
-        return 0
-    for v in range(a.shape[0]):
-        if a[v] != s or not movable[v] or not _is_target(gr, a, v, t):
+    for v in range(n):
+        if not movable[v]:
             continue
-        nb = _moving_set(gr, md, st, v, sc, bset, dx)
-        if nb == 0:
+        s = a[v]
+        if counts[s] <= 1:
             continue
-        delta = _set_delta(md, st, s, t, bset, nb, dx)
-        if np.isfinite(delta):
-            out_v[cnt] = v
-            out_d[cnt] = delta
-            cnt += 1
+        if pull:
+            if s == x or blocked[s] or not np.isfinite(D[x, v]) or not _is_target(gr, a, v, x):
+                continue
+            nb = _moving_set(gr, md, st, v, sc, bset, dx)
+            if nb == 0:
+                continue
+            d = _set_delta(md, st, s, x, bset, nb, dx)
+            if np.isfinite(d):
+                cnt = _keep_top(d, v, s, cnt, out_v, out_t, out_d)
+            continue
+        if s != x:
+            continue
+        tstamp[0] += 1
+        stamp = tstamp[0]
+        nb = -1
+        lo = 0
+        hi = near.shape[1]
+        if not use_near:
+            lo = indptr[v]
+            hi = indptr[v + 1]
+        for jj in range(lo, hi):
+            t = near[v, jj] if use_near else a[indices[jj]]
+            if t == s or blocked[t] or tstamp[1 + t] == stamp or not np.isfinite(D[t, v]):
+                continue
+            tstamp[1 + t] = stamp
+            if nb < 0:
+                nb = _moving_set(gr, md, st, v, sc, bset, dx)
+            if nb == 0:
+                break
+            d = _set_delta(md, st, s, t, bset, nb, dx)
+            if np.isfinite(d):
+                cnt = _keep_top(d, v, t, cnt, out_v, out_t, out_d)
     return cnt
 
 
@@ -857,87 +908,33 @@ def _edge_list(g: sp.csr_matrix | None, rng: np.random.Generator) -> tuple[np.nd
     )
 
 
-def _territory_graph(
-    gr: tuple[Any, ...], md: tuple[Any, ...], a: np.ndarray, p: int
-) -> list[list[int]]:
-    """``succ[s]``: territories some movable area of ``s`` may move to (sorted)."""
-    indptr, indices, near, _, movable, flags = gr
-    D = md[1]
-    if flags[0]:
-        v = np.repeat(np.arange(a.shape[0]), near.shape[1])
-        t = near.ravel()
-    else:
-        v = np.repeat(np.arange(a.shape[0]), np.diff(indptr))
-        t = a[indices]
-    keep = movable[v] & (a[v] != t) & np.isfinite(D[t, v])
-    pairs = np.unique(a[v[keep]] * p + t[keep])
-    succ: list[list[int]] = [[] for _ in range(p)]
-    for s_, t_ in zip((pairs // p).tolist(), (pairs % p).tolist(), strict=True):
-        succ[s_].append(t_)
-    return succ
-
-
-def _bfs_paths(
-    succ: list[list[int]], start: int, gain: np.ndarray, limit: int, hops: int
-) -> list[list[int]]:
-    """Shortest paths (in hops, at most ``hops``) from ``start`` to the ``limit`` reachable
-    territories with the largest positive ``gain`` (ties: fewer hops, lower index)."""
-    parent = {start: -1}
-    depth = {start: 0}
-    frontier = [start]
-    for d in range(1, hops + 1):
-        nxt = []
-        for x in frontier:
-            for y in succ[x]:
-                if y not in parent:
-                    parent[y] = x
-                    depth[y] = d
-                    nxt.append(y)
-        frontier = nxt
-    ends = sorted(
-        (y for y in parent if y != start and gain[y] > 0), key=lambda y: (-gain[y], depth[y], y)
-    )
-    found = []
-    for y in ends[:limit]:
-        path = [y]
-        while parent[path[-1]] >= 0:
-            path.append(parent[path[-1]])
-        found.append(path[::-1])
-    return found
-
-
 def _chains(
     gr: tuple[Any, ...],
     md: tuple[Any, ...],
     st: tuple[Any, ...],
     deadline: float,
     *,
-    hops: int = 4,
-    paths: int = 3,
+    hops: int = _CHAIN_HOPS,
+    width: int = _CHAIN_WIDTH,
 ) -> int:
     """Ejection chains for territories outside their bounds; returns the chains applied.
 
-    For a territory over its upper bound in measure ``k``, the shortest paths (in the graph
-    of possible moves between territories) to the nearest territories with room in ``k`` are
-    tried; along a path ``t_0 -> t_1 -> ... -> t_h`` each ``t_i`` passes the move (single
-    area or branch) to ``t_{i+1}`` that lowers F most given the moves before it. A territory
-    under its lower bound pulls along a path from the nearest territories with surplus. A
-    chain is kept when it lowers F in total, otherwise undone exactly. The tabu search
-    cannot find these: each intermediate state is worse.
+    For a territory ``t_0`` over an upper bound, a depth-first search builds chains
+    ``t_0 -> t_1 -> ... -> t_h`` (``h <= hops``, no territory twice): at every step the
+    ``width`` admissible moves (single area or branch) out of the current territory into any
+    neighbouring territory that lower F most, given the moves before them, are tried; the
+    chain goes on from the receiving territory only while that one is now over an upper
+    bound itself, or from the same territory, pulling, when it overshot below its lower bound.
+    A territory under a lower bound pulls in the same way (moves into it, and on from the
+    giving territory while it is under a lower bound). The chain with the lowest
+    total change of F is applied when it lowers F; everything tried is undone exactly. The
+    tabu search cannot find these: each intermediate state is worse, and moving a region's
+    surplus across several territories, in lumps of whole areas, is what a poor start needs.
     """
     a, W = st[0], st[1]
     L, U, scale = md[5], md[6], md[8]
     n, p, m = a.shape[0], W.shape[0], W.shape[1]
-    sc = (
-        np.zeros(n, dtype=np.int64),
-        np.zeros(n, dtype=np.int64),
-        np.empty(n, dtype=np.int64),
-        np.empty(n, dtype=np.int64),
-        np.ones(1, dtype=np.int64),
-    )
-    bset = np.empty(n, dtype=np.int64)
-    best_set = np.empty(n, dtype=np.int64)
-    dx = np.empty(m, dtype=np.float64)
+    buf = _ChainBuffers.make(n, p, m, width, hops)
     applied = 0
     failed: set[int] = set()
     while time.perf_counter() < deadline:
@@ -948,22 +945,15 @@ def _chains(
         todo = [t for t in todo if t not in failed]
         if not todo:
             break
-        succ = _territory_graph(gr, md, a, p)
-        pred: list[list[int]] = [[] for _ in range(p)]
-        for s_ in range(p):
-            for t_ in succ[s_]:
-                pred[t_].append(s_)
         for s in todo:
             if time.perf_counter() >= deadline:
                 break
-            k = int(np.argmax(np.maximum(over[s], under[s])))
-            if over[s, k] >= under[s, k]:
-                room = np.where(over.max(axis=1) <= 0, (U[:, k] - W[:, k]) / scale[k], 0.0)
-                cands = _bfs_paths(succ, s, room, paths, hops)
-            else:
-                surplus = np.where(under.max(axis=1) <= 0, (W[:, k] - L[:, k]) / scale[k], 0.0)
-                cands = [q[::-1] for q in _bfs_paths(pred, s, surplus, paths, hops)]
-            if any(_try_chain(gr, md, st, path, sc, bset, best_set, dx) for path in cands):
+            pull = bool(under[s].max() > over[s].max())
+            chain = _chain_search(gr, md, st, s, pull, hops, buf, deadline)
+            if chain:
+                for v, dest in chain:
+                    nb = _moving_set(gr, md, st, v, buf.sc, buf.bset, buf.dx)
+                    _apply_set(md, st, dest, buf.bset[:nb].copy(), nb, buf.dx)
                 applied += 1
                 failed.clear()
                 break
@@ -973,52 +963,204 @@ def _chains(
     return applied
 
 
-def _try_chain(
+@dataclasses.dataclass
+class _ChainBuffers:
+    """Scratch arrays of the chain search (one set per call of :func:`_chains`)."""
+
+    sc: tuple[np.ndarray, ...]
+    bset: np.ndarray
+    dx: np.ndarray
+    blocked: np.ndarray
+    tstamp: np.ndarray
+    out_v: list[np.ndarray]
+    out_t: list[np.ndarray]
+    out_d: list[np.ndarray]
+
+    @classmethod
+    def make(cls, n: int, p: int, m: int, width: int, hops: int) -> _ChainBuffers:
+        return cls(
+            sc=(
+                np.zeros(n, dtype=np.int64),
+                np.zeros(n, dtype=np.int64),
+                np.empty(n, dtype=np.int64),
+                np.empty(n, dtype=np.int64),
+                np.ones(1, dtype=np.int64),
+            ),
+            bset=np.empty(n, dtype=np.int64),
+            dx=np.empty(m, dtype=np.float64),
+            blocked=np.zeros(p, dtype=np.bool_),
+            tstamp=np.zeros(p + 1, dtype=np.int64),
+            out_v=[np.empty(width, dtype=np.int64) for _ in range(hops)],
+            out_t=[np.empty(width, dtype=np.int64) for _ in range(hops)],
+            out_d=[np.empty(width, dtype=np.float64) for _ in range(hops)],
+        )
+
+
+def _chain_search(
     gr: tuple[Any, ...],
     md: tuple[Any, ...],
     st: tuple[Any, ...],
-    path: list[int],
-    sc: tuple[Any, ...],
-    bset: np.ndarray,
-    best_set: np.ndarray,
-    dx: np.ndarray,
-    width: int = 3,
-) -> bool:
-    """Apply the best chain along ``path`` if it lowers F (see :func:`_chains`): a depth-first
-    search over the ``width`` best moves of every step."""
-    n = st[0].shape[0]
-    out_v = np.empty(n, dtype=np.int64)
-    out_d = np.empty(n, dtype=np.float64)
-    best: list[Any] = [-1e-12, None]
-    chosen: list[int] = []
+    s: int,
+    pull: bool,
+    hops: int,
+    buf: _ChainBuffers,
+    deadline: float,
+) -> list[tuple[int, int]]:
+    """The best chain from ``s`` (see :func:`_chains`) as ``[(area, destination), ...]``;
+    empty when no chain lowers F. The state is left as it was."""
+    W = st[1]
+    L, U = md[5], md[6]
+    best: list[Any] = [-1e-12, []]
+    chosen: list[tuple[int, int]] = []
+    buf.blocked[:] = False
+    buf.blocked[s] = True
 
-    def step(i: int, total: float) -> None:
-        if i == len(path) - 1:
-            if total < best[0]:
-                best[0], best[1] = total, list(chosen)
-            return
-        x, y = path[i], path[i + 1]
-        cnt = _transfers(gr, md, st, x, y, sc, bset, dx, out_v, out_d)
-        if cnt == 0:
-            return
-        top = np.argsort(out_d[:cnt], kind="stable")[:width]
-        cands = [(int(out_v[k]), float(out_d[k])) for k in top]
-        for v, d in cands:
-            nb = _moving_set(gr, md, st, v, sc, bset, dx)
-            moved = bset[:nb].copy()
-            _apply_set(md, st, y, moved, nb, dx)
-            chosen.append(v)
-            step(i + 1, total + d)
+    def off(t: int, under: bool) -> bool:
+        return bool((W[t] < L[t] - 1e-9).any()) if under else bool((W[t] > U[t] + 1e-9).any())
+
+    def dfs(x: int, pull: bool, depth: int, total: float) -> None:
+        ov, ot, od = buf.out_v[depth], buf.out_t[depth], buf.out_d[depth]
+        cnt = _top_moves(
+            gr, md, st, x, pull, buf.blocked, buf.tstamp, buf.sc, buf.bset, buf.dx, ov, ot, od
+        )
+        for v, y, d in zip(ov[:cnt].tolist(), ot[:cnt].tolist(), od[:cnt].tolist(), strict=True):
+            if time.perf_counter() >= deadline:
+                return
+            src, dest = (y, x) if pull else (x, y)
+            nb = _moving_set(gr, md, st, v, buf.sc, buf.bset, buf.dx)
+            moved = buf.bset[:nb].copy()
+            _apply_set(md, st, dest, moved, nb, buf.dx)
+            chosen.append((v, dest))
+            if total + d < best[0]:
+                best[0], best[1] = total + d, list(chosen)
+            if depth + 1 < hops:
+                buf.blocked[y] = True
+                if off(y, pull):  # the partner is now off in the same direction: pass it on
+                    dfs(y, pull, depth + 1, total + d)
+                elif off(x, not pull):  # x overshot: it turns round (never back to y)
+                    dfs(x, not pull, depth + 1, total + d)
+                buf.blocked[y] = False
             chosen.pop()
-            _apply_set(md, st, x, moved, nb, dx)
+            _apply_set(md, st, src, moved, nb, buf.dx)
 
-    step(0, 0.0)
-    if best[1] is None:
-        return False
-    for (_, y), v in zip(itertools.pairwise(path), best[1], strict=True):
+    dfs(s, pull, 0, 0.0)
+    buf.blocked[:] = False
+    return list(best[1])
+
+
+def _state(
+    problem: TerritoryProblem,
+    a: np.ndarray,
+    c: np.ndarray,
+    lock: np.ndarray,
+    D: np.ndarray,
+    ctx: _Ctx,
+    coef: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    flags: np.ndarray,
+    k_nearest: int,
+) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
+    """The kernels' tuples ``gr``, ``md``, ``st`` for assignment ``a`` (shared, not copied)
+    and centers ``c``."""
+    n, p = a.shape[0], c.shape[0]
+    ca = problem.candidates[c]
+    movable = ~lock
+    movable[ca[ca >= 0]] = False
+    anchor = np.where((ca >= 0) & (a[np.clip(ca, 0, None)] == np.arange(p)), ca, -1)
+    near = _near_territories(D, k_nearest + 1) if flags[0] else np.zeros((n, 1), dtype=np.int64)
+    W = np.zeros((p, problem.m))
+    np.add.at(W, a, ctx.w)
+    counts = np.bincount(a, minlength=p).astype(np.int64)
+    fcur = _balance_rows(W, ctx)
+    gr = (indptr, indices, near, anchor.astype(np.int64), movable, flags)
+    md = (ctx.w, D, ctx.cw, ctx.ex, ctx.dw, ctx.L, ctx.U, ctx.mu, ctx.scale, coef)
+    return gr, md, (a, W, counts, fcur)
+
+
+def _better(x: tuple[bool, float], y: tuple[bool, float]) -> bool:
+    """Whether ``(within, F)`` ``x`` beats ``y``: within all bounds first, then lower F."""
+    if x[0] != y[0]:
+        return x[0]
+    return x[1] < y[1] - 1e-9 * max(1.0, abs(y[1]))
+
+
+def _within(a: np.ndarray, ctx: _Ctx, p: int) -> bool:
+    """Whether every territory of ``a`` is inside its bounds."""
+    W = np.zeros((p, ctx.w.shape[1]))
+    np.add.at(W, a, ctx.w)
+    excess = (np.maximum(0.0, W - ctx.U) + np.maximum(0.0, ctx.L - W)) / ctx.scale
+    return bool(excess.max(initial=0.0) <= 1e-12)
+
+
+def _use_centers(
+    problem: TerritoryProblem, c: np.ndarray, new: np.ndarray, D: np.ndarray, ctx: _Ctx
+) -> np.ndarray:
+    """Switch to centers ``new``: the rows of ``D`` (and capacity bounds) follow."""
+    changed = np.flatnonzero(new != c)
+    if changed.size:
+        D[changed] = problem.cost.rows(new[changed])
+        if problem.capacity_mode:
+            ctx.L[:], ctx.U[:] = _bounds(problem, new)
+    return new.copy()
+
+
+def _kick(
+    gr: tuple[Any, ...],
+    md: tuple[Any, ...],
+    st: tuple[Any, ...],
+    g: sp.csr_matrix | None,
+    rng: np.random.Generator,
+    n_moves: int,
+) -> int:
+    """Perturb the solution around the territory farthest outside its bounds: ``n_moves``
+    random admissible moves (contiguity kept when required) of areas of that territory and of
+    the territories within two steps of it. Returns the moves made."""
+    a, W, counts = st[0], st[1], st[2]
+    L, U, scale = md[5], md[6], md[8]
+    near, movable = gr[2], gr[4]
+    use_near = bool(gr[5][0])
+    D = md[1]
+    p = W.shape[0]
+    viol = ((np.maximum(0.0, W - U) + np.maximum(0.0, L - W)) / scale).sum(axis=1)
+    region = np.zeros(p, dtype=bool)
+    region[int(np.argmax(viol))] = True
+    for _ in range(2):
+        members = np.flatnonzero(region[a])
+        nbr = near[members].ravel() if use_near or g is None else a[g[members].indices]
+        region[nbr] = True
+    pool = np.flatnonzero(region[a] & movable)
+    if pool.size == 0:
+        return 0
+    n = a.shape[0]
+    sc = (
+        np.zeros(n, dtype=np.int64),
+        np.zeros(n, dtype=np.int64),
+        np.empty(n, dtype=np.int64),
+        np.empty(n, dtype=np.int64),
+        np.ones(1, dtype=np.int64),
+    )
+    bset = np.empty(n, dtype=np.int64)
+    dx = np.empty(W.shape[1], dtype=np.float64)
+    done = 0
+    for _ in range(20 * n_moves):
+        if done >= n_moves:
+            break
+        v = int(pool[rng.integers(pool.size)])
+        s = int(a[v])
+        nbr_t = near[v] if use_near or g is None else a[g.indices[g.indptr[v] : g.indptr[v + 1]]]
+        targets = np.unique(nbr_t[(nbr_t != s) & np.isfinite(D[nbr_t, v])])
+        if targets.size == 0 or counts[s] <= 1:
+            continue
         nb = _moving_set(gr, md, st, v, sc, bset, dx)
-        _apply_set(md, st, y, bset[:nb].copy(), nb, dx)
-    return True
+        if nb == 0 or nb >= counts[s]:
+            continue
+        t = int(targets[rng.integers(targets.size)])
+        if not np.isfinite(D[t, bset[:nb]]).all():
+            continue
+        _apply_set(md, st, t, bset[:nb].copy(), nb, dx)
+        done += 1
+    return done
 
 
 def _recenter(
@@ -1027,6 +1169,7 @@ def _recenter(
     centers: np.ndarray,
     ctx: _Ctx,
     fixed: np.ndarray,
+    allowed: np.ndarray | None = None,
 ) -> np.ndarray:
     """Relocate every free center to its territory's best candidate (never worse in F).
 
@@ -1052,6 +1195,8 @@ def _recenter(
         used[new] = True
         used[new[t]] = False
         options = np.concatenate([own[own >= 0], extra])
+        if allowed is not None:
+            options = options[allowed[options]]
         options = np.union1d(options[~used[options]], [new[t]])
         if options.size <= 1:
             continue
@@ -1081,6 +1226,7 @@ def local_search(
     existing: np.ndarray | None = None,
     locked: np.ndarray | None = None,
     fixed_centers: np.ndarray | None = None,
+    allowed_centers: np.ndarray | None = None,
     weights: LocalSearchWeights | None = None,
     time_limit: float | None = 10.0,
     max_iter: int | None = None,
@@ -1090,6 +1236,8 @@ def local_search(
     seed: int = 0,
     relocate_centers: bool = True,
     chains: bool = True,
+    kicks: int = 50,
+    reference_cost: float | None = None,
 ) -> LocalSearchResult:
     """Improve a territory design by tabu search (see the module docstring).
 
@@ -1115,6 +1263,9 @@ def local_search(
         ``(n,)`` booleans: areas that keep their territory from ``assignment``.
     fixed_centers
         ``(p,)`` booleans: territories whose center is not relocated.
+    allowed_centers
+        ``(n_candidates,)`` booleans: candidates a center may be relocated to (default all;
+        forbidden centers).
     weights
         Objective weights (default :class:`LocalSearchWeights` ``()``).
     time_limit
@@ -1133,12 +1284,21 @@ def local_search(
         Relocate the centers (1-median over each territory's candidates) between rounds.
     chains
         Try ejection chains between rounds for territories outside their bounds.
+    kicks
+        When a descent ends with a territory still outside its bounds: at most this many
+        perturbations of the best solution so far, each followed by a new descent (iterated
+        local search; the best solution is kept).
+    reference_cost
+        :math:`C_0` of the compactness term (default: the cost of the given solution). Give
+        the same value to compare objectives across calls (a scenario uses the existing
+        alignment's cost).
 
     Returns
     -------
     LocalSearchResult
         ``objective_after <= objective_before`` unless a contiguity repair was needed first
-        (its price is then included).
+        (its price is then included) or the result is within all bounds and the given
+        solution was not.
 
     Raises
     ------
@@ -1163,17 +1323,31 @@ def local_search(
     a_in, c, lock, fixed, ex = _validate(
         problem, assignment, centers, locked, fixed_centers, existing
     )
+    allowed = None
+    if allowed_centers is not None:
+        allowed = np.asarray(allowed_centers, dtype=bool)
+        if allowed.shape != (problem.cost.shape[0],):
+            raise InputError(
+                f"allowed_centers must be a ({problem.cost.shape[0]},) boolean mask, "
+                f"got shape {allowed.shape}"
+            )
     if require_contiguity and adjacency is None:
         raise InputError("require_contiguity=True needs the adjacency matrix (adjacency=...)")
     if tabu_tenure < 0:
         raise InputError(f"tabu_tenure must be >= 0, got {tabu_tenure}")
     if max_iter is not None and max_iter < 0:
         raise InputError(f"max_iter must be >= 0 or None, got {max_iter}")
+    if kicks < 0:
+        raise InputError(f"kicks must be >= 0, got {kicks}")
+    if reference_cost is not None and not np.isfinite(reference_cost):
+        raise InputError(f"reference_cost must be finite, got {reference_cost!r}")
     g = None if adjacency is None else _as_adjacency(adjacency, n)
     rng = np.random.default_rng(seed)
 
     D = np.array(problem.cost.rows(c), dtype=np.float64, order="C")  # (p, n), writable
     ctx = _context(problem, a_in, c, D, ex, wts)
+    if reference_cost is not None:
+        ctx.c0 = float(reference_cost) if reference_cost > 0 else 1.0
     terms_before = _terms(a_in, D, ctx, p)
     f_before = _total(terms_before, wts)
 
@@ -1195,7 +1369,6 @@ def local_search(
     f_start = _total(terms_start, wts)
     a_start, c_start = a.copy(), c.copy()
 
-    use_near = g is None
     if g is None:
         indptr = np.zeros(n + 1, dtype=np.int64)
         indices = np.zeros(0, dtype=np.int64)
@@ -1204,7 +1377,7 @@ def local_search(
         indptr = g.indptr.astype(np.int64)
         indices = g.indices.astype(np.int64)
         sw_u, sw_v = _edge_list(g, rng)
-    flags = np.array([int(use_near), int(require_contiguity)], dtype=np.int64)
+    flags = np.array([int(g is None), int(require_contiguity)], dtype=np.int64)
     pat = int(np.clip(n // 2, 50, 500)) if patience is None else max(1, int(patience))
     coef = np.array(
         [
@@ -1218,22 +1391,17 @@ def local_search(
     )
     center_area = problem.candidates
 
-    total_iter = moves = swaps = branches = n_chains = rounds = 0
+    total_iter = moves = swaps = branches = n_chains = rounds = n_kicks = 0
+    descent_rounds = 0
+    best: tuple[bool, float] | None = None  # (within all bounds, F) of the best descent
+    best_a_all, best_c_all = a.copy(), c.copy()
+    stopped = "converged"
     while True:
         rounds += 1
+        descent_rounds += 1
         stopped = "converged"
-        ca = center_area[c]
-        movable = ~lock
-        movable[ca[ca >= 0]] = False
-        anchor = np.where((ca >= 0) & (a[np.clip(ca, 0, None)] == np.arange(p)), ca, -1)
-        near = _near_territories(D, k_nearest + 1) if use_near else np.zeros((n, 1), dtype=np.int64)
-        W = np.zeros((p, problem.m))
-        np.add.at(W, a, ctx.w)
-        counts = np.bincount(a, minlength=p).astype(np.int64)
-        fcur = _balance_rows(W, ctx)
-        gr = (indptr, indices, near, anchor.astype(np.int64), movable, flags)
-        md = (ctx.w, D, ctx.cw, ctx.ex, ctx.dw, ctx.L, ctx.U, ctx.mu, ctx.scale, coef)
-        st = (a, W, counts, fcur)
+        gr, md, st = _state(problem, a, c, lock, D, ctx, coef, indptr, indices, flags, k_nearest)
+        W, counts, fcur = st[1], st[2], st[3]
         f0 = _total(_terms(a, D, ctx, p), wts)
         fstate = np.array([f0, f0])
         istate = np.zeros(6, dtype=np.int64)
@@ -1266,7 +1434,7 @@ def local_search(
         a[:] = best_a  # st shares a: the chains below start from the best solution
         if halt:
             break
-        if rounds >= _MAX_ROUNDS:
+        if descent_rounds >= _MAX_ROUNDS:
             stopped = "max_rounds"
             break
         applied = 0
@@ -1279,7 +1447,7 @@ def local_search(
             n_chains += applied
         changed = False
         if relocate_centers:
-            new_c = _recenter(problem, a, c, ctx, fixed)
+            new_c = _recenter(problem, a, c, ctx, fixed, allowed)
             changed_t = np.flatnonzero(new_c != c)
             if changed_t.size:
                 D[changed_t] = problem.cost.rows(new_c[changed_t])
@@ -1290,19 +1458,36 @@ def local_search(
         if time.perf_counter() >= deadline:
             stopped = "time_limit"
             break
-        if not (applied or changed):
+        if applied or changed:
+            continue
+        # this descent has converged: keep its result if it is the best so far, and kick
+        # the best solution when a territory is still outside its bounds
+        now = (_within(a, ctx, p), _total(_terms(a, D, ctx, p), wts))
+        if best is None or _better(now, best):
+            best, best_a_all, best_c_all = now, a.copy(), c.copy()
+        if n_kicks >= kicks or best[0]:
             break
+        a[:] = best_a_all
+        c = _use_centers(problem, c, best_c_all, D, ctx)
+        gr, md, st = _state(problem, a, c, lock, D, ctx, coef, indptr, indices, flags, k_nearest)
+        _kick(gr, md, st, g, rng, _KICK_MOVES[n_kicks % len(_KICK_MOVES)])
+        n_kicks += 1
+        descent_rounds = 0
+    if best is not None and _better(best, (_within(a, ctx, p), _total(_terms(a, D, ctx, p), wts))):
+        a[:] = best_a_all
+        c = _use_centers(problem, c, best_c_all, D, ctx)
     # the same weights and C0, recomputed from scratch
     terms_after = _terms(a, D, ctx, p)
     f_after = _total(terms_after, wts)
-    if f_after > f_start + 1e-9 * max(1.0, abs(f_start)):  # pragma: no cover - safety net
+    start_key = (_within(a_start, ctx, p), f_start)
+    if _better(start_key, (_within(a, ctx, p), f_after)):  # pragma: no cover - safety net
         log.warning("local search: rounding made the result worse; returning the start")
         a, c, terms_after, f_after = a_start, c_start, terms_start, f_start
     contiguous = None if g is None else is_contiguous(g, a, p, center_area[c])
     seconds = time.perf_counter() - t0
     log.info(
         "local search: F %.6g -> %.6g in %d iterations (%d moves, %d branch moves, %d swaps, "
-        "%d chains, %d rounds, %s) %.2fs",
+        "%d chains, %d rounds, %d kicks, %s) %.2fs",
         f_before,
         f_after,
         total_iter,
@@ -1311,6 +1496,7 @@ def local_search(
         swaps,
         n_chains,
         rounds,
+        n_kicks,
         stopped,
         seconds,
     )
@@ -1331,6 +1517,7 @@ def local_search(
         rounds=rounds,
         chains=n_chains,
         branch_moves=branches,
+        kicks=n_kicks,
         stopped=stopped,
     )
 

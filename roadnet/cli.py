@@ -860,7 +860,11 @@ def optimize_cmd(
         ),
     ] = None,
     disruption: Annotated[
-        float, typer.Option(help="Weight of moved areas against balance and drive time.")
+        float,
+        typer.Option(
+            help="With --existing-column: price of moving an area, in average trips "
+            "(1 = like serving it one average trip farther away; 0 = redesign freely)."
+        ),
     ] = 1.0,
     time_limit: Annotated[float, typer.Option(help="Seconds for the local search.")] = 10.0,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
@@ -1058,6 +1062,13 @@ def validate_cmd(
     require_contiguous: Annotated[
         bool, typer.Option(help="Rule: each territory's polygons form one piece.")
     ] = False,
+    contiguity: Annotated[
+        str,
+        typer.Option(
+            help="Adjacency of the contiguity rule: polygon (shared borders) or road "
+            "(borders a road crosses, as optimize --contiguity road; needs roads)."
+        ),
+    ] = "polygon",
     require_road_connected: Annotated[
         bool, typer.Option(help="Rule: each territory is connected by roads inside itself.")
     ] = False,
@@ -1091,6 +1102,10 @@ def validate_cmd(
         )
     if centers is not None and center_column is not None:
         raise UsageError("give --centers or --center-column, not both")
+    if contiguity not in ("polygon", "road"):
+        raise UsageError(f"--contiguity must be polygon or road, got {contiguity!r}")
+    if contiguity == "road" and straight_line:
+        raise UsageError("--contiguity road needs a road source, not --straight-line")
     areas = read_areas(areas_path, id_column=id_column)
     if territory_column not in areas.gdf.columns:
         raise UsageError(
@@ -1112,6 +1127,7 @@ def validate_cmd(
             max_drive_s=parse_duration(max_drive) if max_drive else None,
             tolerance=tolerance,
             require_contiguity=require_contiguous,
+            adjacency="road" if contiguity == "road" else "rook",
             require_road_connected=require_road_connected,
             max_snap_m=max_snap,
             detour_threshold=detour_threshold,

@@ -199,21 +199,27 @@ def design_territories(
         for a part-time rep), capacity (upper bound of the first measure; needs all p
         centers given).
     locked_column
-        Column of the areas holding the center id an area is locked to (empty = free).
+        Column of the areas holding the center id an area is locked to (empty = free). With
+        ``existing_column``: a non-empty entry keeps the area in its existing territory (with
+        ``centers``, the entry must be that territory's center id).
     forbidden_column
         Boolean column of the areas: true where an area may not host a center.
     contiguity
         ``"none"``, ``"polygon"`` (territories connected through shared borders) or
-        ``"road"`` (through borders that a short drive crosses,
-        :func:`roadnet.adjacency.road_adjacency`: a river without a bridge separates).
+        ``"road"`` (through borders a road crosses, :func:`roadnet.adjacency.road_adjacency`:
+        a river without a bridge separates).
     improve
         Run the tabu local search (:mod:`optimizer.local`) after the constructive solver.
     existing_column
         Column with the current territory of each area: rebalance (same ``p``), consolidate
-        (smaller) or expand (larger) it with as few moves as possible
-        (:mod:`optimizer.scenarios`).
+        (smaller) or expand (larger) it, trading moved areas against drive time
+        (:mod:`optimizer.scenarios`). With ``centers``, each center's id must be the label of
+        the existing territory it serves: that territory is rebalanced around its fixed
+        center; territories without a given center get their 1-median (which may move).
     disruption
-        Weight of moved areas in the local search objective (with ``existing_column``).
+        Weight of moved areas against drive time and balance (with ``existing_column``;
+        :mod:`optimizer.scenarios`: 1 prices a move like serving the area one average trip
+        farther away).
     time_limit
         Seconds for the local search.
     """
@@ -310,7 +316,7 @@ def design_territories(
     options = dict(solver_options or {})
     if anchors is not None:
         options["fixed_centers"] = np.arange(k)
-    if locked_column is not None:
+    if locked_column is not None and existing_column is None:
         options["locked"] = _locked(gdf, locked_column, anchors)
     if forbidden_column is not None:
         allowed = np.ones(nc, bool)
@@ -321,7 +327,7 @@ def design_territories(
         raise AreaDataError(f"method {method!r} cannot use given centers; use la")
     adjacency = None
     if contiguity != "none":
-        adjacency = _adjacency(gdf, contiguity, problem, areas, graph, anchors)
+        adjacency = _adjacency(gdf, contiguity, graph)
     scenario = None
     old_labels: list[Any] = []
     if existing_column is not None:
@@ -329,12 +335,14 @@ def design_territories(
             gdf,
             existing_column,
             problem,
-            adjacency,
-            contiguity != "none",
-            disruption,
-            seed,
-            time_limit,
-            k,
+            adjacency=adjacency,
+            contiguous=contiguity != "none",
+            disruption=disruption,
+            seed=seed,
+            time_limit=time_limit,
+            anchors=anchors,
+            locked_column=locked_column,
+            allowed_centers=options.get("allowed_centers"),
         )
         facts["scenario"] = scenario.to_dict(problem.weights[:, 0])
     else:
@@ -384,14 +392,7 @@ def design_territories(
     return TerritoryResult(areas=gdf, summary=summary, solution=solution, mode=mode, facts=facts)
 
 
-def _adjacency(
-    gdf: gpd.GeoDataFrame,
-    contiguity: str,
-    problem: optimizer.TerritoryProblem,
-    areas: Areas,
-    graph: CompiledGraph | None,
-    anchors: Any,
-) -> Any:
+def _adjacency(gdf: gpd.GeoDataFrame, contiguity: str, graph: CompiledGraph | None) -> Any:
     from roadnet.adjacency import polygon_adjacency, road_adjacency
 
     if contiguity not in ("polygon", "road"):
@@ -400,19 +401,7 @@ def _adjacency(
     if contiguity == "road":
         if graph is None:
             raise AreaDataError("road contiguity needs a road graph (not --straight-line)")
-        k = 0 if anchors is None else len(anchors.ids)
-        seconds = (
-            np.asarray(problem.cost.rows(np.arange(k, k + problem.n)))
-            if problem.cost.shape[0] >= k + problem.n
-            else None
-        )
-        if seconds is None:
-            from roadnet.cached import cached_drive_time_matrix
-            from roadnet.snap import snap_points
-
-            snapped = snap_points(graph, areas.lon, areas.lat)
-            seconds = cached_drive_time_matrix(graph, snapped)[0].seconds
-        adj = road_adjacency(adj, seconds, np.column_stack([areas.lon, areas.lat]))
+        adj = road_adjacency(adj, graph, gdf)
     return adj
 
 
@@ -438,6 +427,7 @@ def _improve(
         require_contiguity=contiguous,
         locked=None if locked is None else np.asarray(locked) >= 0,
         fixed_centers=None if fixed is None else np.isin(solution.centers, fixed),
+        allowed_centers=options.get("allowed_centers"),
         time_limit=time_limit,
         seed=seed,
     )
@@ -483,19 +473,27 @@ def _run_existing(
     gdf: gpd.GeoDataFrame,
     column: str,
     problem: optimizer.TerritoryProblem,
+    *,
     adjacency: Any,
     contiguous: bool,
     disruption: float,
     seed: int,
     time_limit: float,
-    k: int,
+    anchors: _Anchors | None,
+    locked_column: str | None,
+    allowed_centers: np.ndarray | None,
 ) -> tuple[Any, Any, list[Any]]:
+    """Run the scenario on the existing alignment in ``column``.
+
+    With anchored centers, a center belongs to the existing territory whose label equals its
+    id; that territory keeps it fixed, the others start at their 1-median and may relocate.
+    With ``locked_column``, a non-empty entry keeps the area in its existing territory (with
+    centers, the entry must be that territory's center id).
+    """
     from optimizer.scenarios import run_scenario
 
     if column not in gdf.columns:
         raise AreaDataError(f"existing territory column {column!r} not found")
-    if k:
-        raise AreaDataError("an existing alignment cannot be combined with --centers yet")
     values = gdf[column]
     if values.isna().any():
         raise AreaDataError(
@@ -503,16 +501,65 @@ def _run_existing(
             f"{np.flatnonzero(values.isna().to_numpy())[:10].tolist()}"
         )
     codes, uniques = pd.factorize(values, sort=True)
+    labels = [v.item() if isinstance(v, np.generic) else v for v in uniques]
+    keys = [_key(v) for v in labels]
+    big_p = len(labels)
+    centers = fixed = None
+    if anchors is not None:
+        pos = {key: t for t, key in enumerate(keys)}
+        unknown = [str(c) for c in anchors.ids if str(c) not in pos]
+        if unknown:
+            raise AreaDataError(
+                f"centers {unknown[:10]} match no existing territory of column {column!r} "
+                f"(territories: {keys[:10]}): with --existing-column each center's id must "
+                "be the label of the territory it serves"
+            )
+        centers = np.zeros(big_p, dtype=np.int64)
+        fixed = np.zeros(big_p, dtype=bool)
+        for j, cid in enumerate(anchors.ids):
+            centers[pos[str(cid)]] = j
+            fixed[pos[str(cid)]] = True
+        if not fixed.all() and not np.any(problem.candidates >= 0):
+            raise AreaDataError(
+                "every existing territory needs a center when p = number of centers"
+            )
+    locked = None
+    if locked_column is not None:
+        if locked_column not in gdf.columns:
+            raise AreaDataError(f"locked column {locked_column!r} not found in the areas")
+        entries = gdf[locked_column].tolist()
+        locked = np.zeros(len(gdf), dtype=bool)
+        for v, val in enumerate(entries):
+            if val is None or (isinstance(val, float) and np.isnan(val)) or str(val) == "":
+                continue
+            if anchors is not None and _key(val) != keys[codes[v]]:
+                raise AreaDataError(
+                    f"area row {v} is locked to center {val!r} but lies in existing territory "
+                    f"{keys[codes[v]]!r}: with --existing-column a locked area keeps its "
+                    "territory"
+                )
+            locked[v] = True
     res = run_scenario(
         problem,
         codes,
+        centers=centers,
+        fixed_centers=fixed,
+        allowed_centers=allowed_centers,
         adjacency=adjacency,
         require_contiguity=contiguous,
+        locked=locked,
         disruption=disruption,
         time_limit=time_limit,
         seed=seed,
     )
-    return res.solution, res, [v.item() if isinstance(v, np.generic) else v for v in uniques]
+    return res.solution, res, labels
+
+
+def _key(value: Any) -> str:
+    """A label or id as text (``3.0`` from a float column reads as ``"3"``)."""
+    if isinstance(value, float) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 @dataclasses.dataclass
@@ -561,7 +608,7 @@ def _locked(gdf: gpd.GeoDataFrame, column: str, anchors: _Anchors | None) -> np.
     for v, val in enumerate(gdf[column].tolist()):
         if val is None or (isinstance(val, float) and np.isnan(val)) or str(val) == "":
             continue
-        key = str(int(val)) if isinstance(val, float) and float(val).is_integer() else str(val)
+        key = _key(val)
         if key not in pos:
             raise AreaDataError(
                 f"area row {v} is locked to center {val!r}, which is not among "

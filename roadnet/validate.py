@@ -33,6 +33,11 @@ Definitions
 
     **Contiguous**: the territory's polygons form one piece under
     :func:`~roadnet.adjacency.polygon_adjacency` (rook by default); the pieces are listed.
+    With ``adjacency="road"`` two rook neighbours count as adjacent only when a road crosses
+    their shared border (:func:`~roadnet.adjacency.road_adjacency`, the adjacency of
+    ``roadnet optimize --contiguity road``): parishes facing each other across a river without
+    a bridge are then two pieces unless a chain of road-adjacent areas of the territory (over a
+    bridge) joins them.
 
     **Connected by road** (inside the territory): the road network *restricted to the
     territory* is the subgraph of the road nodes lying in the union of the territory's
@@ -98,7 +103,12 @@ import scipy.sparse as sp
 import shapely
 from scipy.sparse.csgraph import connected_components
 
-from roadnet.adjacency import components_within, isolated_areas, polygon_adjacency
+from roadnet.adjacency import (
+    components_within,
+    isolated_areas,
+    polygon_adjacency,
+    road_adjacency,
+)
 from roadnet.areas import Areas, areas_from_gdf
 from roadnet.cached import cached_drive_time_matrix
 from roadnet.exceptions import AreaDataError
@@ -656,7 +666,7 @@ def validate_territories(
     detour_threshold: float = 2.5,
     detour_min_km: float = 1.0,
     reference_kmh: float = 60.0,
-    adjacency: Literal["rook", "queen"] = "rook",
+    adjacency: Literal["rook", "queen", "road"] = "rook",
     adjacency_tolerance_m: float = 1.0,
     road_margin_m: float = 25.0,
     id_column: str | None = None,
@@ -706,10 +716,13 @@ def validate_territories(
     reference_kmh
         Straight-line speed of the detour ratio.
     adjacency, adjacency_tolerance_m
-        Polygon adjacency for contiguity (:func:`~roadnet.adjacency.polygon_adjacency`).
+        Adjacency of the contiguity rule: polygon adjacency ``"rook"`` or ``"queen"``
+        (:func:`~roadnet.adjacency.polygon_adjacency`), or ``"road"``: rook neighbours whose
+        border a road crosses (:func:`~roadnet.adjacency.road_adjacency`; needs ``graph``).
     road_margin_m
         The territory's polygons are grown by this much before selecting the road nodes
-        inside them (roads along the border belong to both sides).
+        inside them (roads along the border belong to both sides); the same margin places
+        the roads for ``adjacency="road"``.
     id_column
         Id column when ``areas`` is a GeoDataFrame (detected when omitted).
     n_jobs
@@ -746,6 +759,12 @@ def validate_territories(
     margin = _number("road_margin_m", road_margin_m, allow_zero=True)
     if centers is not None and center_column is not None:
         raise AreaDataError("give centers or center_column, not both")
+    if adjacency not in ("rook", "queen", "road"):
+        raise AreaDataError(f"adjacency must be 'rook', 'queen' or 'road', got {adjacency!r}")
+    if adjacency == "road" and graph is None:
+        raise AreaDataError(
+            "adjacency='road' needs a road graph (road adjacency: a road crosses the border)"
+        )
     if graph is not None and not isinstance(graph, CompiledGraph):
         raise AreaDataError(
             f"graph must be a roadnet CompiledGraph or None, got {type(graph).__name__}"
@@ -844,12 +863,16 @@ def validate_territories(
     poly_count = np.zeros(k, dtype=np.int64)
     isolated = np.zeros(n, dtype=bool)
     if polygonal:
-        adj = polygon_adjacency(gdf, kind=adjacency, tolerance_m=adjacency_tolerance_m)
+        kind: Literal["rook", "queen"] = "rook" if adjacency == "road" else adjacency
+        adj = polygon_adjacency(gdf, kind=kind, tolerance_m=adjacency_tolerance_m)
+        if adjacency == "road" and graph is not None:
+            adj = road_adjacency(adj, graph, gdf, margin_m=margin)
         isolated[isolated_areas(adj)] = True
         poly_piece, poly_count = _pieces_to_labels(components_within(adj, code), n)
         if isolated.any():
+            what = "road-adjacent" if adjacency == "road" else "polygon"
             notes.append(
-                f"{int(isolated.sum())} area(s) have no polygon neighbour at all (islands): "
+                f"{int(isolated.sum())} area(s) have no {what} neighbour at all (islands): "
                 f"{_names(ids[isolated])}; a territory holding one and other areas cannot be "
                 "contiguous"
             )
