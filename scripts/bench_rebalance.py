@@ -158,7 +158,7 @@ def run_case(case: Case, seeds: int, weights: list[float], time_limit: float) ->
     records = []
     for seed in range(seeds):
         existing = grown_alignment(adj, p, np.random.default_rng(seed))
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         old = run_scenario(
             prob,
             existing,
