@@ -23,8 +23,10 @@ linear sweep over the selection in position order that relaxes the downward arcs
 swept in batches of ``batch`` at once (one pass over the arcs updates a row of ``batch``
 labels, which the compiler vectorises) and batches run on all cores (numba threads). When
 there are far more sources than targets, the roles swap: the sources select and each target
-sweeps backwards. The bucket-based alternative (Knopp et al. 2007) was not implemented; see
-``docs/benchmarks.md`` for the measurements that made RPHAST the engine.
+sweeps backwards. The bucket-based alternative (Knopp et al. 2007, OSRM's table) is in
+:mod:`roadnet.ch_bucket`; both were measured (``scripts/bench_ch_query.py``) and neither wins
+everywhere: RPHAST for small and one-sided tables, buckets for large square ones, so
+:meth:`Hierarchy.table` picks by shape (:func:`bucket_pays`).
 
 Results equal Dijkstra's on the original graph up to float rounding of sums taken in a
 different order (float64 inside, float32 out); ``inf`` = no route.
@@ -42,7 +44,7 @@ import numba
 import numpy as np
 from numba import prange
 
-__all__ = ["CH_FORMAT", "Hierarchy", "RoutingGraph", "build_hierarchy"]
+__all__ = ["CH_FORMAT", "Hierarchy", "RoutingGraph", "bucket_pays", "build_hierarchy"]
 
 log = logging.getLogger(__name__)
 
@@ -595,6 +597,7 @@ class Hierarchy:
         distances: bool = False,
         n_jobs: int | None = None,
         batch: int = 16,
+        method: str = "auto",
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Fastest times between graph nodes, ``(len(sources), len(targets))`` float32.
 
@@ -610,6 +613,8 @@ class Hierarchy:
             Threads (-1 or ``None`` = all cores).
         batch
             Sources swept together.
+        method
+            ``"rphast"``, ``"bucket"`` or ``"auto"`` (see :meth:`table`).
 
         Returns
         -------
@@ -638,6 +643,7 @@ class Hierarchy:
             distances=distances,
             n_jobs=n_jobs,
             batch=batch,
+            method=method,
         )
 
     def table(
@@ -653,6 +659,7 @@ class Hierarchy:
         distances: bool = False,
         n_jobs: int | None = None,
         batch: int = 16,
+        method: str = "auto",
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Table between points that enter/leave the graph at up to ``k`` nodes each.
 
@@ -660,8 +667,31 @@ class Hierarchy:
         (``-1`` = none); ``t_node[j, b]`` a node target ``j`` is reached from, plus
         ``t_seconds[j, b]``. The result is ``min_ab s_seconds + d(s_node, t_node) +
         t_seconds``, as with virtual source/target nodes in Dijkstra.
+
+        ``method``: ``"rphast"`` (the sweeps of the module docstring), ``"bucket"``
+        (:func:`roadnet.ch_bucket.bucket_table`) or ``"auto"``: buckets when both sides are
+        large (:func:`bucket_pays`), RPHAST otherwise. Both give the same answers.
         """
+        if method not in ("auto", "rphast", "bucket"):
+            raise ValueError(f"method must be 'auto', 'rphast' or 'bucket', got {method!r}")
         ns, nt = s_node.shape[0], t_node.shape[0]
+        if method == "bucket" or (
+            method == "auto" and bucket_pays(ns, nt, self.n_nodes, distances)
+        ):
+            from roadnet.ch_bucket import bucket_table  # built on this module
+
+            return bucket_table(
+                self,
+                s_node,
+                s_seconds,
+                s_metres,
+                t_node,
+                t_seconds,
+                t_metres,
+                cutoff=cutoff,
+                distances=distances,
+                n_jobs=n_jobs,
+            )
         limit = _INF if cutoff is None else float(cutoff)
         threads = _threads(n_jobs)
         if ns == 0 or nt == 0:
@@ -697,6 +727,20 @@ class Hierarchy:
             time.perf_counter() - t0,
         )
         return sec, (met if distances else None)
+
+
+def bucket_pays(n_sources: int, n_targets: int, n_nodes: int, distances: bool = False) -> bool:
+    """Whether the bucket query beats RPHAST for a table of this shape (measured).
+
+    ``scripts/bench_ch_query.py`` (``docs/benchmarks.md``): on Porto (51k nodes) RPHAST wins
+    up to 1000 x 1000 and is 24-47x faster on one-sided tables (1 x 10,000); the two tie near
+    5000 x 5000 and buckets win at 10,000 x 10,000 (0.63x the time) and with metres from
+    5000 x 5000 (0.58x); on the 1M-node synthetic graph buckets win at 2000 x 2000 (0.46x).
+    """
+    small = min(n_sources, n_targets)
+    if n_nodes >= 250_000:
+        return small >= 1000
+    return small >= (4000 if distances else 8000)
 
 
 def _threads(n_jobs: int | None) -> int:
