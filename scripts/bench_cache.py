@@ -241,6 +241,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="empty or new cache folder to use and keep (default: a fresh temporary folder, "
         "removed at the end)",
     )
+    p.add_argument(
+        "--engine",
+        choices=["scipy", "ch", "auto"],
+        default="scipy",
+        help="matrix engine for the computed cells (scipy: as first recorded)",
+    )
     args = p.parse_args(argv)
     if args.n < SUBSET + 1:
         p.error(f"--n must be > {SUBSET} (step 4 takes {SUBSET} of the N points), got {args.n}")
@@ -496,6 +502,7 @@ def _run(args: argparse.Namespace, pbf: Path, store: Store) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    roadnet.settings.engine = args.engine
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     pbf = _resolve_pbf(args.pbf)
     temp = args.cache_dir is None

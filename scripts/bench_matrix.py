@@ -280,6 +280,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "relative to the repository root)",
     )
     p.add_argument("--n", type=int, default=1000, help="points: the table is N x N (1000)")
+    p.add_argument(
+        "--engine",
+        choices=["scipy", "ch", "auto"],
+        default="scipy",
+        help="our engine (scipy: the Dijkstra engine these figures were first recorded with; "
+        "scripts/bench_engines.py measures the hierarchy)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the point sample (0)")
     p.add_argument(
         "--nx-sources",
@@ -303,6 +310,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    roadnet.settings.engine = args.engine
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     pbf = args.pbf if args.pbf.is_absolute() else (Path.cwd() / args.pbf)
     if not pbf.is_file() and not args.pbf.is_absolute():
