@@ -569,10 +569,22 @@ def _plan_rows(engine: str, graph_kind: str, n: int, n_nodes: int, args: argpars
     return n if full else min(n, sample)
 
 
+_MODULES = {"pyroutingkit": "pyroutingkit", "pandana": "pandana", "igraph": "igraph"}
+
+
+def _installed(engine: str) -> bool:
+    module = _MODULES.get(engine)
+    return module is None or importlib.util.find_spec(module) is not None
+
+
 def _default_engines(graph_kind: str, n: int) -> list[str]:
+    """All engines (peers only when installed: ``pip install -e ".[bench]"``)."""
     if graph_kind == "porto" and n > 5000:
         return ["scipy", "ours"]
-    return list(ENGINES)
+    missing = [e for e in ENGINES if not _installed(e)]
+    if missing:
+        print(f'not installed, skipped: {", ".join(missing)} (pip install -e ".[bench]")')
+    return [e for e in ENGINES if _installed(e)]
 
 
 def _pick_nodes(scc: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
