@@ -34,7 +34,6 @@ import logging
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy
+from _provenance import code_version  # scripts/ helper
 
 import cache
 import roadnet
@@ -80,30 +80,6 @@ def _timed(name: str, timings: list[Timing]) -> Iterator[Timing]:
     finally:
         t.seconds = time.perf_counter() - t0
         timings.append(t)
-
-
-def _git(*cmd: str) -> str:
-    """Output of a read-only git command in the repository ('' when git is unavailable)."""
-    try:
-        out = subprocess.run(
-            ["git", "--no-optional-locks", "-C", str(REPO_ROOT), *cmd],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except OSError:
-        return ""
-    return out.stdout.strip()
-
-
-def _code_version() -> str:
-    """Commit of the checkout and which files of roadnet/ and cache/ differ from it."""
-    head = _git("rev-parse", "--short", "HEAD")
-    if not head:
-        return "unknown (not a git checkout)"
-    changed = _git("diff", "--name-only", "HEAD", "--", "roadnet", "cache").splitlines()
-    dirty = f", uncommitted changes in {', '.join(changed)}" if changed else ""
-    return f"{head}{dirty}"
 
 
 def _cpu_model() -> str:
@@ -289,7 +265,7 @@ def _print_header(args: argparse.Namespace, pbf: Path, cache_dir: Path, temp: bo
         f"scipy {scipy.__version__}, pyrosm {pyrosm.__version__}, roadnet {roadnet.__version__}, "
         f"cache {cache.__version__}"
     )
-    print(f"code    : {_code_version()}")
+    print(f"code    : {code_version('roadnet', 'cache')}")
     print(f"pbf     : {pbf} ({pbf.stat().st_size / 1e6:.1f} MB)")
     print(f"cache   : {cache_dir} ({'temporary, removed at the end' if temp else 'kept'})")
     print(f"load average at start: {_loadavg()}")

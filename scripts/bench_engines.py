@@ -88,6 +88,7 @@ from typing import Any
 
 import numpy as np
 import scipy
+from _provenance import code_version  # scripts/ helper
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PBF = REPO_ROOT / ".." / "shared" / "data" / "osm" / "porto_portugal.osm.pbf"
@@ -742,30 +743,6 @@ def _print_goals(results: dict[tuple[str, int], list[Run]]) -> None:
 
 
 # --------------------------------------------------------------------------- header
-def _git(*cmd: str) -> str:
-    """Output of a read-only git command in the repository ('' when git is unavailable)."""
-    try:
-        out = subprocess.run(
-            ["git", "--no-optional-locks", "-C", str(REPO_ROOT), *cmd],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except OSError:
-        return ""
-    return out.stdout.strip()
-
-
-def _code_version() -> str:
-    head = _git("rev-parse", "--short", "HEAD")
-    if not head:
-        return "unknown (not a git checkout)"
-    status = _git("status", "--porcelain", "--", "roadnet").splitlines()
-    changed = [ln.split(maxsplit=1)[-1] for ln in status]
-    dirty = f", uncommitted/untracked: {', '.join(changed)}" if changed else ""
-    return f"{head}{dirty}"
-
-
 def _version(dist: str) -> str:
     try:
         return importlib.metadata.version(dist)
@@ -792,7 +769,7 @@ def _print_header(args: argparse.Namespace) -> None:
         f"numba {_version('numba')}, pyroutingkit {_version('pyroutingkit')}, "
         f"pandana {_version('pandana')}, igraph {_version('igraph')}"
     )
-    print(f"code    : {_code_version()}")
+    print(f"code    : {code_version('roadnet')}")
     print(f"load average at start: {_loadavg()} (1, 5, 15 min)")
 
 

@@ -51,6 +51,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import scipy
+from _provenance import code_version  # scripts/ helper
 
 import roadnet
 
@@ -119,27 +120,6 @@ def _measure(name: str) -> Iterator[Stage]:
     finally:
         stage.seconds = time.perf_counter() - t0
         stage.peak_mb = _maxrss_mb()
-
-
-def _code_version() -> str:
-    """Commit of the checkout and whether roadnet/ differs from it (read-only git calls)."""
-    import subprocess
-
-    def git(*cmd: str) -> str:
-        out = subprocess.run(
-            ["git", "--no-optional-locks", "-C", str(REPO_ROOT), *cmd],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return out.stdout.strip()
-
-    head = git("rev-parse", "--short", "HEAD")
-    if not head:
-        return "unknown (not a git checkout)"
-    changed = git("diff", "--name-only", "HEAD", "--", "roadnet").splitlines()
-    dirty = f", uncommitted changes in {', '.join(changed)}" if changed else ""
-    return f"{head}{dirty}"
 
 
 def _loadavg() -> str:
@@ -330,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
         f"networkx {nx.__version__}, roadnet {roadnet.__version__}"
     )
-    print(f"code    : {_code_version()}")
+    print(f"code    : {code_version('roadnet')}")
     print(f"pbf     : {pbf} ({pbf.stat().st_size / 1e6:.1f} MB)")
     print(f"RSS after imports: {_current_rss_mb():.0f} MB")
     print(f"load average at start: {_loadavg()}")

@@ -20,13 +20,13 @@ import datetime as dt
 import os
 import platform
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import scipy
+from _provenance import code_version  # scripts/ helper
 
 from optimizer.orlib import read_pmed, read_pmedopt
 from optimizer.pmedian import solve_pmedian
@@ -51,28 +51,6 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def _code_version() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "optimizer"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split("\n")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    changed = [line[3:] for line in dirty if line.strip()]
-    return f"commit {head}" + (f", uncommitted: {', '.join(changed)}" if changed else "")
-
-
 def print_header(argv: list[str]) -> None:
     """Date, command, machine and versions (the figures depend on all of them)."""
     try:
@@ -90,7 +68,7 @@ def print_header(argv: list[str]) -> None:
         f"versions: python {platform.python_version()}, numpy {np.__version__}, "
         f"scipy {scipy.__version__}"
     )
-    print(f"code    : {_code_version()}")
+    print(f"code    : {code_version('optimizer')}")
 
 
 def main(argv: list[str] | None = None) -> int:

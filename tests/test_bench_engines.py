@@ -17,6 +17,8 @@ from tests.conftest import ROOT
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
     path = ROOT / "scripts" / "bench_engines.py"
+    if str(path.parent) not in sys.path:  # as `python scripts/bench_engines.py` has it
+        sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location("bench_engines", path)
     assert spec is not None
     assert spec.loader is not None
