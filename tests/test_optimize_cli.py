@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
-from roadnet.cli import app
+from territory.cli import app
 from tests.conftest import shared_file
 
 runner = CliRunner()

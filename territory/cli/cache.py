@@ -1,0 +1,135 @@
+"""``roadnet cache ls | info | verify | prune | clear``: the cache folder."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cache import Store, format_size, parse_size
+from roadnet.settings import default_cache_dir
+from territory.cli._common import CacheDirOpt, friendly, out
+from territory.exceptions import OptionError
+
+__all__ = ["cache_app"]
+
+cache_app = typer.Typer(help="Inspect and manage the cache.", no_args_is_help=True)
+
+
+def _store(cache_dir: Path | None) -> Store:
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if root.exists() and not root.is_dir():
+        raise OptionError(f"cache folder {str(root)!r} is a file; give a folder (--cache-dir)")
+    return Store(root)
+
+
+@friendly
+def cache_ls(
+    kind: Annotated[str | None, typer.Option(help="Only entries of this kind.")] = None,
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """List cached entries (most recently used first) and the total size."""
+    store = _store(cache_dir)
+    entries = sorted(store.ls(kind=kind), key=lambda e: -e.last_access)
+    table = Table("key", "kind", "size", "created", "last used", "what")
+    for e in entries:
+        described = store.info(e.key)
+        record = described[1] if described else {}
+        table.add_row(
+            e.key,
+            e.kind,
+            format_size(e.size_bytes),
+            str(e.created)[:19],
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_access)),
+            _describe_entry(record),
+        )
+    out.print(table)
+    out.print(
+        f"{len(entries)} entr(y/ies), {format_size(store.total_size())} in {store.root}",
+        highlight=False,
+    )
+
+
+def _describe_entry(record: dict[str, Any]) -> str:
+    inputs = record.get("inputs") or {}
+    meta = record.get("meta") or {}
+    if record.get("kind") == "graph":
+        src = inputs.get("source", {})
+        what = src.get("query") or (src.get("sha256", "")[:12] and f"sha256 {src['sha256'][:12]}")
+        counts = meta.get("counts", {})
+        return f"{src.get('type')} {what} ({counts.get('nodes', '?')} nodes)"
+    if record.get("kind") == "matrix":
+        cut = meta.get("cutoff_s")
+        return (
+            f"{meta.get('rows')} x {meta.get('cols')}"
+            + (f", cutoff {cut:g} s" if cut else "")
+            + (", with metres" if meta.get("metres_key") else "")
+        )
+    return ""
+
+
+@friendly
+def cache_info(
+    key: Annotated[str, typer.Argument(help="Entry key (from `roadnet cache ls`).")],
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Show an entry's metadata record: inputs, created, size, shapes, checksums."""
+    described = _store(cache_dir).info(key)
+    if described is None:
+        raise OptionError(f"no cache entry with key {key!r} (see `roadnet cache ls`)")
+    out.print_json(json.dumps(described[1], default=str))
+
+
+@friendly
+def cache_verify(cache_dir: CacheDirOpt = None) -> None:
+    """Check every entry's checksums; corrupt entries are quarantined (exit 1 if any)."""
+    store = _store(cache_dir)
+    store.cleanup()
+    rep = store.verify()
+    out.print(
+        f"{len(rep.ok)} entr(y/ies) ok, {len(rep.corrupt)} corrupt (quarantined), "
+        f"{len(rep.missing)} missing",
+        highlight=False,
+    )
+    for key in rep.corrupt:
+        out.print(f"corrupt: {key}", highlight=False)
+    if rep.corrupt or rep.missing:
+        raise typer.Exit(1)
+
+
+@friendly
+def cache_prune(
+    max_size: Annotated[str, typer.Option(help="Keep at most this much, e.g. 5GB.")],
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Remove least recently used entries until the cache fits in --max-size."""
+    store = _store(cache_dir)
+    removed = store.prune(parse_size(max_size))
+    out.print(
+        f"removed {len(removed)} entr(y/ies); {format_size(store.total_size())} left",
+        highlight=False,
+    )
+
+
+@friendly
+def cache_clear(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Remove every cached entry."""
+    store = _store(cache_dir)
+    if not yes and not typer.confirm(f"remove every entry in {store.root}?"):
+        raise typer.Exit(1)
+    removed = store.clear()
+    out.print(f"removed {len(removed)} entr(y/ies) from {store.root}", highlight=False)
+
+
+cache_app.command("ls")(cache_ls)
+cache_app.command("info")(cache_info)
+cache_app.command("verify")(cache_verify)
+cache_app.command("prune")(cache_prune)
+cache_app.command("clear")(cache_clear)
