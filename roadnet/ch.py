@@ -46,6 +46,7 @@ from numba import prange
 
 from roadnet.ch_bucket import bucket_table
 from roadnet.ch_kernels import heap_pop, heap_set, resolve_threads
+from roadnet.exceptions import InvalidArgumentError
 
 __all__ = ["CH_FORMAT", "Hierarchy", "RoutingGraph", "bucket_pays", "build_hierarchy"]
 
@@ -555,7 +556,7 @@ class Hierarchy:
         tgt = np.asarray(targets, dtype=np.int64)
         for name, arr in (("sources", src), ("targets", tgt)):
             if arr.ndim != 1 or (arr.size and (arr.min() < 0 or arr.max() >= self.n_nodes)):
-                raise ValueError(f"{name} must be node indices in [0, {self.n_nodes})")
+                raise InvalidArgumentError(f"{name} must be node indices in [0, {self.n_nodes})")
         zeros_s = np.zeros((src.shape[0], 2))
         zeros_t = np.zeros((tgt.shape[0], 2))
         s_node = np.full((src.shape[0], 2), -1, np.int64)
@@ -603,7 +604,9 @@ class Hierarchy:
         large (:func:`bucket_pays`), RPHAST otherwise. Both give the same answers.
         """
         if method not in ("auto", "rphast", "bucket"):
-            raise ValueError(f"method must be 'auto', 'rphast' or 'bucket', got {method!r}")
+            raise InvalidArgumentError(
+                f"method must be 'auto', 'rphast' or 'bucket', got {method!r}"
+            )
         ns, nt = s_node.shape[0], t_node.shape[0]
         if method == "bucket" or (
             method == "auto" and bucket_pays(ns, nt, self.n_nodes, distances)
@@ -908,7 +911,7 @@ def build_hierarchy(
     >>> seconds, _ = h.node_table(np.array([0, 1]), np.array([2, 3]))  # doctest: +SKIP
     """
     if settle_limit < 1 or sim_limit < 1:
-        raise ValueError("settle_limit and sim_limit must be >= 1")
+        raise InvalidArgumentError("settle_limit and sim_limit must be >= 1")
     t0 = time.perf_counter()
     n = graph.n_nodes
     m0 = int(graph.indices.shape[0])

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numba
 import numpy as np
 
-from roadnet.exceptions import InvalidArgumentError
+from roadnet.settings import check_n_jobs
 
 __all__ = ["HierarchyArrays", "heap_pop", "heap_set", "resolve_threads"]
 
@@ -109,8 +109,7 @@ def heap_pop(hk: Any, hv: Any, hpos: Any, size: int) -> tuple[int, float, int]:
 def resolve_threads(n_jobs: int | None) -> int:
     """Numba threads for ``n_jobs`` (-1 or ``None``: all; ``>= 1``: at most that many)."""
     cpus = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    n_jobs = check_n_jobs(n_jobs)
     if n_jobs is None or n_jobs < 0:
         return int(cpus)
-    if n_jobs == 0:
-        raise InvalidArgumentError("n_jobs must be -1 (all cores) or >= 1, got 0")
     return int(min(n_jobs, cpus))

@@ -44,7 +44,7 @@ from roadnet.engine import EngineChoice, resolve_engine
 from roadnet.exceptions import InvalidArgumentError, SnapError
 from roadnet.graph import CompiledGraph, csr_keep_min
 from roadnet.graph_cache import ProgressCallback
-from roadnet.settings import settings
+from roadnet.settings import check_n_jobs, settings
 from roadnet.snap import SnappedPoints, snap_points
 
 __all__ = ["DriveTimeMatrix", "drive_time_matrix"]
@@ -621,8 +621,7 @@ def drive_time_matrix(
 
 
 def _resolve_jobs(n_jobs: int) -> int:
-    if n_jobs == 0 or isinstance(n_jobs, bool):
-        raise InvalidArgumentError(f"n_jobs must be -1 (all cores) or >= 1, got {n_jobs!r}")
+    n_jobs = int(check_n_jobs(n_jobs) or -1)
     cpus = os.cpu_count() or 1
     return cpus if n_jobs < 0 else min(n_jobs, cpus)
 

@@ -543,11 +543,37 @@ def graph_from_xml(
     return _compile_osmnx_raw(G, profile or SpeedProfile.default(), source)
 
 
+_PROBE_TIMEOUT_S = 5.0
+
+
+def _unreachable(url: str) -> str | None:
+    """Why the host of ``url`` takes no TCP connection (within a few seconds), or ``None``."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=_PROBE_TIMEOUT_S):
+            return None
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
 def _download(
     kind: str, query: Any, call: Callable[[Any], nx.MultiDiGraph], profile: SpeedProfile | None
 ) -> CompiledGraph:
     ox = _configure_osmnx()
     all_oneway, ox.settings.all_oneway = ox.settings.all_oneway, True  # see _compile_osmnx_raw
+    saved = (ox.settings.overpass_rate_limit, ox.settings.requests_timeout)
+    offline = _unreachable(settings.overpass_url)
+    if offline is not None:
+        # answers in osmnx's HTTP cache still work; anything else fails at once instead of
+        # waiting out the status check's pause and the request timeout
+        ox.settings.overpass_rate_limit = False
+        ox.settings.requests_timeout = _PROBE_TIMEOUT_S
     try:
         G = call(ox)
     except RoadnetError:
@@ -555,6 +581,12 @@ def _download(
     except Exception as exc:
         name = type(exc).__name__
         text = str(exc)
+        if offline is not None:
+            raise GraphSourceError(
+                f"downloading {kind} {query!r} failed: Overpass at {settings.overpass_url} "
+                f"cannot be reached ({offline}; {name}); check the network connection, or "
+                "read a local extract with --pbf / --osm"
+            ) from None
         if "geocode" in text.lower():  # osmnx.geocoder: no result, or no (Multi)Polygon
             raise PlaceNotFoundError(
                 f"{kind} {query!r} not found: Nominatim at {settings.nominatim_url} gave no "
@@ -567,6 +599,7 @@ def _download(
         raise GraphSourceError(f"downloading {kind} {query!r} failed: {name}: {text}") from None
     finally:
         ox.settings.all_oneway = all_oneway
+        ox.settings.overpass_rate_limit, ox.settings.requests_timeout = saved
     source = {
         "type": "overpass",
         "kind": kind,

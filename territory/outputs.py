@@ -77,10 +77,10 @@ def check_output_path(path: Path, what: str, suffixes: tuple[str, ...] | None = 
         The parent is a file, or the folder cannot be written.
     """
     path = Path(path)
-    if suffixes is not None and path.suffix.lower() not in suffixes:
-        raise OptionError(f"{what} {str(path)!r}: use a file ending in {', '.join(suffixes)}")
     if path.is_dir():
         raise OptionError(f"{what} {str(path)!r} is a folder; give a file name")
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise OptionError(f"{what} {str(path)!r}: use a file ending in {', '.join(suffixes)}")
     parent = path.parent
     probe = parent
     while not probe.exists() and probe != probe.parent:

@@ -24,9 +24,11 @@ import pandas as pd
 
 import optimizer
 from optimizer.adapters import measures_from_gdf
+from optimizer.validation import check_p, check_time_limit
 from roadnet.areas import Areas, read_areas
 from roadnet.exceptions import AreaDataError
 from roadnet.graph import CompiledGraph
+from roadnet.settings import check_n_jobs
 
 __all__ = ["TerritoryResult", "aggregate_accounts", "design_territories"]
 
@@ -108,7 +110,11 @@ def aggregate_accounts(
         Per-area totals, and the accounts that fell in no area (reported, never dropped
         silently).
     """
-    pts = accounts if isinstance(accounts, gpd.GeoDataFrame) else read_areas(accounts).gdf
+    pts = (
+        accounts
+        if isinstance(accounts, gpd.GeoDataFrame)
+        else read_areas(accounts, what="accounts").gdf
+    )
     if pts.crs is None:
         raise AreaDataError("accounts have no CRS")
     pts = pts.to_crs("EPSG:4326")
@@ -223,6 +229,11 @@ def design_territories(
     time_limit
         Seconds for the local search.
     """
+    if isinstance(measures, str):  # one measure name, not a list of one-letter names
+        measures = [measures]
+    p = check_p(p, len(areas), name="p")
+    time_limit = float(check_time_limit(time_limit, allow_none=False) or 0.0)
+    n_jobs = check_n_jobs(n_jobs)
     gdf = areas.gdf.copy()
     facts: dict[str, Any] = {"n_areas": len(areas)}
     if accounts is not None:
@@ -319,6 +330,11 @@ def design_territories(
     if locked_column is not None and existing_column is None:
         options["locked"] = _locked(gdf, locked_column, anchors)
     if forbidden_column is not None:
+        if forbidden_column not in gdf.columns:
+            raise AreaDataError(
+                f"forbidden column {forbidden_column!r} not found in the areas; columns are "
+                f"{[c for c in gdf.columns if c != gdf.geometry.name]}"
+            )
         allowed = np.ones(nc, bool)
         if with_areas:
             allowed[k:] = ~gdf[forbidden_column].fillna(False).astype(bool).to_numpy()
@@ -581,7 +597,7 @@ def _anchors(
 
         pts = areas_from_gdf(centers, id_column=id_column, source="centers")
     else:
-        pts = read_areas(centers, id_column=id_column)
+        pts = read_areas(centers, id_column=id_column, what="centers")
 
     def column(name: str | None) -> np.ndarray | None:
         if name is None:

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +30,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from cache import CacheError
+from cache import CacheCorruptWarning, CacheError
 from optimizer.exceptions import OptimizerError
 from roadnet.exceptions import RoadnetError
 from roadnet.graph import CompiledGraph
@@ -202,7 +203,22 @@ def setup_logging(verbose: bool) -> None:
         stream=sys.stderr,
         force=True,
     )
-    logging.captureWarnings(True)
+    # the store logs a corrupt entry once (with where it was quarantined); its warning
+    # would say the same again
+    warnings.filterwarnings("ignore", category=CacheCorruptWarning)
+    warnings.showwarning = _warning_line
+
+
+def _warning_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """Other warnings as one log line, without the source path and line of the warner."""
+    logging.getLogger("py.warnings").warning("%s: %s", category.__name__, message)
 
 
 # ----------------------------------------------------------------------------- options

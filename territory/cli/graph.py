@@ -27,6 +27,7 @@ from territory.cli._common import (
     road_graph,
     setup_logging,
 )
+from territory.outputs import OutputSet, check_output_path
 
 __all__ = ["graph_app"]
 
@@ -49,9 +50,11 @@ def graph_build(
 ) -> None:
     """Compile the drive network of a source into a graph file."""
     setup_logging(verbose)
+    check_output_path(out_path, "--out", (".npz",))
     with cache_settings(cache_dir, no_cache, refresh):
         g = road_graph(pbf=pbf, osm=osm, place=place, bbox=bbox, speeds=speeds, speed=speed)
-        path = g.save(out_path)
+        with OutputSet() as outs:
+            path = outs.stage(out_path, g.save)
     out.print(f"wrote {path}", highlight=False)
     _print_summary(g)
 

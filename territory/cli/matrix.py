@@ -14,6 +14,7 @@ from roadnet.cached import cached_drive_time_matrix, precompute_matrix
 from roadnet.engine import check_engine
 from roadnet.graph import CompiledGraph
 from roadnet.matrix_io import write_matrix
+from roadnet.settings import check_n_jobs
 from roadnet.snap import snap_points
 from roadnet.units import parse_duration
 from territory.cli._common import (
@@ -38,6 +39,7 @@ from territory.cli._common import (
     setup_logging,
 )
 from territory.exceptions import OptionError
+from territory.outputs import OutputSet, check_output_path
 
 __all__ = ["compute_matrix", "matrix_cmd", "precompute_cmd"]
 
@@ -90,8 +92,8 @@ def matrix_cmd(
     if far not in {"flag", "exclude", "error"}:
         raise OptionError(f"--far must be flag, exclude or error, got {far!r}")
     cut = parse_duration(cutoff) if cutoff else None
-    if out_path.suffix.lower() not in {".npz", ".parquet"}:
-        raise OptionError(f"--out must end in .npz or .parquet, got {out_path.name!r}")
+    check_output_path(out_path, "--out", (".npz", ".parquet"))
+    jobs = check_n_jobs(jobs, "--jobs")
     areas = read_areas(
         areas_path,
         id_column=id_column,
@@ -100,7 +102,7 @@ def matrix_cmd(
         fix_invalid=fix_invalid,
     )
     dest = (
-        read_areas(destinations, lon_column=lon_column, lat_column=lat_column)
+        read_areas(destinations, lon_column=lon_column, lat_column=lat_column, what="--to")
         if destinations
         else None
     )
@@ -119,13 +121,17 @@ def matrix_cmd(
             jobs=jobs,
             engine=engine,
         )
-    path = write_matrix(
-        m,
-        areas.ids,
-        (dest or areas).ids,
-        out_path,
-        meta={"graph": g.summary(), "areas": str(areas_path)},
-    )
+    with OutputSet() as outs:
+        path = outs.stage(
+            out_path,
+            lambda tmp: write_matrix(
+                m,
+                areas.ids,
+                (dest or areas).ids,
+                tmp,
+                meta={"graph": g.summary(), "areas": str(areas_path)},
+            ),
+        )
     _report_matrix(m, areas, dest or areas)
     out.print(f"wrote {path}", highlight=False)
 
@@ -227,6 +233,7 @@ def precompute_cmd(
     engine = check_engine(engine)
     if block_rows < 1:
         raise OptionError(f"--block-rows must be >= 1, got {block_rows}")
+    jobs = check_n_jobs(jobs, "--jobs")
     cut = parse_duration(cutoff) if cutoff else None
     areas = read_areas(
         areas_path, id_column=id_column, lon_column=lon_column, lat_column=lat_column

@@ -10,7 +10,9 @@ import typer
 
 import optimizer
 from optimizer.tolerance import parse_tolerance
+from optimizer.validation import check_count, check_p, check_time_limit
 from roadnet.areas import read_areas
+from roadnet.settings import check_n_jobs
 from territory.cli._common import (
     BboxOpt,
     CacheDirOpt,
@@ -160,6 +162,9 @@ def optimize_cmd(
             "times, or --straight-line"
         )
     parse_tolerance(tolerance)
+    check_count(starts, "--starts")
+    check_time_limit(time_limit, "--time-limit", allow_none=False)
+    jobs = check_n_jobs(jobs, "--jobs")
     summary_file = summary_path or out_path.with_name(out_path.stem + "_summary.csv")
     report_file = summary_file.with_suffix(".json")
     check_output_path(out_path, "--out", AREA_FORMATS)
@@ -172,6 +177,7 @@ def optimize_cmd(
     areas = read_areas(
         areas_path, id_column=id_column, lon_column=lon_column, lat_column=lat_column
     )
+    check_p(territories, len(areas), name="-p/--territories")
     options = {"n_starts": starts} if method.startswith("la") else {}
     with cache_settings(cache_dir, no_cache):
         g = None

@@ -124,7 +124,7 @@ def validate_cmd(
             f"territory column {territory_column!r} not found; columns are "
             f"{[c for c in areas.gdf.columns if c != areas.gdf.geometry.name]}"
         )
-    centers_gdf = read_areas(centers).gdf if centers is not None else None
+    centers_gdf = read_areas(centers, what="--centers").gdf if centers is not None else None
     with cache_settings(cache_dir, no_cache):
         g = None
         if not straight_line:
