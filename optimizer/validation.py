@@ -69,11 +69,9 @@ def check_p(p: Any, n: int, *, name: str = "p", what: str = "number of areas") -
         if isinstance(p, float | np.floating) and float(p).is_integer():
             p = int(p)
         else:
-            raise InputError(
-                f"{name} must be a whole number of territories in 1..{n} ({what}), got {p!r}"
-            )
+            raise InputError(f"{name} must be an integer in 1..{n} ({what}), got {p!r}")
     if not 1 <= int(p) <= n:
-        raise InputError(f"{name} must be in 1..{n} ({what}), got {int(p)}")
+        raise InputError(f"{name} must be an integer in 1..{n} ({what}), got {int(p)}")
     return int(p)
 
 

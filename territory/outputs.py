@@ -113,6 +113,16 @@ def _os_error(path: Path, exc: OSError) -> OutputError:
     return OutputError(f"cannot write {str(path)!r}: {hint}")
 
 
+def _writer_error(path: Path, exc: Exception) -> OutputError:
+    """A library's write failure as an :class:`OutputError` naming the path and the cause."""
+    text = " ".join(str(exc).split())
+    if any(s in text.lower() for s in ("disk is full", "no space left", "disk full")):
+        return _os_error(path, OSError(errno.ENOSPC, "No space left on device"))
+    if len(text) > 200:  # GDAL quotes whole SQL statements: keep the cause at the end
+        text = "..." + text[-200:]
+    return OutputError(f"cannot write {str(path)!r}: {type(exc).__name__}: {text}")
+
+
 class OutputSet:
     """Outputs staged in temp files and renamed into place together by :meth:`commit`.
 
@@ -167,6 +177,12 @@ class OutputSet:
         except OSError as exc:
             self.discard()
             raise _os_error(path, exc) from exc
+        except (OptionError, OutputError):
+            self.discard()
+            raise
+        except Exception as exc:  # a writer's own error (GDAL/pyogrio, arrow, matplotlib)
+            self.discard()
+            raise _writer_error(path, exc) from exc
         except BaseException:
             self.discard()
             raise

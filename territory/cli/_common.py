@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import sys
 import time
@@ -32,11 +33,13 @@ from rich.progress import (
 
 from cache import CacheCorruptWarning, CacheError
 from optimizer.exceptions import OptimizerError
+from roadnet.engine import check_engine
 from roadnet.exceptions import RoadnetError
 from roadnet.graph import CompiledGraph
 from roadnet.graph_cache import load_road_graph
 from roadnet.settings import settings
 from roadnet.speed import SpeedProfile
+from roadnet.units import parse_duration
 from territory.exceptions import OptionError, OutputError, TerritoryError
 
 __all__ = [
@@ -54,10 +57,13 @@ __all__ = [
     "SpeedsOpt",
     "VerboseOpt",
     "cache_settings",
+    "check_max_snap",
+    "engine_option",
     "err",
     "friendly",
     "out",
     "parse_bbox",
+    "parse_cutoff",
     "profile_from_options",
     "progress",
     "progress_pair",
@@ -318,6 +324,31 @@ def profile_from_options(speeds: Path | None, speed: list[str] | None) -> SpeedP
         except ValueError:
             raise OptionError(f"--speed {item!r}: {val!r} is not a number") from None
     return profile.with_overrides(overrides) if overrides else profile
+
+
+def check_max_snap(value: float | None) -> float | None:
+    """``--max-snap``: a positive finite number of metres, or not given."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise OptionError(f"--max-snap must be a positive number of metres, got {value:g}")
+    return value
+
+
+def engine_option(engine: str | None) -> str:
+    """``--engine`` checked (default: the setting), naming the option in errors."""
+    try:
+        return check_engine(engine)
+    except RoadnetError as exc:
+        raise OptionError(f"--{exc}") from None
+
+
+def parse_cutoff(text: str | None) -> float | None:
+    """``--cutoff`` as seconds (``None`` when not given), naming the option in errors."""
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except RoadnetError as exc:
+        raise OptionError(f"--cutoff: {exc}") from None
 
 
 def parse_bbox(text: str) -> tuple[float, float, float, float]:

@@ -50,7 +50,7 @@ def demo_cmd(
     setup_logging(verbose)
     t0 = time.perf_counter()
     if territories is not None and territories < 1:
-        raise OptionError(f"-p/--territories must be >= 1, got {territories}")
+        raise OptionError(f"-p must be >= 1, got {territories}")
     jobs = check_n_jobs(jobs, "--jobs")
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"--out {str(out_dir)!r} is a file; give a folder")

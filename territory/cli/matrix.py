@@ -11,12 +11,10 @@ import typer
 
 from roadnet.areas import Areas, read_areas
 from roadnet.cached import cached_drive_time_matrix, precompute_matrix
-from roadnet.engine import check_engine
 from roadnet.graph import CompiledGraph
 from roadnet.matrix_io import write_matrix
 from roadnet.settings import check_n_jobs
 from roadnet.snap import snap_points
-from roadnet.units import parse_duration
 from territory.cli._common import (
     BboxOpt,
     CacheDirOpt,
@@ -31,9 +29,12 @@ from territory.cli._common import (
     SpeedsOpt,
     VerboseOpt,
     cache_settings,
+    check_max_snap,
+    engine_option,
     err,
     friendly,
     out,
+    parse_cutoff,
     progress_pair,
     road_graph,
     setup_logging,
@@ -88,10 +89,11 @@ def matrix_cmd(
     cached points computes only the missing rows and columns.
     """
     setup_logging(verbose)
-    engine = check_engine(engine)
+    engine = engine_option(engine)
     if far not in {"flag", "exclude", "error"}:
         raise OptionError(f"--far must be flag, exclude or error, got {far!r}")
-    cut = parse_duration(cutoff) if cutoff else None
+    cut = parse_cutoff(cutoff)
+    check_max_snap(max_snap)
     check_output_path(out_path, "--out", (".npz", ".parquet"))
     jobs = check_n_jobs(jobs, "--jobs")
     areas = read_areas(
@@ -230,11 +232,12 @@ def precompute_cmd(
     cache instead of routing.
     """
     setup_logging(verbose)
-    engine = check_engine(engine)
+    engine = engine_option(engine)
     if block_rows < 1:
         raise OptionError(f"--block-rows must be >= 1, got {block_rows}")
     jobs = check_n_jobs(jobs, "--jobs")
-    cut = parse_duration(cutoff) if cutoff else None
+    cut = parse_cutoff(cutoff)
+    check_max_snap(max_snap)
     areas = read_areas(
         areas_path, id_column=id_column, lon_column=lon_column, lat_column=lat_column
     )

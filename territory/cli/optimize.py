@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Annotated
@@ -25,6 +26,7 @@ from territory.cli._common import (
     SpeedsOpt,
     VerboseOpt,
     cache_settings,
+    check_max_snap,
     err,
     friendly,
     out,
@@ -163,6 +165,9 @@ def optimize_cmd(
         )
     parse_tolerance(tolerance)
     check_count(starts, "--starts")
+    check_max_snap(max_snap)
+    if not (math.isfinite(disruption) and disruption >= 0):
+        raise OptionError(f"--disruption must be a finite number >= 0, got {disruption:g}")
     check_time_limit(time_limit, "--time-limit", allow_none=False)
     jobs = check_n_jobs(jobs, "--jobs")
     summary_file = summary_path or out_path.with_name(out_path.stem + "_summary.csv")
@@ -177,7 +182,7 @@ def optimize_cmd(
     areas = read_areas(
         areas_path, id_column=id_column, lon_column=lon_column, lat_column=lat_column
     )
-    check_p(territories, len(areas), name="-p/--territories")
+    check_p(territories, len(areas), name="-p")
     options = {"n_starts": starts} if method.startswith("la") else {}
     with cache_settings(cache_dir, no_cache):
         g = None
