@@ -254,16 +254,21 @@ CacheDirOpt = Annotated[
 ]
 NoCacheOpt = Annotated[
     bool,
-    typer.Option("--no-cache", help="Neither read nor write the cache.", rich_help_panel=_CACHE),
+    typer.Option(
+        "--no-cache", help="Neither read nor write the cache.", rich_help_panel=_CACHE, metavar=""
+    ),
 ]
 RefreshOpt = Annotated[
     bool,
     typer.Option(
-        "--refresh", help="Recompute and overwrite cached results.", rich_help_panel=_CACHE
+        "--refresh",
+        help="Recompute and overwrite cached results.",
+        rich_help_panel=_CACHE,
+        metavar="",
     ),
 ]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.", metavar="")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.", metavar="")]
 EngineOpt = Annotated[
     str | None,
     typer.Option(

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from roadnet.roads import road_lines
 from territory.cli._common import (
     CacheDirOpt,
     VerboseOpt,
@@ -74,6 +75,8 @@ def demo_cmd(
             center_column="is_center",
             measures=ex.measures,
             tolerance=ex.tolerance,
+            require_contiguity=res.facts.get("contiguity", "none") != "none",
+            adjacency="road" if res.facts.get("contiguity") == "road" else "rook",
             id_column=ex.areas.id_column,
             n_jobs=jobs,
         )
@@ -93,6 +96,7 @@ def demo_cmd(
             out_dir / "map.png",
             title=f"{ex.name}: {p} drive-time territories",
             flagged_column="flagged",
+            roads=None if g is None else road_lines(g),
         )
     files = outs.written
     print_summary_table(res.summary, res.facts["unit"])
