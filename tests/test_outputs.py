@@ -65,10 +65,14 @@ def test_a_failing_output_leaves_every_previous_file_as_it_was(tmp_path: Path) -
         tmp.write_bytes(b"half a map")
         raise OSError(28, "No space left on device")
 
-    with pytest.raises(OutputError, match="disk is full"), OutputSet() as outs:
-        outs.write_areas(_gdf(5), tmp_path / "old.shp")
-        outs.write_text(tmp_path / "summary.csv", "new summary\n")
-        outs.stage(tmp_path / "map.html", boom)
+    def command() -> None:
+        with OutputSet() as outs:
+            outs.write_areas(_gdf(5), tmp_path / "old.shp")
+            outs.write_text(tmp_path / "summary.csv", "new summary\n")
+            outs.stage(tmp_path / "map.html", boom)
+
+    with pytest.raises(OutputError, match="disk is full"):
+        command()
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert after == before  # byte-identical, no temp files, no map
 
@@ -76,9 +80,13 @@ def test_a_failing_output_leaves_every_previous_file_as_it_was(tmp_path: Path) -
 def test_an_exception_in_the_command_discards_the_staged_outputs(tmp_path: Path) -> None:
     target = tmp_path / "out.csv"
     target.write_text("previous\n")
-    with pytest.raises(RuntimeError), OutputSet() as outs:
-        outs.write_text(target, "new\n")
-        raise RuntimeError("the command failed after staging")
+    def command() -> None:
+        with OutputSet() as outs:
+            outs.write_text(target, "new\n")
+            raise RuntimeError("the command failed after staging")
+
+    with pytest.raises(RuntimeError):
+        command()
     assert target.read_text() == "previous\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
 
