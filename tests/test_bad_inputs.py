@@ -324,12 +324,12 @@ def test_full_disk_keeps_previous_outputs(world: Path, small_fs: Path, suffix: s
     assert runner.invoke(app, _optimize_args(world, out)).exit_code == 0
     fd = os.open(small_fs / "filler", os.O_WRONLY | os.O_CREAT)
     try:  # fill the disk up to its last bytes
-        while os.write(fd, b"\0" * 512):
-            pass
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
+        with pytest.raises(OSError) as full:
+            while os.write(fd, b"\0" * 512):
+                pass
     finally:
         os.close(fd)
+    assert full.value.errno == errno.ENOSPC
     before = _snapshot(small_fs)
     res = runner.invoke(app, _optimize_args(world, out, "-p", "2"), catch_exceptions=False)
     _check_failure(res, 1, ("disk is full",))

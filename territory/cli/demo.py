@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from optimizer.validation import check_p
+from roadnet.roads import road_lines
 from roadnet.settings import check_n_jobs
 from territory.cli._common import (
     CacheDirOpt,
@@ -16,9 +17,11 @@ from territory.cli._common import (
     cache_settings,
     err,
     friendly,
+    load_kernels,
     out,
     progress,
     setup_logging,
+    status,
 )
 from territory.cli._report import print_summary_table, stage_maps
 from territory.demo import load_example
@@ -55,7 +58,9 @@ def demo_cmd(
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"--out {str(out_dir)!r} is a file; give a folder")
     with cache_settings(cache_dir):
-        ex, g = load_example(example)
+        with status("reading the road network"):
+            ex, g = load_example(example)
+        load_kernels()
         p = ex.p if territories is None else check_p(territories, len(ex.areas), name="-p")
         err.print(
             f"example {ex.name}: {len(ex.areas)} basic areas, road data {ex.pbf} "
@@ -82,6 +87,8 @@ def demo_cmd(
             center_column="is_center",
             measures=ex.measures,
             tolerance=ex.tolerance,
+            require_contiguity=res.facts.get("contiguity", "none") != "none",
+            adjacency="road" if res.facts.get("contiguity") == "road" else "rook",
             id_column=ex.areas.id_column,
             n_jobs=jobs,
         )
@@ -101,6 +108,7 @@ def demo_cmd(
             out_dir / "map.png",
             title=f"{ex.name}: {p} drive-time territories",
             flagged_column="flagged",
+            roads=None if g is None else road_lines(g),
         )
     files = outs.written
     print_summary_table(res.summary, res.facts["unit"])
