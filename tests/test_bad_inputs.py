@@ -316,20 +316,25 @@ def readonly_fs(tmp_path: Path) -> Any:
     subprocess.run(["umount", str(mnt)], check=False)
 
 
+def _fill_disk(path: Path) -> int | None:
+    """Write zeros to ``path`` until the disk is full; the errno that stopped it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 512)
+    except OSError as exc:
+        return exc.errno
+    finally:
+        os.close(fd)
+
+
 @pytest.mark.filterwarnings(_SHP_NAMES)
 @pytest.mark.filterwarnings(_SHP_LAUNDERED)
 @pytest.mark.parametrize("suffix", [".shp", ".gpkg", ".csv"])
 def test_full_disk_keeps_previous_outputs(world: Path, small_fs: Path, suffix: str) -> None:
     out = small_fs / f"o{suffix}"
     assert runner.invoke(app, _optimize_args(world, out)).exit_code == 0
-    fd = os.open(small_fs / "filler", os.O_WRONLY | os.O_CREAT)
-    try:  # fill the disk up to its last bytes
-        with pytest.raises(OSError) as full:
-            while os.write(fd, b"\0" * 512):
-                pass
-    finally:
-        os.close(fd)
-    assert full.value.errno == errno.ENOSPC
+    assert _fill_disk(small_fs / "filler") == errno.ENOSPC
     before = _snapshot(small_fs)
     res = runner.invoke(app, _optimize_args(world, out, "-p", "2"), catch_exceptions=False)
     _check_failure(res, 1, ("disk is full",))
@@ -428,7 +433,7 @@ API_CASES: list[tuple[str, Callable[[Any], Any], type[BaseException], str]] = [
     ("design-p-float", lambda g: _design(p=2.5), InputError, "p must be an integer"),
     ("design-time-limit", lambda g: _design(time_limit=float("nan")), InputError, "time_limit"),
     ("design-n-jobs-zero", lambda g: _design(graph=g, n_jobs=0), InvalidArgumentError, "n_jobs"),
-    ("design-measure-missing", lambda g: _design(measures="weight"), InputError, "'weight'"),
+    ("design-measure-missing", lambda g: _design(measures="weight"), AreaDataError, "'weight'"),
     ("design-centers-missing", lambda g: _design(centers="/nonexistent/c.csv"), AreaDataError, "centers file not found"),
     ("matrix-cutoff-negative", lambda g: _matrix(g, cutoff=-1.0), InvalidArgumentError, "cutoff"),
     ("matrix-n-jobs-zero", lambda g: _matrix(g, n_jobs=0), InvalidArgumentError, "n_jobs"),
