@@ -509,3 +509,124 @@ def test_store_unaffected_by_catalogue(tmp_path: Path) -> None:
     res = runner.invoke(app, ["cache", "verify", "--cache-dir", str(missing)])
     assert res.exit_code == 2 and not missing.exists()
     Store(tmp_path / "c")  # a real store still opens
+
+
+# ----------------------------------------------------------------------------- precompute
+def _points(g: roadnet.CompiledGraph) -> Any:
+    return roadnet.snap_points(g, np.array(_LON), np.array(_LAT))
+
+
+def _reference(g: roadnet.CompiledGraph) -> np.ndarray:
+    return roadnet.drive_time_matrix(g, _points(g), engine="scipy").seconds
+
+
+def _stored(store: Store, key: str) -> np.ndarray:
+    from cache import open_matrix
+
+    entry = open_matrix(store, key)
+    assert entry is not None
+    with entry:
+        return entry.rows(0, entry.shape[0])
+
+
+def test_two_precomputes_of_one_input_both_succeed(
+    andorra: roadnet.CompiledGraph, tmp_path: Path
+) -> None:
+    """Run A pauses after its first block while run B computes and finishes the same matrix
+    (removing the resumable folder A writes into); A then goes on and both succeed, with one
+    entry. Deterministic: A waits on an event that B's completion sets."""
+    import threading
+
+    from roadnet.cached import precompute_matrix
+
+    store = Store(tmp_path / "c")
+    paused, resume = threading.Event(), threading.Event()
+    results: dict[str, Any] = {}
+
+    def pause(done: int, total: int) -> None:
+        if done > 0 and not paused.is_set():
+            paused.set()
+            resume.wait()
+
+    def run_a() -> None:
+        try:
+            results["a"] = precompute_matrix(
+                andorra, _points(andorra), block_rows=2, n_jobs=1, engine="scipy",
+                progress=pause, store=store,
+            )  # fmt: skip
+        except BaseException as exc:  # reported by the main thread
+            results["a"] = exc
+
+    a = threading.Thread(target=run_a)
+    a.start()
+    try:
+        assert paused.wait(120)
+        results["b"] = precompute_matrix(
+            andorra, _points(andorra), block_rows=2, n_jobs=1, engine="scipy", store=store
+        )
+    finally:
+        resume.set()
+        a.join(120)
+    assert not isinstance(results["a"], BaseException), results["a"]
+    key_a, key_b = results["a"][0], results["b"][0]
+    assert key_a == key_b
+    assert [e.key for e in store.ls(kind="matrix")] == [key_a]
+    np.testing.assert_array_equal(_stored(store, key_a), _reference(andorra).astype(np.float32))
+    assert not any((store.partial_dir).iterdir())
+
+
+class _StopError(Exception):
+    """Interrupts a precompute after some blocks."""
+
+
+def _interrupted_precompute(g: roadnet.CompiledGraph, store: Store) -> Path:
+    """A precompute stopped after 3 of its 5 blocks; returns one finished block file."""
+    from roadnet.cached import precompute_matrix
+
+    def stop(done: int, total: int) -> None:
+        if done >= 6:
+            raise _StopError
+
+    with pytest.raises(_StopError):
+        precompute_matrix(
+            g, _points(g), block_rows=2, n_jobs=1, engine="scipy", progress=stop, store=store
+        )
+    (folder,) = store.partial_dir.iterdir()
+    blocks = sorted(folder.glob("block-*.npy"))
+    assert len(blocks) == 3
+    return blocks[1]
+
+
+def _flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF  # same size: only its checksum tells
+    path.write_bytes(bytes(data))
+
+
+def test_precompute_recomputes_a_damaged_block(
+    andorra: roadnet.CompiledGraph, tmp_path: Path
+) -> None:
+    from roadnet.cached import precompute_matrix
+
+    store = Store(tmp_path / "c")
+    _flip(_interrupted_precompute(andorra, store))
+    key, computed, total = precompute_matrix(
+        andorra, _points(andorra), block_rows=2, n_jobs=1, engine="scipy", store=store
+    )
+    assert total == 5 and computed == 3  # the 2 missing blocks, then the damaged one again
+    np.testing.assert_array_equal(_stored(store, key), _reference(andorra).astype(np.float32))
+
+
+def test_cache_verify_checks_resumable_matrices(
+    andorra: roadnet.CompiledGraph, tmp_path: Path
+) -> None:
+    store = Store(tmp_path / "c")
+    damaged = _interrupted_precompute(andorra, store)
+    _flip(damaged)
+    res = runner.invoke(app, ["cache", "verify", "--cache-dir", str(tmp_path / "c")])
+    assert res.exit_code == 1
+    assert "1 resumable matrix(es), 1 damaged block(s) removed" in res.stdout
+    assert "damaged blocks of resumable matrix" in res.stdout and "[1]" in res.stdout
+    assert not damaged.exists()
+    res = runner.invoke(app, ["cache", "verify", "--cache-dir", str(tmp_path / "c")])
+    assert res.exit_code == 0, res.stdout
