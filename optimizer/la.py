@@ -174,8 +174,11 @@ def _penalty(problem: TerritoryProblem, rows: np.ndarray) -> float:
     fin = rows[np.isfinite(rows)]
     span = float(fin.max()) if fin.size else 1.0
     w = problem.weights[:, 0]
-    unit = float(w[w > 0].min()) if np.any(w > 0) else 1.0
-    return 10.0 * span * float(problem.objective_weights.max()) / unit + 1.0
+    top = float(w.max())
+    # weights below a 1e-9 share of the largest count as that share (no overflow from
+    # subnormal weights); HiGHS treats costs from 1e20 up as infinite, so stay below
+    unit = max(float(w[w > 0].min()), 1e-9 * top) if top > 0 else 1.0
+    return min(10.0 * span * float(problem.objective_weights.max()) / unit + 1.0, 1e19)
 
 
 def _spanning_forest(fractions: sp.csr_matrix) -> sp.csr_matrix:

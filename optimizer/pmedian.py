@@ -214,7 +214,9 @@ def _finite_dist(d: np.ndarray, w: np.ndarray) -> np.ndarray:
         )
     top = float(d[fin].max()) if fin.any() else 1.0
     wpos = w[w > 0]
-    ratio = float(w.sum() / wpos.min()) if wpos.size else 1.0
+    # weights below a 1e-9 share of the total count as that share: no overflow from
+    # subnormal weights, and the penalty stays far below float's range
+    ratio = float(w.sum() / max(float(wpos.min()), 1e-9 * float(w.sum()))) if wpos.size else 1.0
     big = (top + 1.0) * (ratio + 1.0) * 2.0
     return np.where(fin, d, big)
 

@@ -178,6 +178,7 @@ class TerritoryProblem:
         if np.any(~np.isfinite(w)) or np.any(w < 0):
             bad = np.flatnonzero(~np.isfinite(w).all(axis=1) | (w < 0).any(axis=1))
             raise InputError(f"weights must be finite and >= 0 (bad rows {bad[:10].tolist()})")
+        check_magnitudes(0.0, float(w.max()))  # before any sum can overflow
         n = w.shape[0]
         nc, na = self.cost.shape
         if na != n:
@@ -231,7 +232,7 @@ class TerritoryProblem:
         mat = as_cost_array(cost)
         w = as_weight_array(weights, mat.shape[1])
         cand = _candidates(candidates, mat.shape[0], w.shape[0])
-        xy = None if coords is None else np.asarray(coords, dtype=np.float64)
+        xy = None if coords is None else _as_float_array_2(coords, "coords")
         return cls._build(
             CostMatrix(mat), w, p, cand, tolerance, capacity, cost_weights, measure_names, xy
         )
