@@ -58,7 +58,7 @@ def solve_exact(
     t0 = time.perf_counter()
     nc, n = problem.cost.shape
     p, m = problem.p, problem.m
-    time_limit = check_time_limit(time_limit, allow_none=False)
+    time_limit = float(check_time_limit(time_limit, allow_none=False) or 0.0)
     may_host = check_allowed_centers(allowed_centers, nc, p)
     nv = nc * n + nc
     if nv > max_variables:

@@ -630,3 +630,22 @@ def test_cache_verify_checks_resumable_matrices(
     assert not damaged.exists()
     res = runner.invoke(app, ["cache", "verify", "--cache-dir", str(tmp_path / "c")])
     assert res.exit_code == 0, res.stdout
+
+
+def test_corrupt_cache_entry_is_reported_once(world: Path, tmp_path: Path) -> None:
+    """A flipped byte in a cached matrix: one warning line, the matrix recomputed, the same
+    result (no raw `warnings` line with a source path, no repeat)."""
+    args = [
+        "matrix", str(world / "pts.csv"), "--graph", str(world / "graph.npz"),
+        "-o", str(tmp_path / "m.npz"), "--cache-dir", str(tmp_path / "c"),
+    ]  # fmt: skip
+    assert runner.invoke(app, args).exit_code == 0
+    first = np.load(tmp_path / "m.npz")["seconds"]
+    (chunk,) = (tmp_path / "c" / "entries").rglob("matrix.npy")
+    _flip(chunk)
+    res = runner.invoke(app, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.stderr
+    said = [line for line in res.stderr.splitlines() if "corrupt" in line]
+    assert len(said) == 1 and "quarantined" in said[0], res.stderr
+    assert "py.warnings" not in res.stderr and "Traceback" not in res.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "m.npz")["seconds"], first)
