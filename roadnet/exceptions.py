@@ -10,12 +10,14 @@ from __future__ import annotations
 __all__ = [
     "AreaDataError",
     "CRSError",
+    "ClipError",
     "GraphFormatError",
     "GraphSourceError",
     "PlaceNotFoundError",
     "RoadnetError",
     "SnapError",
     "SpeedProfileError",
+    "UnknownReaderError",
 ]
 
 
@@ -25,6 +27,14 @@ class RoadnetError(Exception):
 
 class GraphSourceError(RoadnetError, OSError):
     """A road-data source cannot be read: missing, empty or corrupt file, failed download."""
+
+
+class UnknownReaderError(GraphSourceError, ValueError):
+    """A PBF reader name that roadnet does not know (valid: auto, osmium, pyrosm)."""
+
+
+class ClipError(RoadnetError, ValueError):
+    """A clip region or buffer is unusable: negative or absurd buffer, empty geometry."""
 
 
 class PlaceNotFoundError(GraphSourceError, LookupError):
