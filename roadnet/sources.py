@@ -381,7 +381,6 @@ def clip_region(clip: Any, buffer_km: float = DEFAULT_CLIP_BUFFER_KM) -> Any:
     """
     import pyproj
     import shapely
-    from shapely.ops import transform
 
     buffer_km = check_clip_buffer(buffer_km)
     if hasattr(clip, "geometry") and hasattr(clip, "to_crs"):  # GeoDataFrame / GeoSeries
@@ -411,7 +410,11 @@ def clip_region(clip: Any, buffer_km: float = DEFAULT_CLIP_BUFFER_KM) -> Any:
     crs = utm_crs_for(np.array([c.x]), np.array([c.y]))
     fwd = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform
     back = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform
-    grown = transform(back, transform(fwd, hull).buffer(buffer_km * 1000.0, quad_segs=16))
+    local = shapely.transform(hull, lambda xy: np.column_stack(fwd(xy[:, 0], xy[:, 1])))
+    grown = shapely.transform(
+        local.buffer(buffer_km * 1000.0, quad_segs=16),
+        lambda xy: np.column_stack(back(xy[:, 0], xy[:, 1])),
+    )
     return shapely.make_valid(grown)
 
 
@@ -457,16 +460,17 @@ def _segment_lengths(lon_u: np.ndarray, lat_u: np.ndarray, lon_v: np.ndarray, la
     return segment_lengths(np.column_stack([lon_u, lat_u]), np.column_stack([lon_v, lat_v]))
 
 
-def _first_use_order(u_ids: np.ndarray, v_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct ids in order of first use over ``u0, v0, u1, v1, ...``, and each position."""
+def _first_use_order(u_ids: np.ndarray, v_ids: np.ndarray) -> np.ndarray:
+    """Position of each id of ``u0, v0, u1, v1, ...`` among the distinct ids numbered in
+    order of first use (pyrosm's node order)."""
     inter = np.empty(2 * u_ids.size, dtype=np.int64)
     inter[0::2], inter[1::2] = u_ids, v_ids
-    uniq, first, inverse = np.unique(inter, return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(inter, return_index=True, return_inverse=True)
     del inter
     order = np.argsort(first, kind="stable")
     rank = np.empty(order.size, dtype=np.int64)
     rank[order] = np.arange(order.size)
-    return order, rank[inverse.reshape(-1)]
+    return rank[inverse.reshape(-1)]
 
 
 def _read_pbf_osmium(
@@ -576,7 +580,8 @@ def _read_pbf_osmium(
     lens = np.concatenate(kept_len) if kept_len else np.zeros(0, np.int64)
     wids = np.concatenate(kept_way) if kept_way else np.zeros(0, np.int64)
     wcombo = np.concatenate(kept_combo) if kept_combo else np.zeros(0, np.int64)
-    del kept_ref, kept_xy, kept_len, kept_way, kept_combo
+    for chunks in (kept_ref, kept_xy, kept_len, kept_way, kept_combo):
+        chunks.clear()
     # segments: consecutive nodes of one way; a node missing from the file cuts its segments
     last = np.cumsum(lens) - 1
     is_seg = np.ones(refs.size, dtype=bool)
@@ -587,7 +592,7 @@ def _read_pbf_osmium(
     seg_ok = valid[si] & valid[si + 1]
     si, seg_way = si[seg_ok], seg_way[seg_ok]
     u_ids, v_ids = refs[si], refs[si + 1]
-    order, pos = _first_use_order(u_ids, v_ids)
+    pos = _first_use_order(u_ids, v_ids)
     inter_pt = np.empty(2 * si.size, dtype=np.int64)
     inter_pt[0::2], inter_pt[1::2] = si, si + 1
     first_pt = inter_pt[np.sort(np.unique(pos, return_index=True)[1])]
@@ -624,7 +629,10 @@ def _read_pbf_pyrosm(
         osm = pyrosm.OSM(str(p), bounding_box=list(bbox) if bbox else None)
         net = osm.get_network(network_type="driving", nodes=True)
     except Exception as exc:  # pyrosm raises bare Exceptions/OSErrors on damaged files
-        raise GraphSourceError(f"cannot read {p} as an OSM PBF file: {exc}") from None
+        if "could not find any edges" in str(exc).lower():
+            net = None
+        else:
+            raise GraphSourceError(f"cannot read {p} as an OSM PBF file: {exc}") from None
     if net is None or net[1] is None or len(net[1]) == 0:
         raise GraphSourceError(f"{p} holds no drivable road (pyrosm found no driving ways)")
     nodes, edges = net
@@ -679,9 +687,7 @@ def resolve_pbf_reader(reader: str, path: str | os.PathLike[str]) -> str:
         When ``reader`` is not one of :data:`PBF_READERS`.
     """
     if not isinstance(reader, str) or reader.strip().lower() not in PBF_READERS:
-        raise UnknownReaderError(
-            f"reader must be one of {', '.join(PBF_READERS)}, got {reader!r}"
-        )
+        raise UnknownReaderError(f"reader must be one of {', '.join(PBF_READERS)}, got {reader!r}")
     reader = reader.strip().lower()
     if reader == "auto":
         return "osmium" if Path(path).stat().st_size >= AUTO_OSMIUM_BYTES else "pyrosm"
@@ -750,9 +756,7 @@ def graph_from_pbf(
     """
     profile = profile or SpeedProfile.default()
     if not isinstance(reader, str) or reader.strip().lower() not in PBF_READERS:
-        raise UnknownReaderError(
-            f"reader must be one of {', '.join(PBF_READERS)}, got {reader!r}"
-        )
+        raise UnknownReaderError(f"reader must be one of {', '.join(PBF_READERS)}, got {reader!r}")
     region = clip_region(clip, clip_buffer_km) if clip is not None else None
     p = _check_file(path, "PBF")
     chosen = resolve_pbf_reader(reader, p)
