@@ -460,19 +460,6 @@ def _segment_lengths(lon_u: np.ndarray, lat_u: np.ndarray, lon_v: np.ndarray, la
     return segment_lengths(np.column_stack([lon_u, lat_u]), np.column_stack([lon_v, lat_v]))
 
 
-def _first_use_order(u_ids: np.ndarray, v_ids: np.ndarray) -> np.ndarray:
-    """Position of each id of ``u0, v0, u1, v1, ...`` among the distinct ids numbered in
-    order of first use (pyrosm's node order)."""
-    inter = np.empty(2 * u_ids.size, dtype=np.int64)
-    inter[0::2], inter[1::2] = u_ids, v_ids
-    _, first, inverse = np.unique(inter, return_index=True, return_inverse=True)
-    del inter
-    order = np.argsort(first, kind="stable")
-    rank = np.empty(order.size, dtype=np.int64)
-    rank[order] = np.arange(order.size)
-    return rank[inverse.reshape(-1)]
-
-
 def _read_pbf_osmium(
     p: Path,
     bbox: tuple[float, float, float, float] | None,
@@ -590,17 +577,33 @@ def _read_pbf_osmium(
     seg_way = np.repeat(np.arange(lens.size), lens)[si]
     valid = (xy[:, 0] != _UNDEFINED_COORD) & (xy[:, 1] != _UNDEFINED_COORD)
     seg_ok = valid[si] & valid[si + 1]
+    if bbox is not None:  # pyrosm's box: segments with at least one end inside
+        w, s_, e, n_ = bbox
+        lon_pt, lat_pt = xy[:, 0] / 1e7, xy[:, 1] / 1e7
+        in_box = valid & (lon_pt >= w) & (lon_pt <= e) & (lat_pt >= s_) & (lat_pt <= n_)
+        seg_ok &= in_box[si] | in_box[si + 1]
+        del lon_pt, lat_pt, in_box
     si, seg_way = si[seg_ok], seg_way[seg_ok]
-    u_ids, v_ids = refs[si], refs[si + 1]
-    pos = _first_use_order(u_ids, v_ids)
-    inter_pt = np.empty(2 * si.size, dtype=np.int64)
-    inter_pt[0::2], inter_pt[1::2] = si, si + 1
-    first_pt = inter_pt[np.sort(np.unique(pos, return_index=True)[1])]
-    del inter_pt
+    # nodes in pyrosm's order: first occurrence in the node lists of the ways that keep a
+    # segment, among the nodes the kept segments use
+    has_seg = np.zeros(lens.size, dtype=bool)
+    has_seg[seg_way] = True
+    pts = np.flatnonzero(np.repeat(has_seg, lens))
+    ids_sorted, first = np.unique(refs[pts], return_index=True)
+    used = np.zeros(ids_sorted.size, dtype=bool)
+    used[np.searchsorted(ids_sorted, refs[si])] = True
+    used[np.searchsorted(ids_sorted, refs[si + 1])] = True
+    ids_sorted, first = ids_sorted[used], pts[first[used]]
+    by_first = np.argsort(first, kind="stable")
+    rank = np.empty(by_first.size, dtype=np.int64)
+    rank[by_first] = np.arange(by_first.size)
+    first_pt = first[by_first]
+    del pts, used, by_first
     node_ids = refs[first_pt]
     lon = xy[first_pt, 0] / 1e7
     lat = xy[first_pt, 1] / 1e7
-    seg_u, seg_v = pos[0::2], pos[1::2]
+    seg_u = rank[np.searchsorted(ids_sorted, refs[si])]
+    seg_v = rank[np.searchsorted(ids_sorted, refs[si + 1])]
     metres = _segment_lengths(lon[seg_u], lat[seg_u], lon[seg_v], lat[seg_v])
     tags = pd.DataFrame(combo_rows, columns=list(_WAY_TAG_KEYS), dtype=object)
     return PbfSegments(

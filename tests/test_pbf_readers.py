@@ -198,3 +198,18 @@ def test_clipping_with_the_default_buffer_keeps_drive_times(
     # a tight clip really drops roads (and on Porto, changes some times: see docs/scaling.md)
     tight = roadnet.graph_from_pbf(pbf, reader="osmium", clip=sub, clip_buffer_km=0)
     assert tight.n_nodes < full.n_nodes
+
+
+def test_readers_cut_a_bounding_box_the_same_way() -> None:
+    """``bbox`` keeps the segments with at least one end in the box (pyrosm's rule)."""
+    import json
+
+    fixture = json.loads(
+        (Path(__file__).parent / "data" / "andorra_la_vella_fixture.json").read_text()
+    )
+    box = tuple(fixture["bbox"])
+    pbf = shared_file("osm", "andorra-latest.osm.pbf")
+    g_osmium = roadnet.graph_from_pbf(pbf, bbox=box, reader="osmium")
+    g_pyrosm = roadnet.graph_from_pbf(pbf, bbox=box, reader="pyrosm")
+    assert 0 < g_osmium.n_nodes < roadnet.graph_from_pbf(pbf, reader="osmium").n_nodes
+    assert_same_graph(g_osmium, g_pyrosm)
