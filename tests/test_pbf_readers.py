@@ -50,7 +50,7 @@ def assert_same_graph(a: CompiledGraph, b: CompiledGraph) -> None:
         x, y = getattr(a, name), getattr(b, name)
         assert x.shape == y.shape, name
         assert np.array_equal(x, y), name
-    for key in ("highway_classes", "counts", "speed_stats", "crs", "bbox"):
+    for key in ("highway_classes", "counts", "speed_stats", "crs", "bbox", "osm_timestamp"):
         assert a.meta[key] == b.meta[key], key
 
 
