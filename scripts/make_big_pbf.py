@@ -117,10 +117,11 @@ def main(argv: list[str] | None = None) -> int:
             if t + cols < args.k:
                 connectors += [(t, a, t + cols, b) for a, b in ns]
 
-    args.out.unlink(missing_ok=True)
+    part = args.out.with_name(args.out.name + ".part.osm.pbf")  # renamed when complete
+    part.unlink(missing_ok=True)
     tag_at = dict(tagged)
     n_nodes = n_ways = 0
-    with osmium.SimpleWriter(str(args.out)) as writer:
+    with osmium.SimpleWriter(str(part)) as writer:
         for t, (dx, dy) in enumerate(shifts):
             base = t * offset
             for i in range(nodes["id"].size):
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             next_way += 1
             n_ways += 1
+    part.replace(args.out)
     size = args.out.stat().st_size
     print(
         f"wrote {args.out}: {args.k} tiles of {args.source.name}, {n_nodes} nodes, {n_ways} ways "
