@@ -1244,16 +1244,6 @@ def _contract_serial(
     return ne, eu, ev, ew, em
 
 
-def _threads(n_jobs: int | None) -> int:
-    """Threads for ``n_jobs`` (``None``/-1 = numba's thread count)."""
-    top = numba.config.NUMBA_NUM_THREADS
-    if n_jobs is None or n_jobs == -1:
-        return int(numba.get_num_threads())
-    if not isinstance(n_jobs, int) or n_jobs < 1:
-        raise ValueError(f"n_jobs must be a positive int, -1 or None, got {n_jobs!r}")
-    return min(n_jobs, top)
-
-
 def build_hierarchy(
     graph: RoutingGraph,
     *,
@@ -1318,7 +1308,7 @@ def build_hierarchy(
         progress(0, n)
     rounds = 0
     if parallel:
-        threads = _threads(n_jobs)
+        threads = resolve_threads(n_jobs)
         arcs = {"eu": eu, "ev": ev, "ew": ew, "em": em, "eh": eh, "onext": onext, "inext": inext}
         prev_threads = numba.get_num_threads()
         numba.set_num_threads(threads)
