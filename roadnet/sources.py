@@ -19,6 +19,7 @@ One-way rule
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import datetime as _dt
 import hashlib
@@ -306,7 +307,7 @@ _WAY_TAG_KEYS = (
 #: osmium's value of an undefined coordinate (node missing from the file).
 _UNDEFINED_COORD = 2147483647
 #: Ways buffered by the streaming reader before they are clipped and packed into arrays.
-_STREAM_CHUNK_REFS = 1 << 20
+_STREAM_CHUNK_REFS = 1 << 18
 
 
 @dataclasses.dataclass
@@ -487,7 +488,7 @@ def _read_pbf_osmium(
     way_ids: list[int] = []
     way_combo: list[int] = []
     way_len: list[int] = []
-    flat: list[int] = []
+    flat = array.array("q")  # ref, x, y of every node of the buffered ways (8 B each)
     kept_ref: list[np.ndarray] = []
     kept_xy: list[np.ndarray] = []
     kept_len: list[np.ndarray] = []
@@ -498,7 +499,7 @@ def _read_pbf_osmium(
     def flush() -> None:
         if not way_ids:
             return
-        arr = np.asarray(flat, dtype=np.int64).reshape(-1, 3)
+        arr = np.frombuffer(flat, dtype=np.int64).reshape(-1, 3).copy()
         lens = np.asarray(way_len, dtype=np.int64)
         keep_way = np.ones(lens.size, dtype=bool)
         if prepared is not None or bbox is not None:
@@ -523,7 +524,7 @@ def _read_pbf_osmium(
         way_ids.clear()
         way_combo.clear()
         way_len.clear()
-        flat.clear()
+        del flat[:]
 
     try:
         processor = (
