@@ -219,6 +219,10 @@ def _point_fractions(raw: RawArcs, gx: np.ndarray, gy: np.ndarray) -> np.ndarray
     """Cumulative length fraction (0..1) of every raw geometry point along its arc."""
     ptr = raw.geom_indptr
     npts = np.diff(ptr)
+    if npts.size and bool((npts == 2).all()):  # straight arcs (PBF readers): tail 0, head 1
+        frac = np.zeros(gx.shape[0])
+        frac[1::2] = 1.0
+        return frac
     seg = np.hypot(np.diff(gx), np.diff(gy))
     # zero the "segments" that join the last point of one arc to the first of the next
     is_join = np.zeros(gx.shape[0] - 1 if gx.size else 0, dtype=bool)
@@ -235,6 +239,40 @@ def _point_fractions(raw: RawArcs, gx: np.ndarray, gy: np.ndarray) -> np.ndarray
     return np.clip(frac, 0.0, 1.0)
 
 
+@numba.njit(cache=True)
+def _pair_twins(
+    order: np.ndarray, cls: np.ndarray, kind: np.ndarray, a: int
+) -> np.ndarray:  # pragma: no cover - compiled
+    """Pair arcs of opposite ``kind`` within each class, in arc order, last waiting first.
+
+    ``order`` lists the arcs grouped by class (rows of ``cls``) and by index inside a class.
+    """
+    twin = np.full(a, -1, np.int32)
+    waiting = np.empty((2, order.shape[0]), np.int64)
+    size = np.zeros(2, np.int64)
+    ncol = cls.shape[1]
+    for i in range(order.shape[0]):
+        k = order[i]
+        if i > 0:
+            prev = order[i - 1]
+            for c in range(ncol):
+                if cls[k, c] != cls[prev, c]:
+                    size[0] = 0
+                    size[1] = 0
+                    break
+        t = kind[k]
+        o = 1 - t
+        if size[o] > 0:
+            size[o] -= 1
+            j = waiting[o, size[o]]
+            twin[k] = j
+            twin[j] = k
+        else:
+            waiting[t, size[t]] = k
+            size[t] += 1
+    return twin
+
+
 def _find_twins(
     u: np.ndarray,
     v: np.ndarray,
@@ -243,43 +281,31 @@ def _find_twins(
     gx: np.ndarray,
     gy: np.ndarray,
 ) -> np.ndarray:
-    """Reverse arc with the same geometry for each arc, else -1."""
+    """Reverse arc with the same geometry for each arc, else -1.
+
+    Arc ``k`` is the twin of ``j`` when ``j`` runs ``v -> u`` with as many points, the same
+    length (to 0.1 m) and its second-last point where ``k``'s second point is (to 1 cm).
+    Going through the arcs in order, an arc pairs with the latest unpaired arc it matches.
+    """
     a = u.shape[0]
-    twin = np.full(a, -1, dtype=np.int32)
+    if a == 0:
+        return np.full(0, -1, dtype=np.int32)
     npts = np.diff(gptr)
-    # a geometry signature: second point (first interior or head) rounded to 1 cm
-    second_x = np.round(gx[gptr[:-1] + 1], 2)
-    second_y = np.round(gy[gptr[:-1] + 1], 2)
-    penult_x = np.round(gx[gptr[1:] - 2], 2)
-    penult_y = np.round(gy[gptr[1:] - 2], 2)
-    mround = np.round(metres, 1)
-    pending: dict[tuple[Any, ...], list[int]] = {}
-    for k in range(a):
-        if u[k] == v[k]:
-            continue
-        key = (
-            int(u[k]),
-            int(v[k]),
-            int(npts[k]),
-            float(mround[k]),
-            float(second_x[k]),
-            float(second_y[k]),
-        )
-        rkey = (
-            int(v[k]),
-            int(u[k]),
-            int(npts[k]),
-            float(mround[k]),
-            float(penult_x[k]),
-            float(penult_y[k]),
-        )
-        waiting = pending.get(rkey)
-        if waiting:
-            j = waiting.pop()
-            twin[k], twin[j] = j, k
-        else:
-            pending.setdefault(key, []).append(k)
-    return twin
+    second = (np.rint(gx[gptr[:-1] + 1] * 100), np.rint(gy[gptr[:-1] + 1] * 100))
+    penult = (np.rint(gx[gptr[1:] - 2] * 100), np.rint(gy[gptr[1:] - 2] * 100))
+    mround = np.rint(np.asarray(metres, np.float64) * 10)
+    fwd = u < v  # the class of a pair is keyed from its arc with u < v
+    cls = np.empty((a, 6), np.float64)
+    cls[:, 0] = np.where(fwd, u, v)
+    cls[:, 1] = np.where(fwd, v, u)
+    cls[:, 2] = npts
+    cls[:, 3] = mround
+    cls[:, 4] = np.where(fwd, second[0], penult[0])
+    cls[:, 5] = np.where(fwd, second[1], penult[1])
+    keep = np.flatnonzero(u != v)
+    sub = cls[keep]
+    order = keep[np.lexsort((keep, *(sub[:, c] for c in range(5, -1, -1))))]
+    return _pair_twins(order, cls, (~fwd).astype(np.int64), a)
 
 
 def compile_arcs(raw: RawArcs, meta: dict[str, Any]) -> CompiledGraph:

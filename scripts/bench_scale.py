@@ -120,14 +120,16 @@ def _worker(argv: list[str]) -> int:
     ap.add_argument("--graph", default="")
     ap.add_argument("--engine", default="ours")
     ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--clip", default="", help="W,S,E,N clip box (default buffer)")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
     res: dict[str, Any] = {}
     if a.task == "build":
         import roadnet
 
+        clip = tuple(float(v) for v in a.clip.split(",")) if a.clip else None
         t0 = time.perf_counter()
-        g = roadnet.graph_from_pbf(a.pbf, reader=a.reader)
+        g = roadnet.graph_from_pbf(a.pbf, reader=a.reader, clip=clip)
         res["seconds"] = time.perf_counter() - t0
         res["self_hwm_mb"] = _self_hwm_mb()
         res["raw_nodes"] = g.meta["counts"]["raw_nodes"]
@@ -235,6 +237,39 @@ def _make(source: Path, k: int, workdir: Path) -> Path:
     return out
 
 
+def _clip_case(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    """Areas covering one tile of the K-tile file (a "Connecticut in the US-Northeast" case):
+    osmium build clipped to the source extract's box with the default 20 km buffer."""
+    import osmium
+
+    k = args.clip_k
+    pbf = _make(args.source, k, args.workdir)
+    lon_min = lat_min = float("inf")
+    lon_max = lat_max = float("-inf")
+    for node in osmium.FileProcessor(str(args.source), osmium.osm.NODE):
+        loc = node.location
+        if loc.valid():
+            lon_min, lon_max = min(lon_min, loc.lon), max(lon_max, loc.lon)
+            lat_min, lat_max = min(lat_min, loc.lat), max(lat_max, loc.lat)
+    box = f"{lon_min},{lat_min},{lon_max},{lat_max}"
+    res, tree = _run_worker(
+        ["build", "--pbf", str(pbf), "--reader", "osmium", "--clip", box], args.timeout
+    )
+    full = next((r for r in rows if r["k"] == k and r["reader"] == "osmium" and "nodes" in r), None)
+    print(f"\nclip: K={k} file, areas = tile 0 ({box}), default 20 km buffer, osmium reader")
+    if "error" in res or full is None:
+        print(f"  {res.get('error', 'no unclipped run to compare')}")
+        return
+    print(
+        f"  clipped: {res['nodes']} graph nodes, {res['seconds']:.1f} s, peak {tree:.0f} MB; "
+        f"unclipped: {full['nodes']} nodes, {full['seconds']:.1f} s, peak {full['tree_mb']:.0f} MB"
+    )
+    print(
+        f"  clipped / unclipped: nodes {res['nodes'] / full['nodes']:.2f}, time "
+        f"{res['seconds'] / full['seconds']:.2f}, peak memory {tree / full['tree_mb']:.2f}"
+    )
+
+
 def _fmt_row(cells: list[Any], widths: list[int]) -> str:
     return "  ".join(str(c).rjust(w) for c, w in zip(cells, widths, strict=True))
 
@@ -251,6 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synthetic-nodes", type=int, default=1_000_000)
     ap.add_argument("--matrix", type=int, default=5000)
     ap.add_argument("--no-ch", action="store_true", help="skip the hierarchy builds")
+    ap.add_argument(
+        "--clip-k",
+        type=int,
+        default=8,
+        help="clip test: the K whose file is clipped to its first tile (0 = skip)",
+    )
     ap.add_argument("--no-matrix", action="store_true", help="skip the end-to-end table")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     args = ap.parse_args(argv)
@@ -320,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
             how = "extrapolated" if p.get("skipped") else "measured"
             if pm:
                 print(f"  K={k}: pyrosm / osmium peak memory = {pm / o['tree_mb']:.1f}x ({how})")
+
+    if args.clip_k and args.clip_k in ks and args.clip_k > 1:
+        _clip_case(args, rows)
 
     ch_rows = []
     if not args.no_ch:
