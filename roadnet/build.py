@@ -367,6 +367,11 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any]) -> CompiledGraph:
     geom_m = off_m[pt_arc] + frac[pt_idx] * raw.metres[ra]
     per_chain_pts = np.bincount(chain_id, weights=counts, minlength=n_chain).astype(np.int64)
     geom_indptr = np.concatenate([[0], np.cumsum(per_chain_pts)])
+    geom_s = geom_s.astype(np.float32)
+    geom_m = geom_m.astype(np.float32)
+    # free the per-raw-arc work arrays before the next steps (country-size inputs)
+    del chain_id, sec_c, met_c, cum_s, cum_m, chain_start_s, chain_start_m, off_s, off_m
+    del pos_in_chain, skip_first, starts, counts, pt_arc, ra, frac, per_chain_pts
 
     # 2. keep nodes that end an arc; renumber
     au_raw, av_raw = raw.u[first], raw.v[last]
@@ -384,6 +389,7 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any]) -> CompiledGraph:
     arc_seconds = np.maximum(arc_seconds, MIN_TRAVEL_SECONDS)
 
     gx, gy = rgx[pt_idx], rgy[pt_idx]
+    del rgx, rgy, pt_idx
     twin = _find_twins(arc_u, arc_v, arc_metres, geom_indptr, gx, gy)
 
     # 3. routing CSR: no self-loops, fastest of parallel arcs
@@ -432,8 +438,8 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any]) -> CompiledGraph:
         geom_indptr=geom_indptr.astype(np.int64),
         geom_x=gx,
         geom_y=gy,
-        geom_s=geom_s.astype(np.float32),
-        geom_m=geom_m.astype(np.float32),
+        geom_s=geom_s,
+        geom_m=geom_m,
         scc=scc,
         meta=meta,
     )

@@ -455,11 +455,21 @@ def _pyrosm_keeps(record: dict[str, str]) -> bool:
     return bool(element_should_be_kept(record, ["highway"], get_osm_filter("driving"), "exclude"))
 
 
-def _segment_lengths(lon_u: np.ndarray, lat_u: np.ndarray, lon_v: np.ndarray, lat_v: np.ndarray):
-    """Segment lengths in metres by pyrosm's formula (haversine, rounded to the mm)."""
+def _segment_lengths(
+    lon_u: np.ndarray, lat_u: np.ndarray, lon_v: np.ndarray, lat_v: np.ndarray
+) -> np.ndarray:
+    """Segment lengths in metres by pyrosm's formula (haversine, rounded to the mm), in
+    blocks so that its temporaries stay small (element-wise: the same values)."""
     from pyrosm.distance import segment_lengths
 
-    return segment_lengths(np.column_stack([lon_u, lat_u]), np.column_stack([lon_v, lat_v]))
+    out = np.empty(lon_u.shape[0])
+    block = 1 << 20
+    for i in range(0, lon_u.shape[0], block):
+        j = slice(i, i + block)
+        out[j] = segment_lengths(
+            np.column_stack([lon_u[j], lat_u[j]]), np.column_stack([lon_v[j], lat_v[j]])
+        )
+    return out
 
 
 def _read_pbf_osmium(
