@@ -715,14 +715,12 @@ def _contract_parallel(
     ridx = np.full(n, -1, np.int64)
     live = np.arange(n, dtype=np.int64)
 
-    def a(name: str) -> np.ndarray:
-        return arcs[name]
-
-    def core() -> tuple[np.ndarray, ...]:
-        return (a("eu"), a("ev"), a("ew"), a("em"), a("eh"), a("onext"), ohead, a("inext"), ihead)
-
-    ws = (ws_dist, ws_hk, ws_hv, ws_hpos, ws_touched, ws_is_t)
-    _simulate_many(live, sim_limit, *core(), done, level, prio, *ws)
+    eu, ev, ew, em, eh = arcs["eu"], arcs["ev"], arcs["ew"], arcs["em"], arcs["eh"]
+    onext, inext = arcs["onext"], arcs["inext"]
+    _simulate_many(
+        live, sim_limit, eu, ev, ew, em, eh, onext, ohead, inext, ihead, done, level, prio,
+        ws_dist, ws_hk, ws_hv, ws_hpos, ws_touched, ws_is_t,
+    )  # fmt: skip
     buf_cap = 1 << 16
     su = np.empty(buf_cap, np.int32)
     sv = np.empty(buf_cap, np.int32)
@@ -734,9 +732,7 @@ def _contract_parallel(
     while live.size:
         sel = np.empty(live.size, np.bool_)
         work = np.empty(live.size, np.int64)
-        _independent_minima(
-            live, prio, a("eu"), a("ev"), a("onext"), ohead, a("inext"), ihead, done, sel, work
-        )
+        _independent_minima(live, prio, eu, ev, onext, ohead, inext, ihead, done, sel, work)
         chosen = live[sel]
         offs = np.zeros(chosen.size + 1, np.int64)
         np.cumsum(work[sel], out=offs[1:])
@@ -745,29 +741,35 @@ def _contract_parallel(
             buf_cap = max(total, 2 * buf_cap)
             su, sv, sh = (np.empty(buf_cap, np.int32) for _ in range(3))
             sw, sm = np.empty(buf_cap), np.empty(buf_cap)
-        cap = arcs["eu"].shape[0]
+        cap = eu.shape[0]
         if ne + total > cap:
             grow = max(cap, ne + total - cap, 1 << 16)
-            for name in ("eu", "ev", "eh"):
-                arcs[name] = np.concatenate([arcs[name], np.empty(grow, arcs[name].dtype)])
-            for name in ("ew", "em"):
-                arcs[name] = np.concatenate([arcs[name], np.empty(grow)])
-            for name in ("onext", "inext"):
-                arcs[name] = np.concatenate([arcs[name], np.empty((grow, 2), np.int64)])
+            eu, ev, eh = (np.concatenate([x, np.empty(grow, x.dtype)]) for x in (eu, ev, eh))
+            ew, em = (np.concatenate([x, np.empty(grow)]) for x in (ew, em))
+            onext, inext = (
+                np.concatenate([x, np.empty((grow, 2), np.int64)]) for x in (onext, inext)
+            )
         count = np.zeros(chosen.size, np.int64)
         ridx[chosen] = np.arange(chosen.size)
-        _record_shortcuts(chosen, offs, limit, *core(), done, *ws, su, sv, sw, sm, sh, count, ridx)
+        _record_shortcuts(
+            chosen, offs, limit, eu, ev, ew, em, eh, onext, ohead, inext, ihead, done,
+            ws_dist, ws_hk, ws_hv, ws_hpos, ws_touched, ws_is_t, su, sv, sw, sm, sh, count, ridx,
+        )  # fmt: skip
         ridx[chosen] = -1
         done[chosen] = True
         ne, r, k = _apply_round(
-            chosen, offs, count, su, sv, sw, sm, sh, ne, r, *core(), done, level, rank, flag,
-            nbrs,
+            chosen, offs, count, su, sv, sw, sm, sh, ne, r, eu, ev, ew, em, eh, onext, ohead,
+            inext, ihead, done, level, rank, flag, nbrs,
         )  # fmt: skip
-        _simulate_many(nbrs[:k], sim_limit, *core(), done, level, prio, *ws)
+        _simulate_many(
+            nbrs[:k], sim_limit, eu, ev, ew, em, eh, onext, ohead, inext, ihead, done, level,
+            prio, ws_dist, ws_hk, ws_hv, ws_hpos, ws_touched, ws_is_t,
+        )  # fmt: skip
         live = live[~sel]
         rounds += 1
         if progress:
             progress(r, n)
+    arcs.update(eu=eu, ev=ev, ew=ew, em=em, eh=eh, onext=onext, inext=inext)
     return ne, rounds
 
 
@@ -1310,7 +1312,9 @@ def build_hierarchy(
     rounds = 0
     if parallel:
         threads = resolve_threads(n_jobs)
-        arcs = {"eu": eu, "ev": ev, "ew": ew, "em": em, "eh": eh, "onext": onext, "inext": inext}
+        arcs: dict[str, np.ndarray] = {
+            "eu": eu, "ev": ev, "ew": ew, "em": em, "eh": eh, "onext": onext, "inext": inext
+        }  # fmt: skip
         prev_threads = numba.get_num_threads()
         numba.set_num_threads(threads)
         try:

@@ -27,7 +27,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import networkx as nx
 import numpy as np
@@ -544,7 +544,8 @@ def _read_pbf_osmium(
             .with_filter(osmium.filter.KeyFilter("highway"))
         )
         n_ways = 0
-        for way in processor:
+        for obj in processor:
+            way = cast("osmium.osm.Way", obj)  # the entity filter lets ways only through
             t = way.tags
             vals = tuple(t.get(k) for k in _WAY_TAG_KEYS)
             code = combos.get(vals)

@@ -360,7 +360,7 @@ def areas_clip(*areas: Any) -> Any:
     as one shapely geometry in EPSG:4326."""
     import shapely
 
-    parts = []
+    parts: list[Any] = []
     for a in areas:
         if a is None:
             continue

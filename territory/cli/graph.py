@@ -74,7 +74,7 @@ def graph_build(
     setup_logging(verbose)
     if clip_bbox is not None and polygon is not None:
         raise OptionError("give --clip-bbox or --polygon, not both")
-    clip = None
+    clip: object = None
     if clip_bbox is not None:
         clip = parse_bbox(clip_bbox, "--clip-bbox")
     elif polygon is not None:
