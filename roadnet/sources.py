@@ -504,7 +504,8 @@ def _read_pbf_osmium(
     kept_len: list[np.ndarray] = []
     kept_way: list[np.ndarray] = []
     kept_combo: list[np.ndarray] = []
-    newest = 0
+    kept_stamp: list[np.ndarray] = []
+    way_stamp: list[int] = []
 
     def flush() -> None:
         if not way_ids:
@@ -531,6 +532,8 @@ def _read_pbf_osmium(
         kept_len.append(lens[keep_way])
         kept_way.append(np.asarray(way_ids, dtype=np.int64)[keep_way])
         kept_combo.append(np.asarray(way_combo, dtype=np.int64)[keep_way])
+        kept_stamp.append(np.asarray(way_stamp, dtype=np.int64)[keep_way])
+        way_stamp.clear()
         way_ids.clear()
         way_combo.clear()
         way_len.clear()
@@ -564,8 +567,7 @@ def _read_pbf_osmium(
             way_combo.append(code)
             way_len.append((len(flat) - before) // 3)
             stamp = way.timestamp
-            if stamp is not None:
-                newest = max(newest, int(stamp.timestamp()))
+            way_stamp.append(int(stamp.timestamp()) if stamp is not None else 0)
             n_ways += 1
             if len(flat) >= 3 * _STREAM_CHUNK_REFS:
                 flush()
@@ -580,7 +582,8 @@ def _read_pbf_osmium(
     lens = np.concatenate(kept_len) if kept_len else np.zeros(0, np.int64)
     wids = np.concatenate(kept_way) if kept_way else np.zeros(0, np.int64)
     wcombo = np.concatenate(kept_combo) if kept_combo else np.zeros(0, np.int64)
-    for chunks in (kept_ref, kept_xy, kept_len, kept_way, kept_combo):
+    wstamp = np.concatenate(kept_stamp) if kept_stamp else np.zeros(0, np.int64)
+    for chunks in (kept_ref, kept_xy, kept_len, kept_way, kept_combo, kept_stamp):
         chunks.clear()
     # segments: consecutive nodes of one way; a node missing from the file cuts its segments
     last = np.cumsum(lens) - 1
@@ -629,7 +632,7 @@ def _read_pbf_osmium(
         osmid=wids[seg_way],
         tags=tags,
         seg_tags=wcombo[seg_way],
-        timestamp=newest,
+        timestamp=int(wstamp[has_seg].max()) if has_seg.any() else 0,
     )
 
 
