@@ -37,6 +37,7 @@ from roadnet.build import RawArcs, compile_arcs, utm_crs_for
 from roadnet.exceptions import (
     ClipError,
     GraphSourceError,
+    InvalidArgumentError,
     PlaceNotFoundError,
     RoadnetError,
     UnknownReaderError,
@@ -477,7 +478,6 @@ def _read_pbf_osmium(
     bbox: tuple[float, float, float, float] | None,
     region: Any,
     node_index: str,
-    progress: ProgressCallback | None,
 ) -> PbfSegments:
     """Stream a PBF with pyosmium: ways with a ``highway`` tag reach Python with their nodes'
     locations (osmium's C++ location index holds the file's nodes, 16 bytes each with
@@ -488,7 +488,6 @@ def _read_pbf_osmium(
     import osmium
     import shapely
 
-    size = p.stat().st_size
     combos: dict[tuple[str | None, ...], int] = {}
     combo_rows: list[tuple[str | None, ...]] = []
     prepared = None
@@ -546,7 +545,6 @@ def _read_pbf_osmium(
             .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
             .with_filter(osmium.filter.KeyFilter("highway"))
         )
-        n_ways = 0
         for obj in processor:
             way = cast("osmium.osm.Way", obj)  # the entity filter lets ways only through
             t = way.tags
@@ -568,11 +566,8 @@ def _read_pbf_osmium(
             way_len.append((len(flat) - before) // 3)
             stamp = way.timestamp
             way_stamp.append(int(stamp.timestamp()) if stamp is not None else 0)
-            n_ways += 1
             if len(flat) >= 3 * _STREAM_CHUNK_REFS:
                 flush()
-                if progress:
-                    progress("reading PBF", 0.45 * min(1.0, n_ways * 40.0 / max(size, 1)))
         flush()
         del processor
     except RuntimeError as exc:  # osmium's io errors (truncated, corrupt, not a PBF)
@@ -781,11 +776,20 @@ def graph_from_pbf(
     region = clip_region(clip, clip_buffer_km) if clip is not None else None
     p = _check_file(path, "PBF")
     chosen = resolve_pbf_reader(reader, p)
+    if chosen == "osmium":
+        import osmium
+
+        kinds = list(osmium.index.map_types())
+        if not isinstance(node_index, str) or node_index.split(",")[0] not in kinds:
+            raise InvalidArgumentError(
+                f"node_index must be one of {', '.join(kinds)} (a file-backed one followed by "
+                f"',PATH'), got {node_index!r}"
+            )
     if progress:
         progress("reading PBF", 0.0)
     digest = file_sha256(p)
     if chosen == "osmium":
-        segs = _read_pbf_osmium(p, bbox, region, node_index, progress)
+        segs = _read_pbf_osmium(p, bbox, region, node_index)
     else:
         segs = _read_pbf_pyrosm(p, bbox, region)
     if segs.seg_u.size == 0 or not (segs.seg_u >= 0).any():

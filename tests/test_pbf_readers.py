@@ -213,3 +213,9 @@ def test_readers_cut_a_bounding_box_the_same_way() -> None:
     g_pyrosm = roadnet.graph_from_pbf(pbf, bbox=box, reader="pyrosm")
     assert 0 < g_osmium.n_nodes < roadnet.graph_from_pbf(pbf, reader="osmium").n_nodes
     assert_same_graph(g_osmium, g_pyrosm)
+
+
+def test_unknown_node_index_is_named() -> None:
+    pbf = shared_file("osm", "andorra-latest.osm.pbf")
+    with pytest.raises(ValueError, match=r"node_index must be one of .*sparse_mem_array"):
+        roadnet.graph_from_pbf(pbf, reader="osmium", node_index="bogus")
