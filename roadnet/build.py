@@ -308,6 +308,16 @@ def _find_twins(
     return _pair_twins(order, cls, (~fwd).astype(np.int64), a)
 
 
+def _ends_are_nodes(raw: RawArcs) -> bool:
+    """Whether each arc's two polyline points are exactly its tail's and head's coordinates."""
+    return bool(
+        np.array_equal(raw.geom_lon[0::2], raw.lon[raw.u])
+        and np.array_equal(raw.geom_lon[1::2], raw.lon[raw.v])
+        and np.array_equal(raw.geom_lat[0::2], raw.lat[raw.u])
+        and np.array_equal(raw.geom_lat[1::2], raw.lat[raw.v])
+    )
+
+
 def compile_arcs(raw: RawArcs, meta: dict[str, Any]) -> CompiledGraph:
     """Contract, project and index raw arcs into a routable :class:`CompiledGraph`.
 
@@ -331,9 +341,18 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any]) -> CompiledGraph:
     n_raw = raw.node_ids.shape[0]
     crs = utm_crs_for(raw.lon, raw.lat)
     to_xy = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    rgx, rgy = to_xy.transform(raw.geom_lon, raw.geom_lat)
-    rgx, rgy = np.asarray(rgx, dtype=np.float64), np.asarray(rgy, dtype=np.float64)
-    frac = _point_fractions(raw, rgx, rgy)
+    # straight arcs (the PBF readers' RawArcs.straight): every polyline is its two end nodes,
+    # so nodes are projected once instead of two points per arc (same values, less memory)
+    straight = bool((np.diff(raw.geom_indptr) == 2).all()) and _ends_are_nodes(raw)
+    if straight:
+        nx_, ny_ = to_xy.transform(raw.lon, raw.lat)
+        node_x, node_y = np.asarray(nx_, dtype=np.float64), np.asarray(ny_, dtype=np.float64)
+        frac = np.zeros(2 * a_raw)
+        frac[1::2] = 1.0
+    else:
+        rgx, rgy = to_xy.transform(raw.geom_lon, raw.geom_lat)
+        rgx, rgy = np.asarray(rgx, dtype=np.float64), np.asarray(rgy, dtype=np.float64)
+        frac = _point_fractions(raw, rgx, rgy)
 
     # 1. contraction of interior nodes
     rem = _removable_nodes(n_raw, raw.u, raw.v)
@@ -352,26 +371,34 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any]) -> CompiledGraph:
     off_m = (cum_m - met_c) - chain_start_m[chain_id]
     arc_seconds = np.add.reduceat(sec_c, chain_ptr[:-1]) if n_chain else np.zeros(0)
     arc_metres = np.add.reduceat(met_c, chain_ptr[:-1]) if n_chain else np.zeros(0)
+    # the per-raw-arc work arrays go as soon as they are used (country-size inputs)
+    del sec_c, met_c, cum_s, cum_m, chain_start_s, chain_start_m
 
     # geometry of merged arcs: raw polylines in chain order, the joint point kept once
     rptr = raw.geom_indptr
     pos_in_chain = np.arange(chain_arcs.shape[0]) - chain_ptr[chain_id]
-    skip_first = (pos_in_chain > 0).astype(np.int64)
-    starts = rptr[chain_arcs] + skip_first
+    starts = rptr[chain_arcs] + (pos_in_chain > 0)
+    del pos_in_chain
     counts = rptr[chain_arcs + 1] - starts
-    pt_idx = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-    pt_idx += np.arange(pt_idx.shape[0])
-    pt_arc = np.repeat(np.arange(chain_arcs.shape[0]), counts)  # position in chain_arcs
-    ra = chain_arcs[pt_arc]
-    geom_s = off_s[pt_arc] + frac[pt_idx] * raw.seconds[ra]
-    geom_m = off_m[pt_arc] + frac[pt_idx] * raw.metres[ra]
     per_chain_pts = np.bincount(chain_id, weights=counts, minlength=n_chain).astype(np.int64)
     geom_indptr = np.concatenate([[0], np.cumsum(per_chain_pts)])
-    geom_s = geom_s.astype(np.float32)
-    geom_m = geom_m.astype(np.float32)
-    # free the per-raw-arc work arrays before the next steps (country-size inputs)
-    del chain_id, sec_c, met_c, cum_s, cum_m, chain_start_s, chain_start_m, off_s, off_m
-    del pos_in_chain, skip_first, starts, counts, pt_arc, ra, frac, per_chain_pts
+    del chain_id, per_chain_pts
+    pt_idx = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    pt_idx += np.arange(pt_idx.shape[0])
+    del starts
+    pt_arc = np.repeat(np.arange(chain_arcs.shape[0]), counts)  # position in chain_arcs
+    del counts
+    ra = chain_arcs[pt_arc]
+    # cumulative seconds/metres at each point: offset + fraction x raw arc (in place)
+    part = frac[pt_idx]
+    part *= raw.seconds[ra]
+    part += off_s[pt_arc]
+    geom_s = part.astype(np.float32)
+    part = frac[pt_idx]
+    part *= raw.metres[ra]
+    part += off_m[pt_arc]
+    geom_m = part.astype(np.float32)
+    del part, off_s, off_m, pt_arc, ra, frac
 
     # 2. keep nodes that end an arc; renumber
     au_raw, av_raw = raw.u[first], raw.v[last]
@@ -388,8 +415,16 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any]) -> CompiledGraph:
     n = keep.shape[0]
     arc_seconds = np.maximum(arc_seconds, MIN_TRAVEL_SECONDS)
 
-    gx, gy = rgx[pt_idx], rgy[pt_idx]
-    del rgx, rgy, pt_idx
+    if straight:  # raw point 2k is arc k's tail, 2k + 1 its head
+        half = pt_idx >> 1
+        pt_node = np.where(pt_idx & 1, raw.v[half], raw.u[half])
+        del half
+        gx, gy = node_x[pt_node], node_y[pt_node]
+        del pt_node, node_x, node_y
+    else:
+        gx, gy = rgx[pt_idx], rgy[pt_idx]
+        del rgx, rgy
+    del pt_idx
     twin = _find_twins(arc_u, arc_v, arc_metres, geom_indptr, gx, gy)
 
     # 3. routing CSR: no self-loops, fastest of parallel arcs
