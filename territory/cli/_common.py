@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -38,6 +39,7 @@ from roadnet.exceptions import RoadnetError
 from roadnet.graph import CompiledGraph
 from roadnet.graph_cache import load_road_graph
 from roadnet.settings import settings
+from roadnet.sources import DEFAULT_CLIP_BUFFER_KM, check_clip_buffer
 from roadnet.speed import SpeedProfile
 from roadnet.units import parse_duration
 from roadnet.warmup import kernels_compiled, warm_kernels
@@ -293,6 +295,33 @@ RefreshOpt = Annotated[
 ]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.", metavar="")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.", metavar="")]
+ReaderOpt = Annotated[
+    str,
+    typer.Option(
+        "--reader",
+        help="PBF reader: auto (osmium), osmium (streaming, low memory) or pyrosm. Both build "
+        "the same graph.",
+        rich_help_panel=_SRC,
+    ),
+]
+ClipToAreasOpt = Annotated[
+    bool,
+    typer.Option(
+        "--clip-to-areas/--no-clip-to-areas",
+        help="Keep only the roads within --clip-buffer-km of the areas' hull (PBF source; the "
+        "clip enters the cache key, so a later run on a subset of the areas builds its own "
+        "graph instead of reusing precomputed tables).",
+        rich_help_panel=_SRC,
+    ),
+]
+ClipBufferOpt = Annotated[
+    float,
+    typer.Option(
+        "--clip-buffer-km",
+        help="Margin around the clip hull, km (0-5000).",
+        rich_help_panel=_SRC,
+    ),
+]
 EngineOpt = Annotated[
     str | None,
     typer.Option(
@@ -358,19 +387,36 @@ def parse_cutoff(text: str | None) -> float | None:
         raise OptionError(f"--cutoff: {exc}") from None
 
 
-def parse_bbox(text: str) -> tuple[float, float, float, float]:
-    """``WEST,SOUTH,EAST,NORTH`` in degrees."""
+def parse_bbox(text: str, option: str = "--bbox") -> tuple[float, float, float, float]:
+    """``WEST,SOUTH,EAST,NORTH`` in degrees (``option`` names the flag in messages)."""
     try:
         w, s, e, n = (float(v) for v in text.split(","))
     except ValueError:
         raise OptionError(
-            f"--bbox expects WEST,SOUTH,EAST,NORTH in degrees, got {text!r}"
+            f"{option} expects WEST,SOUTH,EAST,NORTH in degrees, got {text!r}"
         ) from None
     if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
         raise OptionError(
-            f"--bbox {text!r}: need -180 <= WEST < EAST <= 180 and -90 <= SOUTH < NORTH <= 90"
+            f"{option} {text!r}: need -180 <= WEST < EAST <= 180 and -90 <= SOUTH < NORTH <= 90"
         )
     return (w, s, e, n)
+
+
+def areas_clip(*areas: Any) -> Any:
+    """What ``--clip-to-areas`` clips to: the areas' polygons (or points) and any extra points,
+    as one shapely geometry in EPSG:4326."""
+    import shapely
+
+    parts: list[Any] = []
+    for a in areas:
+        if a is None:
+            continue
+        gdf = getattr(a, "gdf", None)
+        if gdf is not None and gdf.crs is not None and len(gdf):
+            parts.extend(np.asarray(gdf.to_crs("EPSG:4326").geometry.values))
+        else:
+            parts.extend(shapely.points(np.column_stack([a.lon, a.lat])))
+    return shapely.union_all(parts)
 
 
 def given_sources(**sources: Any) -> list[str]:
@@ -387,14 +433,24 @@ def road_graph(
     graph: Path | None = None,
     speeds: Path | None = None,
     speed: list[str] | None = None,
+    reader: str = "auto",
+    clip: Any = None,
+    clip_buffer_km: float = DEFAULT_CLIP_BUFFER_KM,
 ) -> CompiledGraph:
-    """The road graph of the one source option given, with a line saying what it is."""
+    """The road graph of the one source option given, with a line saying what it is.
+
+    ``clip`` (a box, geometry or GeoDataFrame) keeps only the roads near it, PBF sources only.
+    """
     named = given_sources(pbf=pbf, osm=osm, place=place, bbox=bbox, graph=graph)
     if len(named) != 1:
         raise OptionError(
             "give exactly one road source: --pbf FILE, --osm FILE, --place NAME, --bbox W,S,E,N "
             f"or --graph FILE (got {', '.join(named) or 'none'})"
         )
+    if clip is not None and pbf is None:
+        raise OptionError(f"clipping applies to a --pbf source only (got {named[0]})")
+    if clip is not None:
+        check_clip_buffer(clip_buffer_km)
     profile = profile_from_options(speeds, speed)
     t0 = time.perf_counter()
     with status("reading the road network"):
@@ -405,6 +461,9 @@ def road_graph(
             bbox=parse_bbox(bbox) if bbox is not None else None,
             graph=graph,
             profile=profile,
+            reader=reader,
+            clip=clip,
+            clip_buffer_km=clip_buffer_km,
         )
     err.print(
         f"road graph: {g.n_nodes:,} nodes, {g.n_arcs:,} arcs, "

@@ -15,19 +15,24 @@ from roadnet.graph import CompiledGraph
 from roadnet.matrix_io import write_matrix
 from roadnet.settings import check_n_jobs
 from roadnet.snap import snap_points
+from roadnet.sources import DEFAULT_CLIP_BUFFER_KM
 from territory.cli._common import (
     BboxOpt,
     CacheDirOpt,
+    ClipBufferOpt,
+    ClipToAreasOpt,
     EngineOpt,
     GraphOpt,
     NoCacheOpt,
     OsmOpt,
     PbfOpt,
     PlaceOpt,
+    ReaderOpt,
     RefreshOpt,
     SpeedOpt,
     SpeedsOpt,
     VerboseOpt,
+    areas_clip,
     cache_settings,
     check_max_snap,
     engine_option,
@@ -54,6 +59,9 @@ def matrix_cmd(
     place: PlaceOpt = None,
     bbox: BboxOpt = None,
     graph: GraphOpt = None,
+    reader: ReaderOpt = "auto",
+    clip_to_areas: ClipToAreasOpt = False,
+    clip_buffer_km: ClipBufferOpt = DEFAULT_CLIP_BUFFER_KM,
     destinations: Annotated[
         Path | None,
         typer.Option(
@@ -139,7 +147,16 @@ def matrix_cmd(
     )
     with cache_settings(cache_dir, no_cache, refresh):
         g = road_graph(
-            pbf=pbf, osm=osm, place=place, bbox=bbox, graph=graph, speeds=speeds, speed=speed
+            pbf=pbf,
+            osm=osm,
+            place=place,
+            bbox=bbox,
+            graph=graph,
+            speeds=speeds,
+            speed=speed,
+            reader=reader,
+            clip=areas_clip(areas, dest) if clip_to_areas else None,
+            clip_buffer_km=clip_buffer_km,
         )
         m = compute_matrix(
             g,
@@ -237,6 +254,9 @@ def precompute_cmd(
     place: PlaceOpt = None,
     bbox: BboxOpt = None,
     graph: GraphOpt = None,
+    reader: ReaderOpt = "auto",
+    clip_to_areas: ClipToAreasOpt = False,
+    clip_buffer_km: ClipBufferOpt = DEFAULT_CLIP_BUFFER_KM,
     id_column: Annotated[str | None, typer.Option(help="Id column of the areas.")] = None,
     lon_column: Annotated[str | None, typer.Option(help="Longitude column (CSV/points).")] = None,
     lat_column: Annotated[str | None, typer.Option(help="Latitude column (CSV/points).")] = None,
@@ -276,7 +296,16 @@ def precompute_cmd(
     )
     with cache_settings(cache_dir):
         g = road_graph(
-            pbf=pbf, osm=osm, place=place, bbox=bbox, graph=graph, speeds=speeds, speed=speed
+            pbf=pbf,
+            osm=osm,
+            place=place,
+            bbox=bbox,
+            graph=graph,
+            speeds=speeds,
+            speed=speed,
+            reader=reader,
+            clip=areas_clip(areas) if clip_to_areas else None,
+            clip_buffer_km=clip_buffer_km,
         )
         pts = snap_points(g, areas.lon, areas.lat, max_distance_m=max_snap)
         t0 = time.perf_counter()

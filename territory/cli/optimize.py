@@ -15,17 +15,22 @@ from optimizer.validation import check_count, check_p, check_time_limit
 from roadnet.areas import read_areas
 from roadnet.roads import road_lines
 from roadnet.settings import check_n_jobs
+from roadnet.sources import DEFAULT_CLIP_BUFFER_KM
 from territory.cli._common import (
     BboxOpt,
     CacheDirOpt,
+    ClipBufferOpt,
+    ClipToAreasOpt,
     GraphOpt,
     NoCacheOpt,
     OsmOpt,
     PbfOpt,
     PlaceOpt,
+    ReaderOpt,
     SpeedOpt,
     SpeedsOpt,
     VerboseOpt,
+    areas_clip,
     cache_settings,
     check_max_snap,
     err,
@@ -72,6 +77,9 @@ def optimize_cmd(
     place: PlaceOpt = None,
     bbox: BboxOpt = None,
     graph: GraphOpt = None,
+    reader: ReaderOpt = "auto",
+    clip_to_areas: ClipToAreasOpt = False,
+    clip_buffer_km: ClipBufferOpt = DEFAULT_CLIP_BUFFER_KM,
     straight_line: Annotated[
         bool,
         typer.Option(
@@ -252,7 +260,16 @@ def optimize_cmd(
         g = None
         if not straight_line:
             g = road_graph(
-                pbf=pbf, osm=osm, place=place, bbox=bbox, graph=graph, speeds=speeds, speed=speed
+                pbf=pbf,
+                osm=osm,
+                place=place,
+                bbox=bbox,
+                graph=graph,
+                speeds=speeds,
+                speed=speed,
+                reader=reader,
+                clip=areas_clip(areas) if clip_to_areas else None,
+                clip_buffer_km=clip_buffer_km,
             )
         t0 = time.perf_counter()
         with progress("drive times") as update:

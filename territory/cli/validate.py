@@ -10,18 +10,23 @@ import typer
 from roadnet.areas import read_areas
 from roadnet.roads import road_lines
 from roadnet.settings import settings
+from roadnet.sources import DEFAULT_CLIP_BUFFER_KM
 from roadnet.units import parse_duration
 from territory.cli._common import (
     BboxOpt,
     CacheDirOpt,
+    ClipBufferOpt,
+    ClipToAreasOpt,
     GraphOpt,
     NoCacheOpt,
     OsmOpt,
     PbfOpt,
     PlaceOpt,
+    ReaderOpt,
     SpeedOpt,
     SpeedsOpt,
     VerboseOpt,
+    areas_clip,
     cache_settings,
     err,
     friendly,
@@ -48,6 +53,9 @@ def validate_cmd(
     place: PlaceOpt = None,
     bbox: BboxOpt = None,
     graph: GraphOpt = None,
+    reader: ReaderOpt = "auto",
+    clip_to_areas: ClipToAreasOpt = False,
+    clip_buffer_km: ClipBufferOpt = DEFAULT_CLIP_BUFFER_KM,
     straight_line: Annotated[
         bool,
         typer.Option(
@@ -183,7 +191,16 @@ def validate_cmd(
         g = None
         if not straight_line:
             g = road_graph(
-                pbf=pbf, osm=osm, place=place, bbox=bbox, graph=graph, speeds=speeds, speed=speed
+                pbf=pbf,
+                osm=osm,
+                place=place,
+                bbox=bbox,
+                graph=graph,
+                speeds=speeds,
+                speed=speed,
+                reader=reader,
+                clip=areas_clip(areas) if clip_to_areas else None,
+                clip_buffer_km=clip_buffer_km,
             )
         rep = validate_territories(
             areas,
