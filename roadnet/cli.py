@@ -984,11 +984,7 @@ def optimize_cmd(
     report_file = summary_file.with_suffix(".json")
     _json_dump(res.report(), report_file)
     _print_summary_table(res.summary, res.facts["unit"])
-    bound = (
-        f"lower bound {sol.lower_bound:,.6g} ({sol.bound_source}), gap {sol.gap:.2%}"
-        if sol.gap is not None
-        else "no lower bound applies"
-    )
+    bound = sol.certificate()
     out.print(
         f"max deviation {sol.max_deviation:.1%} (tolerance {tolerance:.0%}: "
         f"{'met' if sol.within_bounds else 'NOT met'}); weighted cost {sol.cost:,.6g}; "
@@ -1239,8 +1235,7 @@ def demo(
     sol = res.solution
     out.print(
         f"max deviation {sol.max_deviation:.1%} (tolerance {ex.tolerance:.0%}: "
-        f"{'met' if sol.within_bounds else 'NOT met'}); "
-        + (f"gap to the LP bound {sol.gap:.2%}" if sol.gap is not None else "no bound applies"),
+        f"{'met' if sol.within_bounds else 'NOT met'}); " + sol.certificate(),
         highlight=False,
     )
     if res.facts.get("unreachable_pairs"):
