@@ -12,6 +12,7 @@ __all__ = [
     "CRSError",
     "GraphFormatError",
     "GraphSourceError",
+    "InvalidArgumentError",
     "PlaceNotFoundError",
     "RoadnetError",
     "SnapError",
@@ -21,6 +22,10 @@ __all__ = [
 
 class RoadnetError(Exception):
     """Base class of every error raised by roadnet."""
+
+
+class InvalidArgumentError(RoadnetError, ValueError):
+    """An argument is out of range or of the wrong kind (a cutoff, ``n_jobs``, an engine)."""
 
 
 class GraphSourceError(RoadnetError, OSError):
