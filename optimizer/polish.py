@@ -14,7 +14,9 @@ constraints:
   incumbent is a solution of the restricted model).
 
 A MIP plan replaces the incumbent only when it is cheaper, within the balance bounds, and,
-when contiguity is required, contiguous (the MIP does not model contiguity).
+when contiguity is required, contiguous (the MIP does not model contiguity: a plan with
+fragments is first repaired and searched by :func:`optimizer.local.local_search` with
+contiguity kept, and then compared).
 
 The certificate attached to the result is a bound on the whole problem
 (:mod:`optimizer.bounds`): the MIP's dual bound when the full MIP ran, else the LP relaxation
@@ -168,11 +170,34 @@ def polish(
             from optimizer.contiguity import is_contiguous
 
             if not is_contiguous(adjacency, cand.assignment, problem.p):
-                facts["mip_plan_not_contiguous"] = True
                 return False
         if not best.within_bounds:
             return True
         return cand.cost < best.cost - 1e-9 * max(1.0, abs(best.cost))
+
+    def made_contiguous(cand: Solution) -> Solution | None:
+        """The MIP plan repaired and searched with contiguity kept (local search)."""
+        from optimizer.contiguity import is_contiguous
+        from optimizer.local import local_search
+
+        if is_contiguous(adjacency, cand.assignment, problem.p):
+            return None
+        facts["mip_plan_contiguous"] = False
+        left = time_limit - (time.perf_counter() - t0)
+        if left < 1.0:
+            return None
+        res = local_search(
+            problem,
+            cand.assignment,
+            cand.centers,
+            adjacency=adjacency,
+            require_contiguity=True,
+            locked=None if locked is None else np.asarray(locked) >= 0,
+            fixed_centers=None if fixed_centers is None else np.isin(cand.centers, fixed_centers),
+            allowed_centers=allowed_centers,
+            time_limit=min(left * 0.5, 10.0),
+        )
+        return evaluate(problem, res.assignment, res.centers, method=cand.method + "+contiguity")
 
     if not shares and exact_max_n > 0 and mip_time > 0.5:
         full = n <= exact_max_n
@@ -196,6 +221,11 @@ def polish(
             facts["mip"] = "full" if full else "restricted"
             facts["mip_status"] = ex.details.get("status")
             facts["mip_cost"] = ex.cost
+            if require_contiguity and ex.within_bounds:
+                fixed_up = made_contiguous(ex)
+                if fixed_up is not None:
+                    facts["contiguous_cost"] = fixed_up.cost
+                    ex = fixed_up
             if acceptable(ex):
                 facts["improved_from"] = best.cost
                 best = ex
@@ -204,6 +234,10 @@ def polish(
             log.info("polishing MIP gave no plan: %s", exc)
     # the certificate
     glob = mip_bound
+    if solution.lower_bound is not None and (
+        glob is None or glob.value is None or solution.lower_bound > glob.value
+    ):
+        glob = Bound(solution.lower_bound, solution.bound_source, solution.bound_relaxes)
     left = time_limit - (time.perf_counter() - t0)
     if glob is None and bound != "none":
         try:
