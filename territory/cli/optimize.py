@@ -206,6 +206,15 @@ def optimize_cmd(
     time_limit: Annotated[
         float, typer.Option(help="Seconds for the local search.", rich_help_panel="Solver")
     ] = 10.0,
+    polish_time_limit: Annotated[
+        float,
+        typer.Option(
+            help="Seconds for the exact polish after the local search (the MIP up to 250 "
+            "areas, a MIP around the plan beyond) and the lower bound that certifies the "
+            "optimality gap; 0 = neither.",
+            rich_help_panel="Solver",
+        ),
+    ] = 20.0,
     jobs: Annotated[
         int | None,
         typer.Option(help="Worker processes (-1 = all cores).", rich_help_panel="Solver"),
@@ -279,6 +288,7 @@ def optimize_cmd(
                 existing_column=existing_column,
                 disruption=disruption,
                 time_limit=time_limit,
+                polish_time_limit=polish_time_limit,
             )
     sol = res.solution
     err.print(
