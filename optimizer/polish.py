@@ -14,9 +14,10 @@ constraints:
   incumbent is a solution of the restricted model).
 
 A MIP plan replaces the incumbent only when it is cheaper, within the balance bounds, and,
-when contiguity is required, contiguous (the MIP does not model contiguity: a plan with
-fragments is first repaired and searched by :func:`optimizer.local.local_search` with
-contiguity kept, and then compared).
+when contiguity is required, with no more fragments than the incumbent (whole islands of the
+adjacency, which nothing can join, do not count). The MIP does not model contiguity: a plan
+with more fragments is first repaired and searched by :func:`optimizer.local.local_search`
+with contiguity kept, and then compared.
 
 The certificate attached to the result is a bound on the whole problem
 (:mod:`optimizer.bounds`): the MIP's dual bound when the full MIP ran, else the LP relaxation
@@ -163,24 +164,44 @@ def polish(
     shares = problem.target_share is not None
     mip_time = _MIP_SHARE * time_limit
 
+    comp_size: np.ndarray | None = None
+    comp: np.ndarray | None = None
+    if require_contiguity:
+        from scipy.sparse import csgraph, csr_matrix
+
+        _, comp = csgraph.connected_components(csr_matrix(adjacency), directed=False)
+        comp_size = np.bincount(comp)
+
+    def n_fragments(assignment: np.ndarray) -> int:
+        """Pieces beyond one per territory, not counting whole islands (components of the
+        adjacency, which no plan can join to anything)."""
+        from optimizer.contiguity import territory_pieces
+
+        assert comp is not None
+        assert comp_size is not None
+        total = 0
+        for pieces in territory_pieces(adjacency, assignment, problem.p):
+            joinable = [x for x in pieces if x.size < comp_size[comp[x[0]]]]
+            total += max(0, len(joinable) - 1)
+        return total
+
+    # a plan must not have more (joinable) fragments than the incumbent
+    max_fragments = n_fragments(solution.assignment) if require_contiguity else 0
+
     def acceptable(cand: Solution) -> bool:
         if not cand.within_bounds or cand.details.get("unreachable_areas"):
             return False
-        if require_contiguity:
-            from optimizer.contiguity import is_contiguous
-
-            if not is_contiguous(adjacency, cand.assignment, problem.p):
-                return False
+        if require_contiguity and n_fragments(cand.assignment) > max_fragments:
+            return False
         if not best.within_bounds:
             return True
         return cand.cost < best.cost - 1e-9 * max(1.0, abs(best.cost))
 
     def made_contiguous(cand: Solution) -> Solution | None:
         """The MIP plan repaired and searched with contiguity kept (local search)."""
-        from optimizer.contiguity import is_contiguous
         from optimizer.local import local_search
 
-        if is_contiguous(adjacency, cand.assignment, problem.p):
+        if n_fragments(cand.assignment) <= max_fragments:
             return None
         facts["mip_plan_contiguous"] = False
         left = time_limit - (time.perf_counter() - t0)
