@@ -46,8 +46,10 @@ log = logging.getLogger(__name__)
 #: the full MIP runs up to this many areas (see the module docstring)
 EXACT_MAX_N = 250
 #: restricted MIP: candidates per incumbent center, centers per area
-_NEAR_CANDIDATES = 8
-_NEAR_CENTERS = 4
+_NEAR_CANDIDATES = 25
+_NEAR_CENTERS = 8
+#: at most this many restricted MIPs, each around the previous one's plan
+_ROUNDS = 4
 #: share of the budget the polishing MIP may use (the rest is for the bound)
 _MIP_SHARE = 0.8
 
@@ -228,17 +230,27 @@ def polish(
                 if ex.lower_bound is not None:
                     mip_bound = Bound(ex.lower_bound, "mip", ex.bound_relaxes)
             else:
-                pairs, cand_mask = _restricted_pairs(problem, best, allowed_centers)
-                may = cand_mask if allowed_centers is None else cand_mask & allowed_centers
-                ex = solve_exact(
-                    problem,
-                    time_limit=mip_time,
-                    max_variables=10**8,
-                    fixed_centers=fixed_centers,
-                    allowed_centers=may,
-                    locked=locked,
-                    pairs=pairs,
-                )
+                # rounds around the latest plan while it improves and time is left
+                ex = best
+                for rnd in range(_ROUNDS):
+                    left = mip_time - (time.perf_counter() - t0)
+                    if left < 0.5:
+                        break
+                    pairs, cand_mask = _restricted_pairs(problem, ex, allowed_centers)
+                    may = cand_mask if allowed_centers is None else cand_mask & allowed_centers
+                    nxt = solve_exact(
+                        problem,
+                        time_limit=left,
+                        max_variables=10**8,
+                        fixed_centers=fixed_centers,
+                        allowed_centers=may,
+                        locked=locked,
+                        pairs=pairs,
+                    )
+                    facts["rounds"] = rnd + 1
+                    if rnd > 0 and nxt.cost >= ex.cost - 1e-9 * max(1.0, abs(ex.cost)):
+                        break
+                    ex = nxt
             facts["mip"] = "full" if full else "restricted"
             facts["mip_status"] = ex.details.get("status")
             facts["mip_cost"] = ex.cost
