@@ -238,3 +238,32 @@ def test_global_bound_lagrangian_with_target_shares_relaxes_balance() -> None:
     assert b.value is not None
     sol = solve(shared, "la", bound="lp", fixed_centers=np.array([0]))
     assert sol.lower_bound is not None and sol.lower_bound <= sol.cost + 1e-6
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_knapsack_prefix_sort_equals_full_sort_and_an_lp(seed: int) -> None:
+    from scipy.optimize import linprog
+
+    from optimizer.bounds import _knapsack_values
+
+    rng = np.random.default_rng(seed)
+    nc, n = 30, 200
+    r = rng.normal(0.0, 1.0, (nc, n)) + rng.uniform(-0.5, 1.5, (nc, 1))
+    r[rng.random((nc, n)) < 0.05] = np.inf  # forbidden pairs
+    w = rng.integers(0, 5, n).astype(float)  # zero weights too
+    lo = rng.uniform(0, 60, nc)
+    hi = lo + rng.uniform(0, 40, nc)
+    full, _ = _knapsack_values(r, w, lo, hi)
+    part, _ = _knapsack_values(r, w, lo, hi, prefix=20)
+    np.testing.assert_allclose(part, full, rtol=1e-9, atol=1e-9)
+    for j in range(0, nc, 7):
+        ok = np.isfinite(r[j])
+        res = linprog(
+            r[j, ok],
+            A_ub=np.vstack([w[ok], -w[ok]]),
+            b_ub=[hi[j], -lo[j]],
+            bounds=(0, 1),
+            method="highs",
+        )
+        assert res.status == 0
+        assert full[j] == pytest.approx(res.fun, rel=1e-7, abs=1e-7)
