@@ -20,10 +20,11 @@ Rows per case, all on the same :class:`optimizer.TerritoryProblem`:
   proved optimum, or its best plan and dual bound at the limit.
 
 Columns: cost, ``true %`` = (cost - optimum) / cost against the proved optimum (against the
-MIP's dual bound when it did not prove one: then an upper bound of the true gap, marked
-``<=``), ``cert %`` = the optimality gap the result reports itself (its own certificate;
-``-`` when it has none), max deviation, within the tolerance, contiguous, seconds (solver
-time; the matrix and the adjacency are computed once per area set and not counted).
+best bound on the whole problem of any row when the MIP did not prove one: then an upper
+bound of the true gap, marked ``<=``), ``cert %`` = the optimality gap the result reports
+itself (its own certificate; ``-`` when it has none), max deviation, within the tolerance,
+contiguous, seconds (solver time; the matrix and the adjacency are computed once per area set
+and not counted).
 
 OR-Library: pmedcap01-10 with seeds 0-4 (:func:`optimizer.pmedian.solve_capacitated_pmedian`,
 5 s each; optimum count) and pmed1-20 with seeds 0-4 (:func:`optimizer.pmedian.solve_pmedian`;
@@ -213,6 +214,11 @@ def _territories(args: argparse.Namespace) -> None:
                 rows.append((label, sol, time.perf_counter() - t))
             if ex is not None:
                 rows.append(("exact", ex, t_ex))
+            # without a proved optimum: the best bound on the whole problem any run found
+            bounds = [s.lower_bound for _, s, _ in rows if s.lower_bound is not None]
+            if bnd is not None:
+                bounds.append(bnd)
+            bnd = max(bounds) if bounds else None
             for label, sol, secs in rows:
                 line, true = _row(label, sol, adj, opt, bnd, secs)
                 print(line, flush=True)
