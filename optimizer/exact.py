@@ -118,12 +118,13 @@ def solve_exact(
     bound = getattr(res, "mip_dual_bound", None)
     status = "optimal" if res.status == 0 else "time-limit"
     # a restricted model's dual bound bounds the restricted model only: no certificate then
-    certified = pairs is None and bound is not None and np.isfinite(bound)
+    value = None if pairs is not None or bound is None else float(bound)
+    certified = value is not None and bool(np.isfinite(value))
     return evaluate(
         problem,
         assignment,
         centers,
-        lower_bound=float(bound) if certified else None,
+        lower_bound=value if certified else None,
         bound_source="mip" if certified else "none",
         bound_relaxes=mdl.relaxed,
         method="exact-mip",

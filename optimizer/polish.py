@@ -158,7 +158,11 @@ def polish(
     if require_contiguity and adjacency is None:
         raise InputError("require_contiguity needs the adjacency of the areas")
     t0 = time.perf_counter()
-    side = {"fixed_centers": fixed_centers, "allowed_centers": allowed_centers, "locked": locked}
+    side: dict[str, Any] = {
+        "fixed_centers": fixed_centers,
+        "allowed_centers": allowed_centers,
+        "locked": locked,
+    }
     best = solution
     facts: dict[str, Any] = {}
     mip_bound: Bound | None = None
