@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 import optimizer
-from optimizer.adapters import measures_from_gdf
 from roadnet.areas import Areas, read_areas
 from roadnet.exceptions import AreaDataError
 from roadnet.graph import CompiledGraph
@@ -34,6 +33,7 @@ __all__ = [
     "aggregate_accounts",
     "check_p",
     "design_territories",
+    "measures_from_table",
     "resolve_contiguity",
 ]
 
@@ -91,6 +91,35 @@ def json_records(df: pd.DataFrame) -> list[dict[str, Any]]:
                 clean[str(k)] = v
         out.append(clean)
     return out
+
+
+def measures_from_table(gdf: pd.DataFrame, measures: Sequence[str]) -> np.ndarray:
+    """``(n, m)`` activity measures from columns; ``"count"`` means 1 per area.
+
+    Raises
+    ------
+    AreaDataError
+        Naming a missing column or one with missing, negative or non-numeric values.
+    """
+    if not measures:
+        raise AreaDataError("give at least one activity measure (a numeric column or 'count')")
+    cols = []
+    for name in measures:
+        if name == "count" and "count" not in gdf.columns:
+            cols.append(np.ones(len(gdf)))
+            continue
+        if name not in gdf.columns:
+            avail = [c for c in gdf.columns if c != getattr(gdf, "geometry", pd.Series()).name]
+            raise AreaDataError(f"measure column {name!r} not found; columns are {avail}")
+        vals = pd.to_numeric(gdf[name], errors="coerce").to_numpy(float)
+        bad = ~np.isfinite(vals) | (vals < 0)
+        if bad.any():
+            raise AreaDataError(
+                f"measure {name!r} has missing, negative or non-numeric values in rows "
+                f"{np.flatnonzero(bad)[:10].tolist()}"
+            )
+        cols.append(vals)
+    return np.column_stack(cols)
 
 
 def aggregate_accounts(
@@ -371,7 +400,7 @@ def _weights(
         facts["accounts_in_areas"] = float(totals.sum())
     if "accounts" in measures and "accounts" not in gdf.columns:
         raise AreaDataError("measure 'accounts' needs an accounts file (--accounts)")
-    return measures_from_gdf(gdf, measures)
+    return measures_from_table(gdf, measures)
 
 
 @dataclasses.dataclass

@@ -15,9 +15,11 @@ from territory.cli._common import (
     cache_settings,
     err,
     friendly,
+    load_kernels,
     out,
     progress,
     setup_logging,
+    status,
 )
 from territory.cli._report import print_summary_table, stage_maps
 from territory.demo import load_example
@@ -48,7 +50,9 @@ def demo_cmd(
     setup_logging(verbose)
     t0 = time.perf_counter()
     with cache_settings(cache_dir):
-        ex, g = load_example(example)
+        with status("reading the road network"):
+            ex, g = load_example(example)
+        load_kernels()
         p = territories or ex.p
         err.print(
             f"example {ex.name}: {len(ex.areas)} basic areas, road data {ex.pbf} "

@@ -34,9 +34,9 @@ from territory.cli._common import (
 from territory.cli._report import print_summary_table, stage_maps
 from territory.exceptions import OptionError
 from territory.outputs import AREA_FORMATS, OutputSet, check_output_path
-from territory.pipeline import design_territories
+from territory.pipeline import TerritoryResult, design_territories
 
-__all__ = ["optimize_cmd"]
+__all__ = ["optimize_cmd", "print_run_facts"]
 
 
 @friendly
@@ -231,16 +231,7 @@ def optimize_cmd(
     current territories, consolidate them to fewer, or expand them to more, moving few areas.
     """
     setup_logging(verbose)
-    if method not in optimizer.METHODS:
-        raise OptionError(f"--method must be one of {', '.join(optimizer.METHODS)}, got {method!r}")
-    sources = [x for x in (pbf, osm, place, bbox, graph) if x is not None]
-    if straight_line and sources:
-        raise OptionError("--straight-line and a road source exclude each other")
-    if not straight_line and not sources:
-        raise OptionError(
-            "give a road source (--pbf, --osm, --place, --bbox, --graph) for drive "
-            "times, or --straight-line"
-        )
+    check_solver_options(method, straight_line, [pbf, osm, place, bbox, graph])
     parse_tolerance(tolerance)
     summary_file = summary_path or out_path.with_name(out_path.stem + "_summary.csv")
     report_file = summary_file.with_suffix(".json")
@@ -291,8 +282,35 @@ def optimize_cmd(
                 polish_time_limit=polish_time_limit,
             )
     sol = res.solution
+    print_run_facts(res, time.perf_counter() - t0)
+    with OutputSet() as outs:
+        outs.write_areas(res.areas, out_path)
+        outs.write_csv(summary_file, res.summary)
+        outs.write_json(report_file, res.report())
+        stage_maps(
+            outs,
+            res.areas,
+            map_path,
+            png_path,
+            title=f"{territories} territories ({res.mode})",
+            roads=None if g is None else road_lines(g),
+        )
+    print_summary_table(res.summary, res.facts["unit"])
+    bound = sol.certificate()
+    out.print(
+        f"max deviation {sol.max_deviation:.1%} (tolerance {tolerance:.0%}: "
+        f"{'met' if sol.within_bounds else 'NOT met'}); weighted cost {sol.cost:,.6g}; "
+        f"{bound}",
+        highlight=False,
+    )
+    out.print("wrote " + ", ".join(str(p) for p in outs.written), highlight=False)
+
+
+def print_run_facts(res: TerritoryResult, seconds: float) -> None:
+    """What a run wants the user to know besides the table: engine, scenario, warnings."""
+    sol = res.solution
     err.print(
-        f"{res.mode} territories by {sol.method} [{time.perf_counter() - t0:.1f} s]"
+        f"{res.mode} territories by {sol.method} [{seconds:.1f} s]"
         + (f"; {res.facts['matrix']}" if "matrix" in res.facts else ""),
         highlight=False,
     )
@@ -344,24 +362,17 @@ def optimize_cmd(
             f"{', '.join(res.facts['far_snaps'][:10])}",
             highlight=False,
         )
-    with OutputSet() as outs:
-        outs.write_areas(res.areas, out_path)
-        outs.write_csv(summary_file, res.summary)
-        outs.write_json(report_file, res.report())
-        stage_maps(
-            outs,
-            res.areas,
-            map_path,
-            png_path,
-            title=f"{territories} territories ({res.mode})",
-            roads=None if g is None else road_lines(g),
+
+
+def check_solver_options(method: str, straight_line: bool, sources: list[object]) -> None:
+    """The method is known, and either a road source or ``--straight-line`` is given."""
+    if method not in optimizer.METHODS:
+        raise OptionError(f"--method must be one of {', '.join(optimizer.METHODS)}, got {method!r}")
+    sources = [x for x in sources if x is not None]
+    if straight_line and sources:
+        raise OptionError("--straight-line and a road source exclude each other")
+    if not straight_line and not sources:
+        raise OptionError(
+            "give a road source (--pbf, --osm, --place, --bbox, --graph) for drive "
+            "times, or --straight-line"
         )
-    print_summary_table(res.summary, res.facts["unit"])
-    bound = sol.certificate()
-    out.print(
-        f"max deviation {sol.max_deviation:.1%} (tolerance {tolerance:.0%}: "
-        f"{'met' if sol.within_bounds else 'NOT met'}); weighted cost {sol.cost:,.6g}; "
-        f"{bound}",
-        highlight=False,
-    )
-    out.print("wrote " + ", ".join(str(p) for p in outs.written), highlight=False)
