@@ -61,6 +61,7 @@ __all__ = [
     "check_same_table",
     "chunk_checksum",
     "create_matrix_store",
+    "matrix_store_exists",
     "open_matrix_store",
 ]
 
@@ -548,6 +549,24 @@ def _vector(group: Any, name: str, values: np.ndarray, dim: str) -> None:
         name, shape=values.shape, chunks=values.shape, dtype=dtype, dimension_names=(dim,)
     )
     arr[:] = values
+
+
+def matrix_store_exists(
+    url: str | Path, *, storage_options: Mapping[str, Any] | None = None
+) -> bool:
+    """Whether a Zarr group exists at ``url`` (a roadnet matrix store or not)."""
+    import zarr
+
+    kwargs: dict[str, Any] = {"mode": "r", "zarr_format": 3, "use_consolidated": False}
+    if storage_options:
+        kwargs["storage_options"] = dict(storage_options)
+    try:
+        zarr.open_group(_url(url), **kwargs)
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return True  # something is there; opening it says what is wrong
+    return True
 
 
 def open_matrix_store(
