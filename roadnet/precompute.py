@@ -47,6 +47,7 @@ __all__ = [
     "BlockReceipt",
     "StorePlan",
     "compute_block",
+    "inject_fault",
     "local_cluster",
     "points_arrays",
     "points_cache_key",
@@ -297,6 +298,17 @@ def _fault_point(name: str, block: int) -> None:
     os.close(fd)
     log.warning("fault injection: process %d killed at %s of block %d", os.getpid(), name, block)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def inject_fault(spec: str | None) -> None:
+    """Tests only: set (or with ``None`` clear) :data:`FAULT_ENV` in this process.
+
+    Run it on Dask workers with ``client.run(inject_fault, "after-data:3:/tmp/marker")``.
+    """
+    if spec is None:
+        os.environ.pop(FAULT_ENV, None)
+    else:
+        os.environ[FAULT_ENV] = spec
 
 
 def _write(engine: _Engine, store: MatrixStore, block: int) -> BlockReceipt:
