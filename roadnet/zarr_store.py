@@ -457,7 +457,8 @@ def create_matrix_store(
     origin_labels, destination_labels
         Coordinate labels (int64) identifying the points.
     block_rows, block_cols
-        Chunk shape; ``block_cols`` defaults to ``max(block_rows, 4096)`` capped at the width.
+        Chunk shape; ``block_cols`` defaults to the width split evenly into chunks of at most
+        ``max(block_rows, 4096)`` columns (edge chunks are stored whole).
     metres
         Also hold road metres.
     attrs
@@ -480,7 +481,11 @@ def create_matrix_store(
     if n == 0 or m == 0:
         raise ValueError(f"a matrix store needs at least one origin and destination, got {n}x{m}")
     br = _block_size("block_rows", block_rows)
-    bc = _block_size("block_cols", block_cols if block_cols is not None else max(br, 4096))
+    if block_cols is None:  # even split into chunks of at most 4096 columns: zarr writes edge
+        # chunks whole, so 10,000 columns in 4096-wide chunks would store 12,288
+        bc = -(-m // -(-m // max(br, 4096)))
+    else:
+        bc = _block_size("block_cols", block_cols)
     br, bc = min(br, n), min(bc, m)
     if compression not in (None, "zstd"):
         raise ValueError(f"compression must be None or 'zstd', got {compression!r}")

@@ -150,7 +150,9 @@ def _pick_points(graph: roadnet.CompiledGraph, n: int, seed: int) -> np.ndarray:
 def _run_child(args: argparse.Namespace, role: str) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--role", role, "--work", str(args.work)]
     cmd += ["--pbf", str(args.pbf), "--n", str(args.n), "--block-rows", str(args.block_rows)]
-    cmd += ["--block-cols", str(args.block_cols), "--workers", str(args.workers)]
+    cmd += ["--workers", str(args.workers)]
+    if args.block_cols is not None:
+        cmd += ["--block-cols", str(args.block_cols)]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if res.returncode != 0:
         sys.stderr.write(res.stderr)
@@ -175,15 +177,20 @@ def _compare(a: Path, b: Path) -> str:
         nan += int(np.isnan(x).sum())
     if nan:
         return f"FAILED: {nan} cells not computed"
-    return f"identical ({sa.n_row_blocks} x {sa.n_col_blocks} chunks, 0 missing cells)"
+    return (
+        f"identical ({sa.n_row_blocks} x {sa.n_col_blocks} chunks of {sa.block_rows} x "
+        f"{sa.block_cols}, 0 missing cells)"
+    )
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pbf", type=Path, default=DEFAULT_PBF)
     p.add_argument("--n", type=int, default=30_000, help="points (the table is n x n)")
-    p.add_argument("--block-rows", type=int, default=1024, help="rows per task and chunk")
-    p.add_argument("--block-cols", type=int, default=4096, help="columns per chunk")
+    p.add_argument("--block-rows", type=int, default=1000, help="rows per task and chunk")
+    p.add_argument(
+        "--block-cols", type=int, default=None, help="columns per chunk (default: the store's)"
+    )
     p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", type=Path, default=None, help="folder for the stores (temp)")
@@ -227,8 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         cells = args.n * args.n
         print(
             f"table {args.n:,} x {args.n:,} = {cells:,} cells, row blocks of {args.block_rows} "
-            f"(= {-(-args.n // args.block_rows)} tasks), chunks {args.block_rows} x "
-            f"{args.block_cols}, float32 -> {_gb(cells * 4)} per store"
+            f"(= {-(-args.n // args.block_rows)} tasks), float32 -> {_gb(cells * 4)} of values "
+            "per store"
         )
         single = _run_child(args, "single")
         s_bytes = _size(args.work / "single.zarr")
