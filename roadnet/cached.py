@@ -49,6 +49,7 @@ import numpy as np
 
 from cache import CacheError, Store, default_cache_dir, make_key
 from roadnet.ch import CH_FORMAT, Hierarchy, build_hierarchy
+from roadnet.exceptions import CorruptChunkError, RoadnetError
 from roadnet.graph import FORMAT_VERSION, CompiledGraph
 from roadnet.matrix import (
     DriveTimeMatrix,
@@ -104,6 +105,7 @@ _KIND_GRAPH = "graph"
 _KIND_SECONDS = "matrix"
 _KIND_METRES = "matrix-metres"
 _KIND_CH = "hierarchy"
+_KIND_ZARR = "matrix-zarr"
 _MEMO_SIZE = 2
 _HIERARCHIES: collections.OrderedDict[str, Hierarchy] = collections.OrderedDict()
 
@@ -458,6 +460,7 @@ def cached_drive_time_matrix(
     report = CacheReport(status="miss", key=key)
 
     if not refresh and not _exact_hit(store, key, rl, cl, seconds, metres, report):
+        _assemble_from_zarr(store, family_key, rl, cl, cutoff, distances, seconds, metres)
         _assemble(store, family_key, rl, cl, cutoff, distances, seconds, metres, report)
     filled = ~np.isnan(seconds)
     if metres is not None:
@@ -537,6 +540,94 @@ def _exact_hit(
     report.status = "hit"
     report.key = key
     return True
+
+
+def _assemble_from_zarr(
+    store: Store,
+    family_key: str,
+    rl: np.ndarray,
+    cl: np.ndarray,
+    cutoff: float | None,
+    distances: bool,
+    seconds: np.ndarray,
+    metres: np.ndarray | None,
+) -> None:
+    """Fill missing cells from the Zarr matrix stores the cache references (see
+    :func:`precompute_matrix` with ``out``): only the chunks holding requested cells are read
+    and checked; cells of chunks that fail their checksum stay missing (and are computed)."""
+    for info in store.ls(kind=_KIND_ZARR):
+        if not np.isnan(seconds).any():
+            return
+        described = store.info(info.key)
+        meta = described[1].get("meta", {}) if described else {}
+        if not _usable(meta, family_key, cutoff, distances):
+            continue
+        entry = store.get(info.key)
+        if entry is None:
+            continue
+        try:
+            zs = open_matrix_store(meta["url"], storage_options=meta.get("storage_options"))
+        except RoadnetError as exc:  # moved or deleted: forget the reference
+            log.warning("matrix store %s unusable (%s); reference dropped", meta.get("url"), exc)
+            store.delete(info.key)
+            continue
+        rows_req, rows_ent = _positions(entry.arrays["row_labels"], rl)
+        cols_req, cols_ent = _positions(entry.arrays["col_labels"], cl)
+        if rows_req.size == 0 or cols_req.size == 0:
+            continue
+        keep = np.isnan(seconds[np.ix_(rows_req, cols_req)]).any(axis=1)
+        rows_req, rows_ent = rows_req[keep], rows_ent[keep]
+        tgt = np.ix_(rows_req, cols_req)
+        for name, out in (("seconds", seconds), ("metres", metres)):
+            if out is None:
+                continue
+            try:
+                block = zs.read(rows_ent, cols_ent, name=name)
+            except CorruptChunkError as exc:
+                log.warning("%s; their cells are computed instead", exc)
+                block = zs.read(rows_ent, cols_ent, name=name, damaged="nan")
+            out[tgt] = np.where(np.isnan(out[tgt]), block, out[tgt])
+        log.info("matrix cells read from store %s", meta["url"])
+
+
+def _register_store(
+    store: Store | None,
+    graph: CompiledGraph,
+    points: SnappedPoints,
+    url: str,
+    storage_options: dict[str, Any] | None,
+    cutoff: float | None,
+    distances: bool,
+) -> None:
+    """Reference a finished Zarr store in the cache, so matrix requests read from it."""
+    store = store if store is not None else open_store()
+    if store is None:
+        return
+    if "://" not in url:
+        url = str(Path(url).resolve())
+    family = _family(graph, points)
+    inputs = {"url": url, "family": family, "cutoff_s": cutoff, "metres": distances}
+    meta = {
+        "family_key": make_key("matrix-family", family),
+        "family": family,
+        "url": url,
+        "storage_options": storage_options,
+        "rows": len(points),
+        "cols": len(points),
+        "cutoff_s": cutoff,
+        "metres_key": url if distances else None,
+    }
+    labels = points.labels
+    try:
+        store.put(
+            make_key(_KIND_ZARR, inputs),
+            _KIND_ZARR,
+            inputs,
+            {"row_labels": labels, "col_labels": labels},
+            meta,
+        )
+    except CacheError as exc:
+        log.warning("%s; the store %s is not referenced by the cache", exc, url)
 
 
 def _assemble(
@@ -992,6 +1083,7 @@ def _precompute_into_store(
     if not todo:
         if not zs.complete:
             zs.finish()
+        _register_store(store, graph, points, url, storage_options, cutoff, distances)
         return url, 0, plan.total
     if zs.complete:
         zs.unfinish()
@@ -1023,6 +1115,7 @@ def _precompute_into_store(
                 f"{r.worker} wrote it: run one precompute per store at a time"
             )
     zs.finish(engine=choice.name)
+    _register_store(store, graph, points, url, storage_options, cutoff, distances)
     return url, len(todo), plan.total
 
 

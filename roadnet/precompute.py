@@ -315,12 +315,18 @@ def _write(engine: _Engine, store: MatrixStore, block: int) -> BlockReceipt:
     t0 = time.perf_counter()
     r0, r1 = store.row_block_range(block)
     sec, met = engine.rows(r0, r1)
+    return _put(store, block, sec, met, t0)
+
+
+def _put(
+    store: MatrixStore, block: int, sec: np.ndarray, met: np.ndarray | None, t0: float
+) -> BlockReceipt:
     sums = store.write_row_block(
         block, sec, met, before_checksums=lambda: _fault_point("after-data", block)
     )
     return BlockReceipt(
         block=block,
-        rows=(r0, r1),
+        rows=store.row_block_range(block),
         checksums=tuple(sums),
         seconds=time.perf_counter() - t0,
         worker=f"{socket.gethostname()}:{os.getpid()}",
@@ -347,18 +353,38 @@ def run_here(
     n_jobs: int | None,
     progress: ProgressCallback | None = None,
 ) -> list[BlockReceipt]:
-    """Compute ``blocks`` in this process (hierarchy threads: ``n_jobs``), in order."""
+    """Compute ``blocks`` in this process (hierarchy threads: ``n_jobs``), in order.
+
+    Each block is written by a background thread while the next one is computed (at most two
+    blocks in memory).
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     engine = _engine(points, hierarchy, graph, cutoff, distances, n_jobs)
-    rows_total = sum(np.subtract(*store.row_block_range(b)[::-1]) for b in blocks)
+    rows_total = int(sum(np.subtract(*store.row_block_range(b)[::-1]) for b in blocks))
     done = 0
     if progress:
-        progress(0, int(rows_total))
-    receipts = []
-    for b in blocks:
-        receipts.append(_write(engine, store, b))
+        progress(0, rows_total)
+    receipts: list[BlockReceipt] = []
+
+    def collect(pending: Future[BlockReceipt] | None) -> None:
+        nonlocal done
+        if pending is None:
+            return
+        receipts.append(pending.result())
         done += receipts[-1].rows[1] - receipts[-1].rows[0]
         if progress:
-            progress(done, int(rows_total))
+            progress(done, rows_total)
+
+    pending: Future[BlockReceipt] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="roadnet-store-write") as pool:
+        for b in blocks:
+            t0 = time.perf_counter()
+            r0, r1 = store.row_block_range(b)
+            sec, met = engine.rows(r0, r1)
+            collect(pending)
+            pending = pool.submit(_put, store, b, sec, met, t0)
+        collect(pending)
     return receipts
 
 

@@ -325,11 +325,13 @@ class MatrixStore:
         *,
         name: str = "seconds",
         verify: bool = True,
+        damaged: str = "raise",
     ) -> np.ndarray:
         """The ``(len(rows), len(cols))`` float32 sub-matrix at positions ``rows`` x ``cols``.
 
         Only the chunks that hold the requested cells are read; with ``verify`` each is checked
-        against its recorded checksum first.
+        against its recorded checksum first. Cells of chunks that are not written or fail it
+        raise (``damaged="raise"``) or are returned as NaN (``damaged="nan"``).
 
         Raises
         ------
@@ -338,6 +340,8 @@ class MatrixStore:
             (``.blocks`` lists them; precomputing into the store again recomputes them).
         """
         arr = self._array(name)
+        if damaged not in ("raise", "nan"):
+            raise ValueError(f"damaged must be 'raise' or 'nan', got {damaged!r}")
         n, m = self.shape
         r = _positions(rows, n, "rows")
         c = _positions(cols, m, "cols")
@@ -357,11 +361,12 @@ class MatrixStore:
                     chunk = self._read_chunk(name, rb, cb, int(sums[rb, cb]))
                     if chunk is None:
                         bad.append((rb, cb))
+                        out[np.ix_(sel_r, sel_c)] = np.nan
                         continue
                     out[np.ix_(sel_r, sel_c)] = chunk[np.ix_(r[sel_r] - r0, c[sel_c] - c0)]
                 else:
                     out[np.ix_(sel_r, sel_c)] = arr.get_orthogonal_selection((r[sel_r], c[sel_c]))
-        if bad:
+        if bad and damaged == "raise":
             raise CorruptChunkError(
                 f"{len(bad)} chunk(s) of {name} in {self.url!r} are not written or fail their "
                 f"checksum (row block, column block): {bad[:10]}"

@@ -189,3 +189,27 @@ def test_store_opens_with_zarr_xarray_and_dask_alone(andorra, tmp_path) -> None:
     assert got["dims"] == ["origin", "destination"]
     assert got["complete"] and got["chunks_ok"] and got["blocked"]
     assert got["engine"] in ("ch", "scipy-dijkstra")
+
+
+def test_matrix_requests_read_subsets_from_a_precomputed_store(andorra, tmp_path) -> None:
+    from roadnet.cached import cached_drive_time_matrix
+
+    pts = _points(andorra, 160, 8)
+    url = str(tmp_path / "m.zarr")
+    precompute_matrix(andorra, pts, out=url, block_rows=40, block_cols=50, n_jobs=1)
+    sub = pts.subset(np.array([150, 3, 77, 41, 120]))
+    ref = roadnet.drive_time_matrix(andorra, sub, n_jobs=1, engine="scipy")
+    m, rep = cached_drive_time_matrix(andorra, sub, n_jobs=1)
+    assert rep.status == "assembled" and rep.rows_computed == rep.cols_computed == 0
+    np.testing.assert_allclose(m.seconds, ref.seconds, rtol=1e-6)
+    # a damaged chunk is detected on read and its cells computed (the rest still read)
+    chunk = Path(url) / "seconds" / "c" / "1" / "0"  # rows 40-79, columns 0-49: row 77, col 3, 41
+    raw = bytearray(chunk.read_bytes())
+    raw[100] ^= 0x01
+    chunk.write_bytes(bytes(raw))
+    other = pts.subset(np.array([77, 3, 41, 150, 10]))
+    m2, rep2 = cached_drive_time_matrix(andorra, other, n_jobs=1)
+    assert rep2.status == "partial" and 0 < rep2.rows_computed + rep2.cols_computed < 5
+    np.testing.assert_allclose(
+        m2.seconds, roadnet.drive_time_matrix(andorra, other, n_jobs=1).seconds, rtol=1e-6
+    )
