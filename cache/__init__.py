@@ -7,10 +7,10 @@ pickled) and a ``meta.json`` with checksums per chunk of rows; writes are atomic
 the old or the new entry, never a mix), corrupt entries are quarantined and reported as misses,
 and a cross-process lock per key makes concurrent computations of one key run once.
 
-Large matrices are stored in checksummed row blocks (:meth:`Store.put_matrix`), read in
-verified parts (:meth:`Store.open_matrix`) and can be computed resumably
-(:meth:`Store.partial_matrix`). See :mod:`cache.store` for the layout on disk and the atomicity
-design.
+Large matrices are stored in checksummed row blocks (:func:`put_matrix`), read in
+verified parts (:func:`open_matrix`) and can be computed resumably (:func:`partial_matrix`),
+functions of :mod:`cache.matrix` built on the :class:`Store`. See :mod:`cache.store` for the
+layout on disk and the atomicity design.
 
 Example
 -------
@@ -39,7 +39,7 @@ from cache.exceptions import (
     UnsupportedInputError,
 )
 from cache.keys import make_key
-from cache.matrix import MatrixEntry, PartialMatrix
+from cache.matrix import MatrixEntry, PartialMatrix, open_matrix, partial_matrix, put_matrix
 from cache.sizes import format_size, parse_size
 from cache.store import (
     CleanupReport,
@@ -47,7 +47,6 @@ from cache.store import (
     EntryInfo,
     Store,
     VerifyReport,
-    default_cache_dir,
 )
 
 __all__ = [
@@ -70,10 +69,12 @@ __all__ = [
     "UnsupportedInputError",
     "VerifyReport",
     "__version__",
-    "default_cache_dir",
     "format_size",
     "make_key",
+    "open_matrix",
     "parse_size",
+    "partial_matrix",
+    "put_matrix",
 ]
 
 __version__ = "0.1.0"

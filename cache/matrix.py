@@ -69,7 +69,7 @@ from cache.exceptions import (
     UnsupportedInputError,
 )
 from cache.keys import array_digest, make_key, readable_inputs, readable_meta
-from cache.store import EntryInfo, _check_key, _check_kind
+from cache.store import EntryInfo, check_key, check_kind
 
 if TYPE_CHECKING:
     from cache.store import Store
@@ -81,6 +81,7 @@ __all__ = [
     "MatrixEntry",
     "PartialMatrix",
     "open_matrix",
+    "partial_matrix",
     "put_matrix",
 ]
 
@@ -193,8 +194,8 @@ def put_matrix(
     CacheWriteError
         As for :meth:`Store.put`.
     """
-    _check_key(key)
-    _check_kind(kind)
+    check_key(key)
+    check_kind(kind)
     rows = _labels(ROW_LABELS, row_labels)
     cols = _labels(COL_LABELS, col_labels)
     shape = (rows.shape[0], cols.shape[0])
@@ -224,7 +225,7 @@ def put_matrix(
             MATRIX: write_blocks_file(folder / f"{MATRIX}.npy", shape, dt, br, blocks),
         }
 
-    return store._store_entry(
+    return store.write_entry(
         key,
         kind,
         readable_inputs(inputs),
@@ -338,7 +339,7 @@ class MatrixEntry:
 
     def _fail(self, block: int) -> None:
         reason = bad_chunk_message(f"{MATRIX}.npy", self._array_record, block)
-        where = self._store._quarantine(
+        where = self._store.quarantine(
             self.info.key, self.info.version, self.info.kind, reason, warn=True
         )
         self._broken = (
@@ -425,7 +426,7 @@ def open_matrix(store: Store, key: str) -> MatrixEntry | None:
     MatrixError
         The entry exists but was not stored with :func:`put_matrix`.
     """
-    _check_key(key)
+    check_key(key)
 
     def loader(
         version: str, vdir: Path, record: dict[str, Any]
@@ -455,11 +456,11 @@ def open_matrix(store: Store, key: str) -> MatrixEntry | None:
         data = load_array(vdir / f"{MATRIX}.npy", array_record, mmap=True, verify=False)
         return data, row_labels, col_labels
 
-    status, version, record, value = store._read_entry(key, loader, warn=True)
+    status, version, record, value = store.read_entry(key, loader, warn=True)
     if status != "ok" or version is None or record is None or value is None:
         return None
-    last = store._touch(key, version, record)
-    info = store._info_from(key, version, record, last)
+    last = store.touch(key, version, record)
+    info = store.info_from(key, version, record, last)
     data, row_labels, col_labels = value
     return MatrixEntry(store, info, record, data, row_labels, col_labels)
 
@@ -542,8 +543,8 @@ class PartialMatrix:
         CacheWriteError
             The folder cannot be written.
         """
-        _check_key(key)
-        _check_kind(kind)
+        check_key(key)
+        check_kind(kind)
         rows = _labels(ROW_LABELS, row_labels)
         cols = _labels(COL_LABELS, col_labels)
         dt = _matrix_dtype(dtype)
@@ -572,10 +573,10 @@ class PartialMatrix:
             "created": utc_stamp(),
         }
         meta_json = readable_meta(meta)
-        store._require_writable(f"start the resumable matrix {key}")
+        store.require_writable(f"start the resumable matrix {key}")
         folder = store.partial_dir / key
         try:
-            with store._named_lock(f"partial-{key}", None):
+            with store.named_lock(f"partial-{key}", None):
                 existing = cls._read_spec(folder)
                 if existing is not None and existing.get("format") != _PARTIAL_FORMAT:
                     cls._discard_folder(store, folder)  # unreadable spec: start afresh
@@ -599,7 +600,7 @@ class PartialMatrix:
                     cls._create(store, folder, spec, rows, cols)
                     existing = spec
         except OSError as exc:
-            raise store._write_error(f"start the resumable matrix {key}", exc) from exc
+            raise store.write_error(f"start the resumable matrix {key}", exc) from exc
         return cls(store, key, folder, existing, meta_json)
 
     @staticmethod
@@ -809,7 +810,7 @@ class PartialMatrix:
             A block file fails its checksum; it is removed so that it shows as missing.
         """
         meta_json = readable_meta(meta) if meta is not None else self._meta
-        with self._store._named_lock(f"partial-{self.key}", None):
+        with self._store.named_lock(f"partial-{self.key}", None):
             files = self._block_files()
             missing = [i for i in range(self.n_blocks) if i not in files]
             if missing:
@@ -829,7 +830,7 @@ class PartialMatrix:
                     ),
                 }
 
-            info = self._store._store_entry(
+            info = self._store.write_entry(
                 self.key,
                 self.kind,
                 self._spec.get("inputs", {}),
@@ -848,7 +849,28 @@ class PartialMatrix:
     def discard(self) -> None:
         """Delete the partial folder and its blocks."""
         try:
-            with self._store._named_lock(f"partial-{self.key}", None):
+            with self._store.named_lock(f"partial-{self.key}", None):
                 self._discard_folder(self._store, self.folder)
         except OSError as exc:
-            raise self._store._write_error(f"discard the resumable matrix {self.key}", exc) from exc
+            raise self._store.write_error(f"discard the resumable matrix {self.key}", exc) from exc
+
+
+def partial_matrix(
+    store: Store,
+    key: str,
+    kind: str,
+    inputs: Mapping[str, Any] | None,
+    shape: tuple[int, int],
+    row_labels: npt.ArrayLike,
+    col_labels: npt.ArrayLike,
+    block_rows: int = 1024,
+    *,
+    dtype: npt.DTypeLike = np.float32,
+    meta: Mapping[str, Any] | None = None,
+    restart: bool = False,
+) -> PartialMatrix:
+    """Start or resume a matrix computed block by block (see :meth:`PartialMatrix.open`)."""
+    return PartialMatrix.open(
+        store, key, kind, inputs, shape, row_labels, col_labels, block_rows,
+        dtype=dtype, meta=meta, restart=restart,
+    )  # fmt: skip

@@ -58,12 +58,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import filelock
 import numpy as np
 import numpy.typing as npt
-import platformdirs
 
 from cache._arrays import (
     as_stored_array,
@@ -99,9 +98,6 @@ from cache.exceptions import (
 from cache.keys import readable_inputs, readable_meta
 from cache.sizes import parse_size
 
-if TYPE_CHECKING:
-    from cache.matrix import MatrixEntry, PartialMatrix
-
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
@@ -110,7 +106,6 @@ __all__ = [
     "EntryInfo",
     "Store",
     "VerifyReport",
-    "default_cache_dir",
 ]
 
 logger = logging.getLogger(__name__)
@@ -134,21 +129,6 @@ _MAX_RETRIES = 8
 _T = TypeVar("_T")
 
 
-def default_cache_dir() -> Path:
-    """The cache folder used when :class:`Store` gets no ``root``.
-
-    Returns
-    -------
-    Path
-        ``$ROADNET_CACHE_DIR`` if that environment variable is set and not empty, else the
-        per-user cache folder of the platform (``platformdirs.user_cache_dir("roadnet")``).
-    """
-    env = os.environ.get("ROADNET_CACHE_DIR", "").strip()
-    if env:
-        return Path(env).expanduser()
-    return Path(platformdirs.user_cache_dir("roadnet"))
-
-
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -168,7 +148,7 @@ def _utc_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _check_key(key: object) -> str:
+def check_key(key: object) -> str:
     if not isinstance(key, str) or not _KEY_RE.match(key):
         raise InvalidKeyError(
             f"cache key {key!r} is not valid; use 2-128 characters from a-z 0-9 _ . - starting "
@@ -177,7 +157,7 @@ def _check_key(key: object) -> str:
     return key
 
 
-def _check_kind(kind: object) -> str:
+def check_kind(kind: object) -> str:
     if not isinstance(kind, str) or not kind.strip() or len(kind) > 200 or not kind.isprintable():
         raise InvalidKeyError(
             f"kind {kind!r} is not valid; use a short printable name such as 'drive_time_matrix'"
@@ -331,7 +311,7 @@ class Entry:
     def _corrupt(self, reason: str) -> None:
         where = None
         if self._store is not None and self.info.version is not None:
-            where = self._store._quarantine(
+            where = self._store.quarantine(
                 self.info.key, self.info.version, self.info.kind, reason, warn=True
             )
         raise CacheCorruptError(
@@ -371,7 +351,8 @@ class Store:
     Parameters
     ----------
     root
-        The cache folder; ``None`` for :func:`default_cache_dir`. Created if missing.
+        The cache folder (the caller decides where; the store knows no default). Created if
+            missing.
     readonly
         Never write: no cleanup, no last-access updates, no quarantine; :meth:`put` raises.
 
@@ -395,9 +376,9 @@ class Store:
     True
     """
 
-    def __init__(self, root: Path | str | None = None, *, readonly: bool = False) -> None:
+    def __init__(self, root: Path | str, *, readonly: bool = False) -> None:
         # resolved, so that every Store on one folder shares the same (reentrant) key locks
-        self.root = (Path(root) if root is not None else default_cache_dir()).expanduser().resolve()
+        self.root = Path(root).expanduser().resolve()
         self.readonly = bool(readonly)
         self._unwritable: OSError | None = None
         if not self.readonly:
@@ -506,7 +487,7 @@ class Store:
         return filelock.FileLock(self.locks_dir / f"{name}.lock", is_singleton=True)
 
     @contextlib.contextmanager
-    def _named_lock(self, name: str, timeout: float | None) -> Iterator[None]:
+    def named_lock(self, name: str, timeout: float | None) -> Iterator[None]:
         lock = self._filelock(name)
         try:
             lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout))
@@ -554,10 +535,10 @@ class Store:
         CacheLockTimeout
             The lock was not free within ``timeout`` (a :class:`TimeoutError`).
         """
-        _check_key(key)
-        return self._named_lock(key, timeout)
+        check_key(key)
+        return self.named_lock(key, timeout)
 
-    def _require_writable(self, what: str) -> None:
+    def require_writable(self, what: str) -> None:
         if self.readonly:
             raise CacheWriteError(
                 f"cannot {what}: the cache folder {self.root} was opened read-only", self.root
@@ -570,7 +551,7 @@ class Store:
                 self._unwritable.errno,
             )
 
-    def _write_error(self, what: str, exc: OSError) -> CacheWriteError:
+    def write_error(self, what: str, exc: OSError) -> CacheWriteError:
         return CacheWriteError(
             f"cannot {what} in the cache folder {self.root}: {exc}", self.root, exc.errno
         )
@@ -673,8 +654,8 @@ class Store:
         UnsupportedInputError
             An array needs pickle (object dtype) or inputs/meta hold unsupported types.
         """
-        _check_key(key)
-        _check_kind(kind)
+        check_key(key)
+        check_kind(kind)
         inputs_json = readable_inputs(inputs)
         meta_json = readable_meta(meta)
         if not isinstance(arrays, Mapping):
@@ -690,9 +671,9 @@ class Store:
                 name: write_array_file(folder / f"{name}.npy", a) for name, a in prepared.items()
             }
 
-        return self._store_entry(key, kind, inputs_json, meta_json, write)
+        return self.write_entry(key, kind, inputs_json, meta_json, write)
 
-    def _store_entry(
+    def write_entry(
         self,
         key: str,
         kind: str,
@@ -702,14 +683,14 @@ class Store:
         extra: Mapping[str, Any] | None = None,
     ) -> EntryInfo:
         what = f"store cache entry {key} ({kind})"
-        self._require_writable(what)
+        self.require_writable(what)
         try:
-            with self._named_lock(key, None):
+            with self.named_lock(key, None):
                 return self._install(key, kind, inputs_json, meta_json, write, extra)
         except CacheError:
             raise
         except OSError as exc:
-            raise self._write_error(what, exc) from exc
+            raise self.write_error(what, exc) from exc
 
     def _install(
         self,
@@ -781,7 +762,7 @@ class Store:
         )
 
     # ------------------------------------------------------------------ reading
-    def _read_entry(
+    def read_entry(
         self,
         key: str,
         loader: Callable[[str, Path, dict[str, Any]], _T],
@@ -798,7 +779,7 @@ class Store:
             try:
                 version = self._read_pointer(edir)
             except CacheCorruptError as exc:
-                self._quarantine(key, None, "?", str(exc), warn=warn)
+                self.quarantine(key, None, "?", str(exc), warn=warn)
                 return "corrupt", None, None, None
             if version is None:
                 return "missing", None, None, None
@@ -827,12 +808,12 @@ class Store:
                 reason = str(exc)
             except OSError as exc:
                 reason = f"read error: {exc}"
-            self._quarantine(key, version, kind, reason, warn=warn)
+            self.quarantine(key, version, kind, reason, warn=warn)
             return "corrupt", None, None, None
         logger.warning("cache entry %s kept changing while being read; treating it as a miss", key)
         return "missing", None, None, None
 
-    def _info_from(
+    def info_from(
         self, key: str, version: str, record: Mapping[str, Any], last_access: float | None
     ) -> EntryInfo:
         return EntryInfo(
@@ -846,7 +827,7 @@ class Store:
             version=version,
         )
 
-    def _touch(self, key: str, version: str, record: Mapping[str, Any]) -> float | None:
+    def touch(self, key: str, version: str, record: Mapping[str, Any]) -> float | None:
         """Record an access for LRU pruning, repairing the index row if it is stale."""
         if not self.writable:
             return None
@@ -873,11 +854,11 @@ class Store:
                 for name, rec in record["arrays"].items()
             }
 
-        status, version, record, arrays = self._read_entry(key, loader, warn=warn)
+        status, version, record, arrays = self.read_entry(key, loader, warn=warn)
         if status != "ok" or version is None or record is None or arrays is None:
             return status, None
-        last = self._touch(key, version, record) if touch else None
-        info = self._info_from(key, version, record, last)
+        last = self.touch(key, version, record) if touch else None
+        info = self.info_from(key, version, record, last)
         return "ok", Entry(
             arrays=arrays, meta=dict(record["meta"]), info=info, record=record, _store=self
         )
@@ -902,12 +883,12 @@ class Store:
             ``quarantine/``, a warning logged and a :class:`CacheCorruptWarning` emitted, so
             the caller can simply recompute. A hit counts as an access for :meth:`prune`.
         """
-        _check_key(key)
+        check_key(key)
         return self._load(key, mmap=mmap, verify=verify, warn=True, touch=True)[1]
 
     def contains(self, key: str) -> bool:
         """Whether an entry exists for ``key`` (cheap: no checksum is verified)."""
-        _check_key(key)
+        check_key(key)
         edir = self._entry_dir(key)
         version = self._pointer_quiet(edir)
         return version is not None and (edir / version / META_FILE).is_file()
@@ -921,13 +902,13 @@ class Store:
             ``None`` if there is no entry (or its ``meta.json`` was unreadable, which
             quarantines it like :meth:`get`).
         """
-        _check_key(key)
-        status, version, record, _ = self._read_entry(key, lambda v, d, r: None, warn=True)
+        check_key(key)
+        status, version, record, _ = self.read_entry(key, lambda v, d, r: None, warn=True)
         if status != "ok" or version is None or record is None:
             return None
         row = self._index_call(lambda ix: ix.get(key), None)
         last = row.last_access if row is not None and row.version == version else None
-        return self._info_from(key, version, record, last), record
+        return self.info_from(key, version, record, last), record
 
     def get_or_compute(
         self,
@@ -959,8 +940,8 @@ class Store:
             written (read-only folder, disk full), a warning is logged and the computed arrays
             are returned anyway in an entry with ``info.stored == False``.
         """
-        _check_key(key)
-        _check_kind(kind)
+        check_key(key)
+        check_kind(kind)
         if not refresh:
             entry = self.get(key)
             if entry is not None:
@@ -1015,7 +996,7 @@ class Store:
             lock.release()
 
     # ------------------------------------------------------------------ corruption
-    def _quarantine(
+    def quarantine(
         self, key: str, version: str | None, kind: str, reason: str, *, warn: bool
     ) -> Path | None:
         """Move a corrupt version (or, with ``version=None``, the entry folder) aside."""
@@ -1083,7 +1064,7 @@ class Store:
             except (OSError, CacheError, _NewerFormatError):
                 continue
             if kind is None or record["kind"] == kind:
-                infos.append(self._info_from(key, version, record, None))
+                infos.append(self.info_from(key, version, record, None))
         return infos
 
     def _info_from_row(self, row: IndexRow) -> EntryInfo:
@@ -1122,22 +1103,22 @@ class Store:
         corrupt: list[str] = []
         missing: list[str] = []
         for key in todo:
-            _check_key(key)
+            check_key(key)
             status, _ = self._load(key, mmap=True, verify=True, warn=False, touch=False)
             {"ok": ok, "corrupt": corrupt}.get(status, missing).append(key)
         return VerifyReport(ok=ok, corrupt=corrupt, missing=missing)
 
     def delete(self, key: str, *, timeout: float | None = None) -> bool:
         """Delete an entry; ``True`` if there was one. Waits for the key's lock (``timeout``)."""
-        _check_key(key)
-        self._require_writable(f"delete cache entry {key}")
+        check_key(key)
+        self.require_writable(f"delete cache entry {key}")
         try:
-            with self._named_lock(key, timeout):
+            with self.named_lock(key, timeout):
                 existed = self._remove_entry_dir(key)
         except CacheError:
             raise
         except OSError as exc:
-            raise self._write_error(f"delete cache entry {key}", exc) from exc
+            raise self.write_error(f"delete cache entry {key}", exc) from exc
         self._index_remove(key)
         return existed
 
@@ -1166,7 +1147,7 @@ class Store:
             Removed keys, least recently used first.
         """
         limit = parse_size(max_bytes)
-        self._require_writable("prune the cache")
+        self.require_writable("prune the cache")
         self._reconcile_index()
         rows = self._rows_lru()
         total = sum(r.size_bytes for r in rows)
@@ -1181,7 +1162,7 @@ class Store:
                 try:
                     self._remove_entry_dir(row.key)
                 except OSError as exc:
-                    raise self._write_error(f"delete cache entry {row.key}", exc) from exc
+                    raise self.write_error(f"delete cache entry {row.key}", exc) from exc
                 self._index_remove(row.key)
             total -= row.size_bytes
             removed.append(row.key)
@@ -1197,7 +1178,7 @@ class Store:
         list of str
             Keys of the removed entries.
         """
-        self._require_writable("clear the cache")
+        self.require_writable("clear the cache")
         removed: list[str] = []
         try:
             for key in self._folder_keys():
@@ -1214,7 +1195,7 @@ class Store:
                 remove_tree(item)
             sweep_temp(self.tmp_dir)
         except OSError as exc:
-            raise self._write_error("clear the cache", exc) from exc
+            raise self.write_error("clear the cache", exc) from exc
         self._reconcile_index()
         return removed
 
@@ -1276,11 +1257,11 @@ class Store:
         CleanupReport
             Counts of what was removed or adopted.
         """
-        self._require_writable("clean up the cache")
+        self.require_writable("clean up the cache")
         try:
             return self._cleanup(deep=deep)
         except OSError as exc:
-            raise self._write_error("clean up the cache", exc) from exc
+            raise self.write_error("clean up the cache", exc) from exc
 
     def _cleanup(self, *, deep: bool) -> CleanupReport:
         temp_removed = sweep_temp(self.tmp_dir)
@@ -1328,60 +1309,3 @@ class Store:
         return removed
 
     # ------------------------------------------------------------------ matrices
-    def put_matrix(
-        self,
-        key: str,
-        kind: str,
-        inputs: Mapping[str, Any] | None,
-        matrix_or_blocks: npt.ArrayLike | Iterable[tuple[int, npt.ArrayLike]],
-        *,
-        row_labels: npt.ArrayLike,
-        col_labels: npt.ArrayLike,
-        block_rows: int = 1024,
-        meta: Mapping[str, Any] | None = None,
-        dtype: npt.DTypeLike = np.float32,
-    ) -> EntryInfo:
-        """Store a 2-d matrix with row and column labels, checksummed per row block.
-
-        See :func:`cache.matrix.put_matrix` for the parameters.
-        """
-        from cache.matrix import put_matrix
-
-        return put_matrix(
-            self, key, kind, inputs, matrix_or_blocks, row_labels=row_labels,
-            col_labels=col_labels, block_rows=block_rows, meta=meta, dtype=dtype,
-        )  # fmt: skip
-
-    def open_matrix(self, key: str) -> MatrixEntry | None:
-        """Open a stored matrix for verified reads of row ranges; ``None`` on a miss.
-
-        See :class:`cache.matrix.MatrixEntry`.
-        """
-        from cache.matrix import open_matrix
-
-        return open_matrix(self, key)
-
-    def partial_matrix(
-        self,
-        key: str,
-        kind: str,
-        inputs: Mapping[str, Any] | None,
-        shape: tuple[int, int],
-        row_labels: npt.ArrayLike,
-        col_labels: npt.ArrayLike,
-        block_rows: int = 1024,
-        *,
-        dtype: npt.DTypeLike = np.float32,
-        meta: Mapping[str, Any] | None = None,
-        restart: bool = False,
-    ) -> PartialMatrix:
-        """Start or resume a matrix computed block by block.
-
-        See :meth:`cache.matrix.PartialMatrix.open` for the parameters.
-        """
-        from cache.matrix import PartialMatrix
-
-        return PartialMatrix.open(
-            self, key, kind, inputs, shape, row_labels, col_labels, block_rows,
-            dtype=dtype, meta=meta, restart=restart,
-        )  # fmt: skip

@@ -140,18 +140,16 @@ def _dichotomies(
             "build the problem with from_points or give coords="
         )
     t0 = time.perf_counter()
-    if split:
-        res = successive_dichotomies_split(problem.coords, problem.weights, problem.p, **options)
-    else:
-        tol = (problem.tol_lower, problem.tol_upper)
-        res = successive_dichotomies(
-            problem.coords,
-            problem.weights,
-            problem.p,
-            tolerance=options.pop("tolerance", tol),
-            seed=seed,
-            **options,
-        )
+    solve_dichotomies = successive_dichotomies_split if split else successive_dichotomies
+    tol = np.vstack([problem.tol_lower, problem.tol_upper])
+    res = solve_dichotomies(
+        problem.coords,
+        problem.weights,
+        problem.p,
+        tolerance=options.pop("tolerance", tol),
+        seed=seed,
+        **options,
+    )
     assignment = np.asarray(res.assignment, dtype=np.int64)
     # centers: the 1-median of each territory (for the cost and the reports)
     start = np.array([_first_candidate(problem, assignment, t) for t in range(problem.p)])

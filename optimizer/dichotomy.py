@@ -103,6 +103,7 @@ import shapely
 from scipy import sparse
 
 from optimizer.exceptions import InputError, SolverError
+from optimizer.tolerance import parse_tolerance
 
 __all__ = ["DichotomyResult", "successive_dichotomies", "successive_dichotomies_split"]
 
@@ -223,23 +224,11 @@ def _validate_points(
 
 
 def _validate_tolerance(tolerance: Any, m: int) -> npt.NDArray[np.float64]:
-    """Return ``(2, m)`` lower/upper relative tolerances."""
-    try:
-        tau = np.asarray(tolerance, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"tolerance must be numeric: {exc}") from exc
-    if tau.ndim == 0:
-        tau = np.full((2, m), float(tau))
-    elif tau.shape == (m,):
-        tau = np.vstack([tau, tau])
-    elif tau.shape != (2, m):
-        raise InputError(
-            f"tolerance must be a scalar, shape ({m},) (one per measure) or shape (2, {m}) "
-            f"(lower row, upper row), got shape {tau.shape}"
-        )
-    if not np.isfinite(tau).all() or (tau < 0).any():
-        raise InputError(f"tolerance must be finite and >= 0, got {tau.tolist()}")
-    return np.array(tau, dtype=np.float64)
+    """Return ``(2, m)`` lower/upper relative tolerances (finite: the cuts need both bounds)."""
+    lo, hi = parse_tolerance(tolerance, m)
+    if not np.isfinite(hi).all():
+        raise InputError(f"successive dichotomies need a finite upper tolerance, got {hi.tolist()}")
+    return np.vstack([lo, hi])
 
 
 def _validate_geometry_options(

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from optimizer.exceptions import InputError
+from optimizer.tolerance import parse_tolerance
 
 __all__ = [
     "CostMatrix",
@@ -119,21 +120,6 @@ class HaversineCost:
             + np.cos(a[:, None, 1]) * np.cos(b[None, :, 1]) * np.sin(dlon / 2) ** 2
         )
         return 2 * _EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
-
-
-def _tolerances(tolerance: Any, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """(lower, upper) relative tolerances per measure from a scalar, (m,) or ((m,), (m,))."""
-    if isinstance(tolerance, tuple) and len(tolerance) == 2:
-        lo = np.broadcast_to(np.asarray(tolerance[0], dtype=float), (m,)).copy()
-        hi = np.broadcast_to(np.asarray(tolerance[1], dtype=float), (m,)).copy()
-    else:
-        lo = np.broadcast_to(np.asarray(tolerance, dtype=float), (m,)).copy()
-        hi = lo.copy()
-    if np.any(~np.isfinite(lo)) or np.any(lo < 0) or np.any(lo > 1):
-        raise InputError(f"lower tolerance must be in [0, 1] per measure, got {lo.tolist()}")
-    if np.any(np.isnan(hi)) or np.any(hi < 0):
-        raise InputError(f"upper tolerance must be >= 0 per measure, got {hi.tolist()}")
-    return lo, hi
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -311,7 +297,7 @@ class TerritoryProblem:
         measure_names: tuple[str, ...],
         coords: np.ndarray | None = None,
     ) -> TerritoryProblem:
-        lo, hi = _tolerances(tolerance, w.shape[1])
+        lo, hi = parse_tolerance(tolerance, w.shape[1])
         cap = None
         if capacity is not None:
             cap = np.broadcast_to(np.asarray(capacity, dtype=np.float64), (cost.shape[0],)).copy()

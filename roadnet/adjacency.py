@@ -343,7 +343,7 @@ def road_adjacency(
     where they actually run) starts at a point inside ``u``'s polygon and ends at a point
     inside ``v``'s, the polygons grown by ``margin_m`` (so a road drawn along the border,
     whose vertices wander from side to side, joins the two sides, as in
-    :func:`roadnet.validate.validate_territories`' "connected by road" rule, of which this is
+    :func:`territory.validate.validate_territories`' "connected by road" rule, of which this is
     the pairwise form).
 
     A river without a bridge, a railway or a motorway without a crossing separate the areas

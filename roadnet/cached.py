@@ -37,7 +37,6 @@ returned, and a warning names the folder.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import logging
 import time
@@ -47,21 +46,19 @@ from typing import Any
 
 import numpy as np
 
-from cache import CacheError, Store, default_cache_dir, make_key
-from roadnet.ch import CH_FORMAT, Hierarchy, build_hierarchy
+from cache import CacheError, Store, make_key, open_matrix, partial_matrix, put_matrix
+from roadnet.engine import EngineChoice, resolve_engine
 from roadnet.exceptions import CorruptChunkError, RoadnetError
-from roadnet.graph import FORMAT_VERSION, CompiledGraph
+from roadnet.graph import CompiledGraph
+from roadnet.graph_cache import ProgressCallback, ensure_cached, graph_key, open_store
 from roadnet.matrix import (
+    CHJob,
     DriveTimeMatrix,
-    EngineChoice,
     FarPolicy,
-    ProgressCallback,
-    _augment,
-    _CHJob,
+    augment,
     block_tasks,
     ch_block_rows,
     drive_time_matrix,
-    resolve_engine,
     run_blocks,
     zero_same_points,
 )
@@ -75,7 +72,6 @@ from roadnet.precompute import (
 )
 from roadnet.settings import settings
 from roadnet.snap import SnappedPoints
-from roadnet.speed import SpeedProfile
 from roadnet.zarr_store import (
     check_same_table,
     create_matrix_store,
@@ -87,13 +83,6 @@ __all__ = [
     "MATRIX_FORMAT",
     "CacheReport",
     "cached_drive_time_matrix",
-    "cached_graph",
-    "cached_hierarchy",
-    "choose_engine",
-    "forget_hierarchies",
-    "graph_key",
-    "hierarchy_available",
-    "open_store",
     "precompute_matrix",
 ]
 
@@ -101,13 +90,9 @@ log = logging.getLogger(__name__)
 
 #: version of the cached matrix layout and semantics (bump to invalidate old entries)
 MATRIX_FORMAT = 1
-_KIND_GRAPH = "graph"
 _KIND_SECONDS = "matrix"
 _KIND_METRES = "matrix-metres"
-_KIND_CH = "hierarchy"
 _KIND_ZARR = "matrix-zarr"
-_MEMO_SIZE = 2
-_HIERARCHIES: collections.OrderedDict[str, Hierarchy] = collections.OrderedDict()
 
 
 @dataclasses.dataclass
@@ -130,6 +115,9 @@ class CacheReport:
         Whether the result was written to the cache.
     engine
         How the computed cells were computed (:meth:`EngineChoice.describe`), or ``None``.
+    cached_engines
+        The engines that computed the cells read from the cache (``"ch"``,
+        ``"scipy-dijkstra"``; ``"unrecorded"`` for entries older than this record).
     """
 
     status: str
@@ -139,222 +127,29 @@ class CacheReport:
     cells_from_cache: int = 0
     stored: bool = False
     engine: str | None = None
+    cached_engines: set[str] = dataclasses.field(default_factory=set)
 
     def describe(self) -> str:
         """One line for logs and the CLI."""
+        by = ""
+        if self.cached_engines:
+            by = f", computed earlier by {' and '.join(sorted(self.cached_engines))}"
         if self.status == "hit":
-            return f"served from cache (entry {self.key})"
+            return f"served from cache (entry {self.key}{by})"
         if self.status == "assembled":
-            return f"assembled from cached blocks ({self.cells_from_cache:,} cells)"
+            return f"assembled from cached matrices ({self.cells_from_cache:,} cells{by})"
         on = f" on {self.engine}" if self.engine else ""
         if self.status == "off":
             return f"cache not used; {self.engine}" if self.engine else "cache not used"
-        return (
-            f"computed {self.rows_computed:,} row(s) and {self.cols_computed:,} column(s){on}; "
-            f"{self.cells_from_cache:,} cells from cache"
+        reused = (
+            f"; {self.cells_from_cache:,} cells reused from cached matrices{by}"
+            if self.cells_from_cache
+            else ""
         )
-
-
-def open_store(root: Path | None = None) -> Store | None:
-    """The cache store of the current settings, or ``None`` when caching is off or impossible."""
-    if not settings.use_cache:
-        return None
-    path = Path(root or settings.cache_dir or default_cache_dir())
-    try:
-        return Store(path)
-    except (CacheError, OSError) as exc:
-        log.warning("cache folder %s is unusable (%s); continuing without cache", path, exc)
-        return None
-
-
-# ------------------------------------------------------------------------------- graphs
-def _graph_inputs(identity: dict[str, Any], profile: SpeedProfile) -> dict[str, Any]:
-    return {
-        "source": identity,
-        "network_type": "drive",
-        "speed_profile": profile.to_dict(),
-        "format_version": FORMAT_VERSION,
-    }
-
-
-def graph_key(graph: CompiledGraph) -> str:
-    """Identity of a graph for matrix keys: its cache key, or a hash of its arrays."""
-    key = graph.meta.get("cache_key")
-    if isinstance(key, str):
-        return key
-    import hashlib
-
-    h = hashlib.sha256()
-    for name in ("indptr", "indices", "seconds", "metres", "geom_x", "geom_y", "geom_s"):
-        h.update(np.ascontiguousarray(getattr(graph, name)).tobytes())
-    digest = h.hexdigest()[:32]
-    graph.meta["cache_key"] = f"content-{digest}"
-    return str(graph.meta["cache_key"])
-
-
-def cached_graph(
-    identity: dict[str, Any],
-    build: Callable[[], CompiledGraph],
-    profile: SpeedProfile,
-    *,
-    refresh: bool | None = None,
-    store: Store | None = None,
-) -> tuple[CompiledGraph, bool]:
-    """The graph of ``identity``, from the cache or built (and stored).
-
-    Parameters
-    ----------
-    identity
-        What identifies the source, e.g. ``{"type": "pbf", "sha256": ...}`` or
-        ``{"type": "overpass", "kind": "place", "query": ...}``.
-    build
-        Builds the graph on a miss.
-    profile
-        The speed profile (part of the key).
-    refresh
-        Rebuild even when cached (default ``settings.refresh``).
-
-    Returns
-    -------
-    tuple of (CompiledGraph, bool)
-        The graph and whether it came from the cache.
-    """
-    refresh = settings.refresh if refresh is None else refresh
-    store = store if store is not None else open_store()
-    inputs = _graph_inputs(identity, profile)
-    key = make_key(_KIND_GRAPH, inputs)
-    if store is None:
-        g = build()
-        g.meta["cache_key"] = key
-        return g, False
-
-    def compute() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        g = build()
-        g.meta["cache_key"] = key
-        return g.arrays(), g.meta
-
-    entry, hit = store.get_or_compute(key, _KIND_GRAPH, inputs, compute, refresh=refresh)
-    graph = CompiledGraph.from_arrays(dict(entry.arrays), dict(entry.meta))
-    graph.meta["cache_key"] = key
-    log.info("road graph %s %s", key, "served from cache" if hit else "built and cached")
-    return graph, hit
-
-
-# ------------------------------------------------------------------------------- hierarchies
-def _hierarchy_key(graph: CompiledGraph) -> tuple[str, dict[str, Any]]:
-    inputs = {"graph": graph_key(graph), "format": CH_FORMAT}
-    return make_key(_KIND_CH, inputs), inputs
-
-
-def _remember(key: str, h: Hierarchy) -> Hierarchy:
-    _HIERARCHIES[key] = h
-    _HIERARCHIES.move_to_end(key)
-    while len(_HIERARCHIES) > _MEMO_SIZE:
-        _HIERARCHIES.popitem(last=False)
-    return h
-
-
-def cached_hierarchy(
-    graph: CompiledGraph,
-    *,
-    refresh: bool | None = None,
-    store: Store | None = None,
-    progress: ProgressCallback | None = None,
-) -> tuple[Hierarchy, bool]:
-    """The contraction hierarchy of ``graph``: from memory, from the cache, or built.
-
-    Parameters
-    ----------
-    graph
-        The compiled road graph (its cache key, or a hash of its arrays, identifies it).
-    refresh
-        Rebuild even when cached (default ``settings.refresh``).
-    store
-        The cache (default: the settings' cache; none = build without storing).
-    progress
-        Optional callback ``(nodes_contracted, n_nodes)`` while building.
-
-    Returns
-    -------
-    tuple of (Hierarchy, bool)
-        The hierarchy and whether it was reused (memory or cache).
-    """
-    refresh = settings.refresh if refresh is None else refresh
-    key, inputs = _hierarchy_key(graph)
-    if not refresh and key in _HIERARCHIES:
-        _HIERARCHIES.move_to_end(key)
-        return _HIERARCHIES[key], True
-    store = store if store is not None else open_store()
-
-    def build() -> Hierarchy:
-        h = build_hierarchy(graph, progress=progress)
-        h.meta["graph_key"] = inputs["graph"]
-        return h
-
-    if store is None:
-        return _remember(key, build()), False
-
-    def compute() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        h = build()
-        return h.arrays(), h.meta
-
-    entry, hit = store.get_or_compute(key, _KIND_CH, inputs, compute, refresh=refresh)
-    h = Hierarchy.from_arrays(dict(entry.arrays), dict(entry.meta))
-    if h.n_nodes != graph.n_nodes:  # a hash collision or a foreign entry: never use it
-        raise CacheError(f"cached hierarchy {key} has {h.n_nodes} nodes, graph {graph.n_nodes}")
-    log.info("contraction hierarchy %s %s", key, "served from cache" if hit else "built and cached")
-    return _remember(key, h), hit
-
-
-def forget_hierarchies() -> None:
-    """Drop the hierarchies kept in memory (the cached ones stay)."""
-    _HIERARCHIES.clear()
-
-
-def hierarchy_available(graph: CompiledGraph, store: Store | None = None) -> bool:
-    """Whether a hierarchy of ``graph`` is in memory or in the cache (nothing is built)."""
-    key, _ = _hierarchy_key(graph)
-    if key in _HIERARCHIES:
-        return True
-    store = store if store is not None else open_store()
-    return store is not None and store.contains(key)
-
-
-def choose_engine(
-    graph: CompiledGraph,
-    engine: str | None,
-    searches: int,
-    *,
-    progress: ProgressCallback | None = None,
-) -> EngineChoice:
-    """Pick the engine for a matrix that needs ``searches`` Dijkstra searches.
-
-    ``"scipy"`` and ``"ch"`` are taken as asked (``"ch"`` builds the hierarchy when needed).
-    ``"auto"`` (default: ``settings.engine``) takes the hierarchy when it is in memory or in
-    the cache, or when ``searches >= settings.ch_min_searches`` (building it pays for itself
-    then, and it is cached for the next matrix), else Dijkstra.
-    """
-    name = settings.engine if engine is None else engine
-    if name not in ("auto", "ch", "scipy"):
-        raise ValueError(f"engine must be 'auto', 'ch' or 'scipy', got {name!r}")
-    if name == "scipy":
-        return EngineChoice("scipy-dijkstra", "requested")
-    if name == "auto":
-        if hierarchy_available(graph):
-            reason = "auto: hierarchy available"
-        elif searches >= settings.ch_min_searches:
-            reason = f"auto: {searches:,} searches >= {settings.ch_min_searches:,}"
-        else:
-            return EngineChoice(
-                "scipy-dijkstra",
-                f"auto: {searches:,} searches < {settings.ch_min_searches:,}, no hierarchy cached",
-            )
-    else:
-        reason = "requested"
-    h, reused = cached_hierarchy(graph, progress=progress)
-    if not reused:
-        reason += f"; hierarchy built in {h.meta.get('build_seconds', 0):.1f} s"
-    return EngineChoice("ch", reason, h)
+        return (
+            f"computed {self.rows_computed:,} row(s) and {self.cols_computed:,} column(s){on}"
+            + reused
+        )
 
 
 # ------------------------------------------------------------------------------- matrices
@@ -516,7 +311,7 @@ def _exact_hit(
 ) -> bool:
     """Read an entry for exactly this request block-wise and contiguously (fast path)."""
     try:
-        entry = store.open_matrix(key)
+        entry = open_matrix(store, key)
         if entry is None:
             return False
         with entry:
@@ -524,8 +319,9 @@ def _exact_hit(
                 return False
             seconds[:] = entry.rows(0, rl.shape[0])
             mkey = entry.meta.get("metres_key")
+            engines = entry.meta.get("engines") or ["unrecorded"]
         if metres is not None:
-            ment = store.open_matrix(mkey) if mkey else None
+            ment = open_matrix(store, mkey) if mkey else None
             if ment is None:
                 seconds[:] = np.nan
                 return False
@@ -539,6 +335,7 @@ def _exact_hit(
         return False
     report.status = "hit"
     report.key = key
+    report.cached_engines.update(engines)
     return True
 
 
@@ -657,7 +454,7 @@ def _assemble(
         if not missing.any():
             break
         try:
-            entry = store.open_matrix(info.key)
+            entry = open_matrix(store, info.key)
             if entry is None:
                 continue
             with entry:
@@ -673,7 +470,7 @@ def _assemble(
                 block = entry.take(rows_ent, cols_ent)
                 mblock = None
                 if metres is not None:
-                    ment = store.open_matrix(meta["metres_key"])
+                    ment = open_matrix(store, meta["metres_key"])
                     if ment is None:
                         continue
                     with ment:
@@ -682,6 +479,7 @@ def _assemble(
             log.warning("cached matrix %s unusable (%s); its cells are recomputed", info.key, exc)
             continue
         tgt = np.ix_(rows_req, cols_req)
+        report.cached_engines.update(meta.get("engines") or ["unrecorded"])
         hole = np.isnan(seconds[tgt])
         seconds[tgt] = np.where(hole, block, seconds[tgt])
         if metres is not None and mblock is not None:
@@ -731,10 +529,8 @@ def _compute_missing(
     choice = resolve_engine(graph, engine, int(full_rows.size + cols.size), build_progress)
     report.engine = choice.describe()
     ones_o, ones_d = np.ones(len(o), bool), np.ones(len(d), bool)
-    ch = (
-        None if choice.hierarchy is None else _CHJob(choice.hierarchy, o, d, ones_o, ones_d, n_jobs)
-    )
-    aug = _augment(graph, o, d, ones_o, ones_d) if ch is None else None
+    ch = None if choice.hierarchy is None else CHJob(choice.hierarchy, o, d, ones_o, ones_d, n_jobs)
+    aug = augment(graph, o, d, ones_o, ones_d) if ch is None else None
     chunk = ch_block_rows(max(len(o), len(d))) if ch is not None else None
 
     def store_block(kind: str, idx: np.ndarray, sec: np.ndarray, met: np.ndarray | None) -> None:
@@ -782,11 +578,15 @@ def _store_result(
         "cutoff_s": cutoff,
         "metres_key": None,
         "created_unix": time.time(),
+        "engines": sorted(
+            report.cached_engines | ({report.engine.split(" ")[1]} if report.engine else set())
+        ),
     }
     try:
         if metres is not None:
             mkey = make_key(_KIND_METRES, {"seconds_key": key})
-            store.put_matrix(
+            put_matrix(
+                store,
                 mkey,
                 _KIND_METRES,
                 {"seconds_key": key},
@@ -796,8 +596,8 @@ def _store_result(
                 meta={"seconds_key": key},
             )
             meta["metres_key"] = mkey
-        store.put_matrix(
-            key, _KIND_SECONDS, inputs, seconds, row_labels=rl, col_labels=cl, meta=meta
+        put_matrix(
+            store, key, _KIND_SECONDS, inputs, seconds, row_labels=rl, col_labels=cl, meta=meta
         )
         report.stored = True
     except CacheError as exc:
@@ -828,7 +628,7 @@ def _drop_subsumed(
             continue
         if bool(meta.get("metres_key")) and not has_metres:
             continue
-        entry = store.open_matrix(info.key)
+        entry = open_matrix(store, info.key)
         if entry is None:
             continue
         with entry:
@@ -931,13 +731,14 @@ def precompute_matrix(
         "created_unix": time.time(),
     }
     parts = {
-        "seconds": store.partial_matrix(
-            key, _KIND_SECONDS, inputs, (n, n), labels, labels, block_rows, meta=meta
+        "seconds": partial_matrix(
+            store, key, _KIND_SECONDS, inputs, (n, n), labels, labels, block_rows, meta=meta
         )
     }
     if distances:
         mkey = make_key(_KIND_METRES, {"seconds_key": key})
-        parts["metres"] = store.partial_matrix(
+        parts["metres"] = partial_matrix(
+            store,
             mkey,
             _KIND_METRES,
             {"seconds_key": key},
@@ -961,9 +762,9 @@ def precompute_matrix(
     ch = (
         None
         if choice.hierarchy is None
-        else _CHJob(choice.hierarchy, points, points, ones, ones, n_jobs)
+        else CHJob(choice.hierarchy, points, points, ones, ones, n_jobs)
     )
-    aug = _augment(graph, points, points, ones, ones) if ch is None else None
+    aug = augment(graph, points, points, ones, ones) if ch is None else None
     labels_arr = labels
 
     def write(kind: str, idx: np.ndarray, sec: np.ndarray, met: np.ndarray | None) -> None:
@@ -997,6 +798,7 @@ def precompute_matrix(
     )
     if distances:
         parts["metres"].finish()
+    meta["engines"] = [choice.name]
     parts["seconds"].finish(meta=meta)
     return key, len(todo), total_blocks
 
@@ -1141,21 +943,15 @@ def _block_job(
     pkey, pinputs = points_cache_key(gkey, points)
     if not store.contains(pkey):
         store.put(pkey, "snapped-points", pinputs, arrays, meta)
-    hkey = None
-    if choice.hierarchy is not None:
-        hkey, hinputs = _hierarchy_key(graph)
-        if not store.contains(hkey):
-            store.put(hkey, _KIND_CH, hinputs, choice.hierarchy.arrays(), choice.hierarchy.meta)
-    elif not store.contains(gkey):
-        store.put(gkey, _KIND_GRAPH, {"graph": gkey}, graph.arrays(), graph.meta)
+    rkey = ensure_cached(graph, store, choice.hierarchy)
     return BlockJob(
         url=url,
         storage_options=storage_options,
         cache_dir=str(store.root),
         points_key=pkey,
         engine="ch" if choice.hierarchy is not None else "scipy-dijkstra",
-        hierarchy_key=hkey,
-        graph_key=None if choice.hierarchy is not None else gkey,
+        hierarchy_key=rkey if choice.hierarchy is not None else None,
+        graph_key=None if choice.hierarchy is not None else rkey,
         cutoff=cutoff,
         distances=distances,
         n_jobs=1,

@@ -44,6 +44,9 @@ import numba
 import numpy as np
 from numba import prange
 
+from roadnet.ch_bucket import bucket_table
+from roadnet.ch_kernels import heap_pop, heap_set, resolve_threads
+
 __all__ = ["CH_FORMAT", "Hierarchy", "RoutingGraph", "bucket_pays", "build_hierarchy"]
 
 log = logging.getLogger(__name__)
@@ -82,79 +85,6 @@ class RoutingGraph(Protocol):
 
 
 _INF = np.inf
-
-
-# ------------------------------------------------------------------------- indexed heap
-@numba.njit(cache=True, inline="always")
-def _sift_up(hk: Any, hv: Any, hpos: Any, i: int) -> None:  # pragma: no cover - compiled
-    key = hk[i]
-    node = hv[i]
-    while i > 0:
-        parent = (i - 1) >> 1
-        if hk[parent] <= key:
-            break
-        hk[i] = hk[parent]
-        hv[i] = hv[parent]
-        hpos[hv[i]] = i
-        i = parent
-    hk[i] = key
-    hv[i] = node
-    hpos[node] = i
-
-
-@numba.njit(cache=True, inline="always")
-def _sift_down(hk: Any, hv: Any, hpos: Any, i: int, size: int) -> None:  # pragma: no cover
-    key = hk[i]
-    node = hv[i]
-    while True:
-        c = 2 * i + 1
-        if c >= size:
-            break
-        if c + 1 < size and hk[c + 1] < hk[c]:
-            c += 1
-        if hk[c] >= key:
-            break
-        hk[i] = hk[c]
-        hv[i] = hv[c]
-        hpos[hv[i]] = i
-        i = c
-    hk[i] = key
-    hv[i] = node
-    hpos[node] = i
-
-
-@numba.njit(cache=True)
-def _heap_set(hk: Any, hv: Any, hpos: Any, size: int, node: int, key: float) -> int:
-    """Insert ``node`` or change its key (up or down); returns the new size."""
-    i = hpos[node]
-    if i < 0:
-        hk[size] = key
-        hv[size] = node
-        hpos[node] = size
-        _sift_up(hk, hv, hpos, size)
-        return size + 1
-    old = hk[i]
-    hk[i] = key
-    if key < old:
-        _sift_up(hk, hv, hpos, i)
-    else:
-        _sift_down(hk, hv, hpos, i, size)
-    return size
-
-
-@numba.njit(cache=True)
-def _heap_pop(hk: Any, hv: Any, hpos: Any, size: int) -> tuple[int, float, int]:
-    """Remove the minimum: ``(node, key, new size)``."""
-    node = hv[0]
-    key = hk[0]
-    hpos[node] = -1
-    size -= 1
-    if size > 0:
-        hk[0] = hk[size]
-        hv[0] = hv[size]
-        hpos[hv[0]] = 0
-        _sift_down(hk, hv, hpos, 0, size)
-    return node, key, size
 
 
 # ------------------------------------------------------------------------- contraction
@@ -315,10 +245,10 @@ def _process(
         dist[u] = 0.0
         touched[nt] = u
         nt += 1
-        size = _heap_set(hk, hv, hpos, size, u, 0.0)
+        size = heap_set(hk, hv, hpos, size, u, 0.0)
         settled = 0
         while size > 0:
-            a, da, size = _heap_pop(hk, hv, hpos, size)
+            a, da, size = heap_pop(hk, hv, hpos, size)
             if da > bound:
                 break
             settled += 1
@@ -338,7 +268,7 @@ def _process(
                             touched[nt] = b
                             nt += 1
                         dist[b] = nd
-                        size = _heap_set(hk, hv, hpos, size, b, nd)
+                        size = heap_set(hk, hv, hpos, size, b, nd)
                 f = onext[f, 0]
         for j in range(n_out):
             x = out_x[j]
@@ -429,17 +359,17 @@ def _contract_steps(
     while qsize > 0:
         if steps >= max_steps:
             return ne, r, qsize, 1
-        v, key, qsize = _heap_pop(qk, qv, qpos, qsize)
+        v, key, qsize = heap_pop(qk, qv, qpos, qsize)
         a, ah, rm, rh, _ = _process(
             v, False, sim_limit, ne, eu, ev, ew, em, eh, onext, ohead, inext, ihead,
             done, dist, hk, hv, hpos, touched, is_t,
         )  # fmt: skip
         prio = _priority(a, ah, rm, rh, level[v])
         if qsize > 0 and prio > qk[0]:
-            qsize = _heap_set(qk, qv, qpos, qsize, v, prio)
+            qsize = heap_set(qk, qv, qpos, qsize, v, prio)
             continue
         if ne + _degree_product(v, ev, eu, onext, ohead, inext, ihead, done) > cap:
-            qsize = _heap_set(qk, qv, qpos, qsize, v, key)
+            qsize = heap_set(qk, qv, qpos, qsize, v, key)
             return ne, r, qsize, 2
         _, _, _, _, ne = _process(
             v, True, limit, ne, eu, ev, ew, em, eh, onext, ohead, inext, ihead,
@@ -462,7 +392,7 @@ def _contract_steps(
                         x, False, sim_limit, ne, eu, ev, ew, em, eh, onext, ohead, inext,
                         ihead, done, dist, hk, hv, hpos, touched, is_t,
                     )  # fmt: skip
-                    qsize = _heap_set(qk, qv, qpos, qsize, x, _priority(a, ah, rm, rh, level[x]))
+                    qsize = heap_set(qk, qv, qpos, qsize, x, _priority(a, ah, rm, rh, level[x]))
                 e = onext[e, 0] if side == 0 else inext[e, 0]
     return ne, r, qsize, 0
 
@@ -498,7 +428,7 @@ def _initial_queue(
             v, False, sim_limit, ne, eu, ev, ew, em, eh, onext, ohead, inext, ihead,
             done, dist, hk, hv, hpos, touched, is_t,
         )  # fmt: skip
-        qsize = _heap_set(qk, qv, qpos, qsize, v, _priority(a, ah, rm, rh, 0))
+        qsize = heap_set(qk, qv, qpos, qsize, v, _priority(a, ah, rm, rh, 0))
     return qsize
 
 
@@ -678,8 +608,6 @@ class Hierarchy:
         if method == "bucket" or (
             method == "auto" and bucket_pays(ns, nt, self.n_nodes, distances)
         ):
-            from roadnet.ch_bucket import bucket_table  # built on this module
-
             return bucket_table(
                 self,
                 s_node,
@@ -693,7 +621,7 @@ class Hierarchy:
                 n_jobs=n_jobs,
             )
         limit = _INF if cutoff is None else float(cutoff)
-        threads = _threads(n_jobs)
+        threads = resolve_threads(n_jobs)
         if ns == 0 or nt == 0:
             empty = np.full((ns, nt), np.inf, np.float32)
             return empty, (empty.copy() if distances else None)
@@ -741,15 +669,6 @@ def bucket_pays(n_sources: int, n_targets: int, n_nodes: int, distances: bool = 
     if n_nodes >= 250_000:
         return small >= 1000
     return small >= (4000 if distances else 8000)
-
-
-def _threads(n_jobs: int | None) -> int:
-    cpus = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
-    if n_jobs is None or n_jobs < 0:
-        return int(cpus)
-    if n_jobs == 0:
-        raise ValueError("n_jobs must be -1 (all cores) or >= 1, got 0")
-    return int(min(n_jobs, cpus))
 
 
 def _rphast(
@@ -903,9 +822,9 @@ def _sweep_all(
                             nt_ += 1
                         dist[p] = d0
                         dm[p] = s_met[s0 + k, a]
-                        size = _heap_set(hk, hv, hpos, size, p, d0)
+                        size = heap_set(hk, hv, hpos, size, p, d0)
                 while size > 0:
-                    v, dv, size = _heap_pop(hk, hv, hpos, size)
+                    v, dv, size = heap_pop(hk, hv, hpos, size)
                     lv = local[v]
                     if lv >= 0:
                         lab[lv, k] = dv
@@ -920,7 +839,7 @@ def _sweep_all(
                                 nt_ += 1
                             dist[u] = nd
                             dm[u] = dm[v] + up_m[e]
-                            size = _heap_set(hk, hv, hpos, size, u, nd)
+                            size = heap_set(hk, hv, hpos, size, u, nd)
                 for t in range(nt_):
                     dist[touched[t]] = np.inf
             # downward sweep over the selection, in position order

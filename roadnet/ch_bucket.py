@@ -50,7 +50,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from roadnet.ch import Hierarchy, _heap_pop, _heap_set, _threads
+from roadnet.ch_kernels import HierarchyArrays, heap_pop, heap_set, resolve_threads
 
 __all__ = ["bucket_node_table", "bucket_table"]
 
@@ -115,9 +115,9 @@ def _search(
             dist[p] = d0
             if distances:
                 dm[p] = e_met[i, a]
-            size = _heap_set(hk, hv, hpos, size, p, d0)
+            size = heap_set(hk, hv, hpos, size, p, d0)
     while size > 0:
-        v, dv, size = _heap_pop(hk, hv, hpos, size)
+        v, dv, size = heap_pop(hk, hv, hpos, size)
         if stall:
             stalled = False
             for e in range(st_ptr[v], st_ptr[v + 1]):
@@ -138,7 +138,7 @@ def _search(
                 dist[u] = nd
                 if distances:
                     dm[u] = dm[v] + m[e]
-                size = _heap_set(hk, hv, hpos, size, u, nd)
+                size = heap_set(hk, hv, hpos, size, u, nd)
     return k, r
 
 
@@ -347,9 +347,9 @@ def _scan_search(
             dist[p] = d0
             if distances:
                 dm[p] = e_met[i, a]
-            size = _heap_set(hk, hv, hpos, size, p, d0)
+            size = heap_set(hk, hv, hpos, size, p, d0)
     while size > 0:
-        v, dv, size = _heap_pop(hk, hv, hpos, size)
+        v, dv, size = heap_pop(hk, hv, hpos, size)
         if work >= nb:  # refresh the bound, amortised over the entries scanned
             worst = row.max()
             work = 0
@@ -404,7 +404,7 @@ def _scan_search(
                 dist[u] = nd
                 if distances:
                     dm[u] = dm[v] + m[e]
-                size = _heap_set(hk, hv, hpos, size, u, nd)
+                size = heap_set(hk, hv, hpos, size, u, nd)
     for a in range(size):
         hpos[hv[a]] = -1
     return r
@@ -468,7 +468,7 @@ def _scan_all(
 
 
 # ------------------------------------------------------------------------- driver
-def _entries(h: Hierarchy, name: str, node: np.ndarray, *offsets: np.ndarray) -> Any:
+def _entries(h: HierarchyArrays, name: str, node: np.ndarray, *offsets: np.ndarray) -> Any:
     """Entry positions (``-1`` = none) and float64 offsets of one side, validated."""
     node = np.asarray(node)
     if node.ndim != 2:
@@ -490,7 +490,7 @@ def _entries(h: Hierarchy, name: str, node: np.ndarray, *offsets: np.ndarray) ->
 
 
 def bucket_table(
-    h: Hierarchy,
+    h: HierarchyArrays,
     s_node: np.ndarray,
     s_seconds: np.ndarray,
     s_metres: np.ndarray,
@@ -539,7 +539,7 @@ def bucket_table(
     >>> off = np.array([[0.0, np.nan], [3.5, 1.0]])  # doctest: +SKIP
     >>> sec, _ = bucket_table(h, node, off, off, node, off, off)  # doctest: +SKIP
     """
-    threads = _threads(n_jobs)
+    threads = resolve_threads(n_jobs)
     sp, s_sec, s_met = _entries(h, "s", s_node, s_seconds, s_metres)
     tp, t_sec, t_met = _entries(h, "t", t_node, t_seconds, t_metres)
     ns, nt = sp.shape[0], tp.shape[0]
@@ -647,7 +647,7 @@ def _bucket_query(
 
 
 def bucket_node_table(
-    h: Hierarchy,
+    h: HierarchyArrays,
     sources: np.ndarray,
     targets: np.ndarray,
     *,

@@ -13,6 +13,7 @@ __all__ = [
     "CorruptChunkError",
     "GraphFormatError",
     "GraphSourceError",
+    "InvalidArgumentError",
     "MatrixStoreError",
     "MatrixStoreMismatchError",
     "PlaceNotFoundError",
@@ -24,6 +25,10 @@ __all__ = [
 
 class RoadnetError(Exception):
     """Base class of every error raised by roadnet."""
+
+
+class InvalidArgumentError(RoadnetError, ValueError):
+    """An argument is out of range or of the wrong kind (a cutoff, ``n_jobs``, an engine)."""
 
 
 class GraphSourceError(RoadnetError, OSError):

@@ -19,7 +19,6 @@ import dataclasses
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from roadnet.exceptions import GraphFormatError
+from roadnet.files import atomic_write
 
 __all__ = ["FORMAT_VERSION", "CompiledGraph", "ComponentReport", "load_graph"]
 
@@ -230,16 +230,9 @@ class CompiledGraph:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {name: getattr(self, name) for name in _ARRAY_FIELDS}
         meta = dict(self.meta, format_version=FORMAT_VERSION)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(
+            path, lambda fh: np.savez(fh, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+        )
         return path
 
     def arrays(self) -> dict[str, np.ndarray]:

@@ -40,16 +40,17 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
 
 from roadnet.ch import Hierarchy
-from roadnet.exceptions import SnapError
+from roadnet.engine import EngineChoice, resolve_engine
+from roadnet.exceptions import InvalidArgumentError, SnapError
 from roadnet.graph import CompiledGraph, csr_keep_min
+from roadnet.graph_cache import ProgressCallback
 from roadnet.settings import settings
 from roadnet.snap import SnappedPoints, snap_points
 
-__all__ = ["DriveTimeMatrix", "EngineChoice", "drive_time_matrix"]
+__all__ = ["DriveTimeMatrix", "drive_time_matrix"]
 
 log = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[int, int], None]
 FarPolicy = Literal["flag", "exclude", "error"]
 
 
@@ -214,7 +215,7 @@ def _direct_pairs(
     )
 
 
-def _augment(
+def augment(
     graph: CompiledGraph, o: SnappedPoints, d: SnappedPoints, o_ok: np.ndarray, d_ok: np.ndarray
 ) -> _Augmented:
     n = graph.n_nodes
@@ -326,29 +327,6 @@ def _run_chunk(task: tuple[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | N
     return sec.astype(np.float32), met
 
 
-@dataclasses.dataclass(frozen=True)
-class EngineChoice:
-    """The engine a matrix runs on, and why (see :func:`roadnet.cached.choose_engine`).
-
-    Attributes
-    ----------
-    name
-        ``"ch"`` (contraction hierarchy) or ``"scipy-dijkstra"``.
-    reason
-        Why it was chosen, for logs and the CLI.
-    hierarchy
-        The hierarchy for ``"ch"``.
-    """
-
-    name: str
-    reason: str
-    hierarchy: Hierarchy | None = None
-
-    def describe(self) -> str:
-        """One line for logs and the CLI."""
-        return f"engine {self.name} ({self.reason})"
-
-
 CH_BLOCK = 2048
 """Sources per block on the contraction hierarchy (progress and memory granularity)."""
 CH_BLOCK_CELLS = 32_000_000
@@ -361,7 +339,7 @@ def ch_block_rows(n_cols: int) -> int:
 
 
 @dataclasses.dataclass
-class _CHJob:
+class CHJob:
     """Blocks of a matrix between snapped points computed on a contraction hierarchy."""
 
     hierarchy: Hierarchy
@@ -445,7 +423,7 @@ def run_blocks(
     n_jobs: int | None,
     on_block: Callable[[str, np.ndarray, np.ndarray, np.ndarray | None], None],
     progress: ProgressCallback | None = None,
-    ch: _CHJob | None = None,
+    ch: CHJob | None = None,
 ) -> None:
     """Run blocks on a contraction hierarchy (``ch``) or Dijkstra blocks, in order.
 
@@ -471,7 +449,7 @@ def run_blocks(
                 progress(done_ch, total)
         return
     if aug is None:
-        raise ValueError("run_blocks needs the augmented graph or a hierarchy job")
+        raise InvalidArgumentError("run_blocks needs the augmented graph or a hierarchy job")
     jobs = settings.effective_n_jobs() if n_jobs is None else _resolve_jobs(n_jobs)
     jobs = min(jobs, len(tasks))
     if total * aug.csr.shape[0] < 2_000_000:
@@ -588,9 +566,9 @@ def drive_time_matrix(
             else _snap_array(graph, destinations, "destinations")
         )
     if cutoff is not None and not cutoff > 0:
-        raise ValueError(f"cutoff must be > 0 seconds or None, got {cutoff!r}")
+        raise InvalidArgumentError(f"cutoff must be > 0 seconds or None, got {cutoff!r}")
     if far not in ("flag", "exclude", "error"):
-        raise ValueError(f"far must be 'flag', 'exclude' or 'error', got {far!r}")
+        raise InvalidArgumentError(f"far must be 'flag', 'exclude' or 'error', got {far!r}")
     if far == "error" and (o.flagged.any() or d.flagged.any()):
         raise SnapError(
             f"{int(o.flagged.sum())} origin(s) and {int(d.flagged.sum())} destination(s) lie "
@@ -601,10 +579,8 @@ def drive_time_matrix(
     d_ok = ~d.flagged if far == "exclude" else np.ones(len(d), bool)
     no, nd = len(o), len(d)
     choice = resolve_engine(graph, engine, no, build_progress)
-    ch = (
-        _CHJob(choice.hierarchy, o, d, o_ok, d_ok, n_jobs) if choice.hierarchy is not None else None
-    )
-    aug = _augment(graph, o, d, o_ok, d_ok) if ch is None else None
+    ch = CHJob(choice.hierarchy, o, d, o_ok, d_ok, n_jobs) if choice.hierarchy is not None else None
+    aug = augment(graph, o, d, o_ok, d_ok) if ch is None else None
     seconds = np.full((no, nd), np.inf, dtype=np.float32)
     metres = np.full((no, nd), np.inf, dtype=np.float32) if distances else None
 
@@ -644,26 +620,9 @@ def drive_time_matrix(
     return result
 
 
-def resolve_engine(
-    graph: CompiledGraph,
-    engine: str | EngineChoice | None,
-    searches: int,
-    build_progress: ProgressCallback | None = None,
-) -> EngineChoice:
-    """The engine for a matrix needing ``searches`` Dijkstra searches (logged)."""
-    if isinstance(engine, EngineChoice):
-        choice = engine
-    else:
-        from roadnet.cached import choose_engine  # the cache layer sits above this module
-
-        choice = choose_engine(graph, engine, searches, progress=build_progress)
-    log.info("drive-time matrix: %s", choice.describe())
-    return choice
-
-
 def _resolve_jobs(n_jobs: int) -> int:
     if n_jobs == 0 or isinstance(n_jobs, bool):
-        raise ValueError(f"n_jobs must be -1 (all cores) or >= 1, got {n_jobs!r}")
+        raise InvalidArgumentError(f"n_jobs must be -1 (all cores) or >= 1, got {n_jobs!r}")
     cpus = os.cpu_count() or 1
     return cpus if n_jobs < 0 else min(n_jobs, cpus)
 

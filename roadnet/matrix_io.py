@@ -20,35 +20,18 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from roadnet.exceptions import RoadnetError
+from roadnet.files import atomic_write
 from roadnet.matrix import DriveTimeMatrix
 
-__all__ = ["MATRIX_FORMATS", "atomic_write", "read_matrix", "write_matrix"]
+__all__ = ["MATRIX_FORMATS", "read_matrix", "write_matrix"]
 
 MATRIX_FORMATS = (".npz", ".parquet")
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> Path:
-    """Call ``write(fh)`` on a temp file next to ``path``, fsync it and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _ids_array(ids: np.ndarray) -> np.ndarray:

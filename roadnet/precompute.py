@@ -38,7 +38,7 @@ import numpy as np
 from cache import Store, make_key
 from roadnet.ch import Hierarchy
 from roadnet.graph import CompiledGraph
-from roadnet.matrix import _augment, _CHJob, run_blocks, zero_same_points
+from roadnet.matrix import CHJob, augment, run_blocks, zero_same_points
 from roadnet.snap import SnappedPoints
 from roadnet.zarr_store import MatrixStore, open_matrix_store
 
@@ -176,7 +176,7 @@ class _Engine:
     """The loaded parts that compute row blocks of one table."""
 
     points: SnappedPoints
-    ch: _CHJob | None
+    ch: CHJob | None
     aug: Any
     cutoff: float | None
     distances: bool
@@ -214,11 +214,11 @@ def _engine(
 ) -> _Engine:
     ones = np.ones(len(points), bool)
     if hierarchy is not None:
-        ch = _CHJob(hierarchy, points, points, ones, ones, n_jobs)
+        ch = CHJob(hierarchy, points, points, ones, ones, n_jobs)
         return _Engine(points, ch, None, cutoff, distances)
     if graph is None:
         raise ValueError("a block engine needs a hierarchy or a graph")
-    return _Engine(points, None, _augment(graph, points, points, ones, ones), cutoff, distances)
+    return _Engine(points, None, augment(graph, points, points, ones, ones), cutoff, distances)
 
 
 _WORKER_ENGINES: collections.OrderedDict[tuple[Any, ...], _Engine] = collections.OrderedDict()

@@ -37,9 +37,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
 from roadnet.exceptions import RoadnetError
 
-__all__ = ["ENGINES", "Settings", "settings"]
+__all__ = ["ENGINES", "Settings", "default_cache_dir", "settings"]
 
 ENGINES = ("auto", "ch", "scipy")
 """Matrix engines: chosen automatically, contraction hierarchy, scipy's Dijkstra."""
@@ -156,3 +158,11 @@ def _from_environment() -> Settings:
 
 
 settings: Settings = _from_environment()
+
+
+def default_cache_dir() -> Path:
+    """roadnet's cache folder: ``settings.cache_dir`` (``$ROADNET_CACHE_DIR``) if set, else the
+    per-user cache folder of the platform (``platformdirs.user_cache_dir("roadnet")``)."""
+    if settings.cache_dir:
+        return Path(settings.cache_dir).expanduser()
+    return Path(platformdirs.user_cache_dir("roadnet"))

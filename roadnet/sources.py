@@ -34,7 +34,7 @@ import pandas as pd
 from roadnet.build import RawArcs, compile_arcs
 from roadnet.exceptions import GraphSourceError, PlaceNotFoundError, RoadnetError
 from roadnet.graph import CompiledGraph
-from roadnet.settings import settings
+from roadnet.settings import default_cache_dir, settings
 from roadnet.speed import MIN_TRAVEL_SECONDS, SpeedProfile
 
 __all__ = [
@@ -467,9 +467,7 @@ def _configure_osmnx() -> Any:
     """Point osmnx at roadnet's endpoints and put its HTTP cache in roadnet's cache folder."""
     import osmnx as ox
 
-    from cache import default_cache_dir
-
-    root = settings.cache_dir or default_cache_dir()
+    root = default_cache_dir()
     ox.settings.overpass_url = settings.overpass_url.rstrip("/")
     ox.settings.nominatim_url = settings.nominatim_url
     ox.settings.cache_folder = str(Path(root) / "osmnx-http")

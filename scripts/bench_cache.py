@@ -5,7 +5,7 @@ script measures
 
 1. **graph**: cold (:func:`roadnet.cached.cached_graph` builds the graph from the PBF and stores
    it) against warm (the same call served from the cache), the way ``roadnet`` CLI commands load
-   a ``--pbf`` (:func:`roadnet.cli.load_road_graph`: SHA-256 of the file, then the cache);
+   a ``--pbf`` (:func:`territory.cli.load_road_graph`: SHA-256 of the file, then the cache);
 2. **matrix**: the N x N table between ``--n`` random points near the roads of the largest
    strongly connected component (seeded), cold (computed and stored) against warm (the
    identical request, served from the cache), with the uncached
@@ -48,7 +48,8 @@ from _provenance import code_version  # scripts/ helper
 import cache
 import roadnet
 from cache import Store
-from roadnet.cached import CacheReport, cached_drive_time_matrix, cached_graph
+from roadnet.cached import CacheReport, cached_drive_time_matrix
+from roadnet.graph_cache import cached_graph
 from roadnet.sources import file_sha256
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -603,7 +603,7 @@ def _pick_nodes(scc: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndar
 def _porto_graph(pbf: Path) -> tuple[Any, str]:
     """Porto's compiled graph through roadnet's cache, as the CLI loads ``--pbf``."""
     from roadnet import sources
-    from roadnet.cached import cached_graph
+    from roadnet.graph_cache import cached_graph
     from roadnet.speed import SpeedProfile
 
     profile = SpeedProfile.default()

@@ -109,8 +109,8 @@ def ct_case(p: int, tolerance: float) -> Case:
 def porto_case(p: int, tolerance: float) -> Case:
     from roadnet.areas import read_areas
     from roadnet.cached import cached_drive_time_matrix
-    from roadnet.cli import load_road_graph
     from roadnet.snap import snap_points
+    from territory.cli import load_road_graph
 
     t0 = time.perf_counter()
     graph = load_road_graph(pbf=DATA / "osm" / "porto_portugal.osm.pbf")

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 import roadnet
-from roadnet.maps import territory_map_png
-from roadnet.territories import design_territories
-from roadnet.validate import validate_territories
+from territory.maps import territory_map_png
+from territory.pipeline import design_territories
+from territory.validate import validate_territories
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

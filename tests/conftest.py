@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 import roadnet
-from roadnet.cached import forget_hierarchies
 from roadnet.graph import CompiledGraph
+from roadnet.graph_cache import forget_hierarchies
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 import optimizer
 from optimizer import TerritoryProblem, solve
 from roadnet.areas import read_areas
-from roadnet.cli import app
-from roadnet.territories import design_territories
+from territory.cli import app
+from territory.pipeline import design_territories
 from tests.conftest import shared_file
 
 REPS = gpd.GeoDataFrame(

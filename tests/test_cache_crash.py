@@ -20,7 +20,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from cache import Store
+from cache import Store, open_matrix, partial_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().parent / "cache_helpers" / "workers.py"
@@ -85,7 +85,7 @@ def _check_store(root: Path, state: dict[str, int | None], names: list[str], gen
         key = workers.key_of(name)
         before = state.get(name)
         if name == "matrix-0":
-            matrix = store.open_matrix(key)
+            matrix = open_matrix(store, key)
             if matrix is None:
                 assert before is None, f"{name}: the entry of generation {before} vanished"
                 continue
@@ -214,10 +214,16 @@ def test_killed_resumable_matrix_keeps_finished_blocks(tmp_path: Path) -> None:
         store.cleanup()
         if store.contains(workers.PARTIAL_KEY):
             break  # the worker got to finish() before the kill
-        part = store.partial_matrix(
-            workers.PARTIAL_KEY, "partial-test", {"n": 1}, shape, np.arange(shape[0]),
-            np.array([f"c{j}" for j in range(shape[1])]), block_rows,
-        )  # fmt: skip
+        part = partial_matrix(
+            store,
+            workers.PARTIAL_KEY,
+            "partial-test",
+            {"n": 1},
+            shape,
+            np.arange(shape[0]),
+            np.array([f"c{j}" for j in range(shape[1])]),
+            block_rows,
+        )
         done = part.done_blocks()
         assert done >= done_before, "finished blocks were lost"
         for i in done:  # every block on disk is complete and exact
@@ -227,7 +233,7 @@ def test_killed_resumable_matrix_keeps_finished_blocks(tmp_path: Path) -> None:
             )
         done_before = done
     _finish(_start("partial", str(root)))
-    matrix = Store(root).open_matrix(workers.PARTIAL_KEY)
+    matrix = open_matrix(Store(root), workers.PARTIAL_KEY)
     assert matrix is not None
     assert matrix.n_blocks == n_blocks
     expected = workers.partial_block(0, shape[0])

@@ -33,9 +33,11 @@ from cache import (
     Store,
     UnsupportedInputError,
     _arrays,
-    default_cache_dir,
     make_key,
+    open_matrix,
     parse_size,
+    partial_matrix,
+    put_matrix,
 )
 
 # ---------------------------------------------------------------------------- fixtures, helpers
@@ -486,11 +488,11 @@ def test_parse_size() -> None:
         parse_size(True)
 
 
-def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("ROADNET_CACHE_DIR", str(tmp_path / "here"))
-    assert default_cache_dir() == tmp_path / "here"
-    monkeypatch.delenv("ROADNET_CACHE_DIR")
-    assert "roadnet" in str(default_cache_dir())
+def test_store_takes_its_folder_from_the_caller(tmp_path: Path) -> None:
+    # the generic store knows no application: no default folder, no environment variable
+    with pytest.raises(TypeError):
+        Store()  # type: ignore[call-arg]
+    assert Store(tmp_path / "here").root == (tmp_path / "here").resolve()
 
 
 # ---------------------------------------------------------------------------- write failures
@@ -635,12 +637,19 @@ def _matrix(seed: int = 0) -> np.ndarray:
 
 def test_put_matrix_open_rows_take(store: Store) -> None:
     m = _matrix()
-    info = store.put_matrix(
-        "mat-key", "dtm", {"r": 1}, m, row_labels=LABELS_R, col_labels=LABELS_C,
-        block_rows=10, meta={"unit": "s"},
-    )  # fmt: skip
+    info = put_matrix(
+        store,
+        "mat-key",
+        "dtm",
+        {"r": 1},
+        m,
+        row_labels=LABELS_R,
+        col_labels=LABELS_C,
+        block_rows=10,
+        meta={"unit": "s"},
+    )
     assert info.stored
-    mat = store.open_matrix("mat-key")
+    mat = open_matrix(store, "mat-key")
     assert mat is not None
     assert mat.shape == (103, 61)
     assert mat.dtype == np.float32
@@ -661,7 +670,7 @@ def test_put_matrix_open_rows_take(store: Store) -> None:
     np.testing.assert_array_equal(entry.arrays["matrix"], m)
     store.put("plain-key", "k", {}, {"x": np.zeros(2)})
     with pytest.raises(MatrixError, match="not a matrix"):
-        store.open_matrix("plain-key")
+        open_matrix(store, "plain-key")
 
 
 def test_put_matrix_from_streamed_blocks(store: Store) -> None:
@@ -670,34 +679,51 @@ def test_put_matrix_from_streamed_blocks(store: Store) -> None:
     stops = [*starts[1:], 103]
     blocks = [(s, m[s:e]) for s, e in zip(starts, stops, strict=True)]
     random.Random(1).shuffle(blocks)
-    store.put_matrix(
-        "stream-key", "dtm", {}, iter(blocks), row_labels=LABELS_R, col_labels=LABELS_C,
+    put_matrix(
+        store,
+        "stream-key",
+        "dtm",
+        {},
+        iter(blocks),
+        row_labels=LABELS_R,
+        col_labels=LABELS_C,
         block_rows=8,
-    )  # fmt: skip
-    mat = store.open_matrix("stream-key")
+    )
+    mat = open_matrix(store, "stream-key")
     assert mat is not None
     assert mat.dtype == np.float32
     np.testing.assert_array_equal(mat.rows(0, 103), m.astype(np.float32))
     mat.verify()
     with pytest.raises(MatrixError, match="never written"):
-        store.put_matrix(
-            "stream-bad", "dtm", {}, iter(blocks[:-1]), row_labels=LABELS_R, col_labels=LABELS_C
+        put_matrix(
+            store,
+            "stream-bad",
+            "dtm",
+            {},
+            iter(blocks[:-1]),
+            row_labels=LABELS_R,
+            col_labels=LABELS_C,
         )
     with pytest.raises(MatrixError, match="overlaps"):
-        store.put_matrix(
-            "stream-bad", "dtm", {}, iter([*blocks, (0, m[:2])]),
-            row_labels=LABELS_R, col_labels=LABELS_C,
-        )  # fmt: skip
+        put_matrix(
+            store,
+            "stream-bad",
+            "dtm",
+            {},
+            iter([*blocks, (0, m[:2])]),
+            row_labels=LABELS_R,
+            col_labels=LABELS_C,
+        )
     with pytest.raises(MatrixError, match="shape"):
-        store.put_matrix("stream-bad", "dtm", {}, m[:5], row_labels=LABELS_R, col_labels=LABELS_C)
+        put_matrix(store, "stream-bad", "dtm", {}, m[:5], row_labels=LABELS_R, col_labels=LABELS_C)
     assert not store.contains("stream-bad")
     assert os.listdir(store.tmp_dir) == []
 
 
 def test_corrupt_matrix_block_fails_only_when_read(store: Store) -> None:
     m = _matrix(4)
-    info = store.put_matrix(
-        "cb-key", "dtm", {}, m, row_labels=LABELS_R, col_labels=LABELS_C, block_rows=10
+    info = put_matrix(
+        store, "cb-key", "dtm", {}, m, row_labels=LABELS_R, col_labels=LABELS_C, block_rows=10
     )
     assert info.path is not None
     record = json.loads((info.path / "meta.json").read_text())
@@ -706,7 +732,7 @@ def test_corrupt_matrix_block_fails_only_when_read(store: Store) -> None:
     data = bytearray(path.read_bytes())
     data[offset] ^= 0x10
     path.write_bytes(bytes(data))
-    mat = store.open_matrix("cb-key")
+    mat = open_matrix(store, "cb-key")
     assert mat is not None
     np.testing.assert_array_equal(mat.rows(0, 40), m[:40])
     np.testing.assert_array_equal(mat.rows(50, 103), m[50:])
@@ -716,13 +742,13 @@ def test_corrupt_matrix_block_fails_only_when_read(store: Store) -> None:
     with pytest.raises(CacheCorruptError):
         mat.rows(0, 1)  # the entry is known to be broken now
     assert not store.contains("cb-key")
-    assert store.open_matrix("cb-key") is None
+    assert open_matrix(store, "cb-key") is None
 
 
 def test_partial_matrix_resume_and_finish(store: Store) -> None:
     m = _matrix(5)
     args = ("part-key", "dtm", {"r": 5}, (103, 61), LABELS_R, LABELS_C, 10)
-    part = store.partial_matrix(*args)
+    part = partial_matrix(store, *args)
     assert part.n_blocks == 11
     assert part.done_blocks() == set()
     for i in (0, 3, 10):
@@ -733,7 +759,7 @@ def test_partial_matrix_resume_and_finish(store: Store) -> None:
     with pytest.raises(MatrixError, match="shape"):
         part.write_block(1, m[:3])
     del part
-    resumed = store.partial_matrix(*args)  # e.g. after the process was killed
+    resumed = partial_matrix(store, *args)  # e.g. after the process was killed
     assert resumed.done_blocks() == {0, 3, 10}
     assert resumed.missing_blocks() == [1, 2, 4, 5, 6, 7, 8, 9]
     for i in resumed.missing_blocks():
@@ -743,7 +769,7 @@ def test_partial_matrix_resume_and_finish(store: Store) -> None:
     info = resumed.finish(meta={"done": True})
     assert info.stored
     assert not resumed.folder.exists()
-    mat = store.open_matrix("part-key")
+    mat = open_matrix(store, "part-key")
     assert mat is not None
     assert mat.meta == {"done": True}
     np.testing.assert_array_equal(mat.rows(0, 103), m)
@@ -751,25 +777,25 @@ def test_partial_matrix_resume_and_finish(store: Store) -> None:
 
 
 def test_partial_matrix_mismatch_and_restart(store: Store) -> None:
-    part = store.partial_matrix("pm-key", "dtm", {}, (103, 61), LABELS_R, LABELS_C, 10)
+    part = partial_matrix(store, "pm-key", "dtm", {}, (103, 61), LABELS_R, LABELS_C, 10)
     part.write_block(0, np.zeros((10, 61)))
     with pytest.raises(PartialMismatchError, match="block_rows"):
-        store.partial_matrix("pm-key", "dtm", {}, (103, 61), LABELS_R, LABELS_C, 20)
+        partial_matrix(store, "pm-key", "dtm", {}, (103, 61), LABELS_R, LABELS_C, 20)
     with pytest.raises(PartialMismatchError, match="row_labels_sha256"):
-        store.partial_matrix("pm-key", "dtm", {}, (103, 61), LABELS_R[::-1], LABELS_C, 10)
+        partial_matrix(store, "pm-key", "dtm", {}, (103, 61), LABELS_R[::-1], LABELS_C, 10)
     with pytest.raises(PartialMismatchError, match="inputs_key"):
-        store.partial_matrix("pm-key", "dtm", {"other": 1}, (103, 61), LABELS_R, LABELS_C, 10)
-    fresh = store.partial_matrix(
-        "pm-key", "dtm", {}, (103, 61), LABELS_R, LABELS_C, 20, restart=True
+        partial_matrix(store, "pm-key", "dtm", {"other": 1}, (103, 61), LABELS_R, LABELS_C, 10)
+    fresh = partial_matrix(
+        store, "pm-key", "dtm", {}, (103, 61), LABELS_R, LABELS_C, 20, restart=True
     )
     assert fresh.done_blocks() == set()
     assert fresh.block_rows == 20
     with pytest.raises(MatrixError, match="does not match"):
-        store.partial_matrix("pm-key2", "dtm", {}, (5, 61), LABELS_R, LABELS_C, 10)
+        partial_matrix(store, "pm-key2", "dtm", {}, (5, 61), LABELS_R, LABELS_C, 10)
 
 
 def test_partial_matrix_corrupt_block_is_dropped_at_finish(store: Store) -> None:
-    part = store.partial_matrix("pc-key", "dtm", {}, (103, 61), LABELS_R, LABELS_C, 50)
+    part = partial_matrix(store, "pc-key", "dtm", {}, (103, 61), LABELS_R, LABELS_C, 50)
     m = _matrix(6)
     for i in range(part.n_blocks):
         s, e = part.block_range(i)
@@ -781,4 +807,4 @@ def test_partial_matrix_corrupt_block_is_dropped_at_finish(store: Store) -> None
     assert part.missing_blocks() == [1]
     part.write_block(1, m[50:100])
     part.finish()
-    np.testing.assert_array_equal(store.open_matrix("pc-key").rows(0, 103), m)  # type: ignore[union-attr]
+    np.testing.assert_array_equal(open_matrix(store, "pc-key").rows(0, 103), m)  # type: ignore[union-attr]

@@ -10,8 +10,9 @@ import pytest
 
 import roadnet
 from cache import CacheCorruptWarning, Store
-from roadnet.cached import cached_drive_time_matrix, cached_graph, precompute_matrix
+from roadnet.cached import cached_drive_time_matrix, precompute_matrix
 from roadnet.graph import CompiledGraph
+from roadnet.graph_cache import cached_graph
 from roadnet.speed import SpeedProfile
 
 

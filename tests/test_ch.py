@@ -13,17 +13,12 @@ from scipy.sparse.csgraph import dijkstra
 
 import roadnet
 from cache import Store
-from roadnet.cached import (
-    cached_drive_time_matrix,
-    cached_hierarchy,
-    choose_engine,
-    forget_hierarchies,
-    hierarchy_available,
-    precompute_matrix,
-)
+from roadnet.cached import cached_drive_time_matrix, precompute_matrix
 from roadnet.ch import Hierarchy, build_hierarchy
+from roadnet.engine import EngineChoice, choose_engine
 from roadnet.graph import CompiledGraph
-from roadnet.matrix import EngineChoice, drive_time_matrix
+from roadnet.graph_cache import cached_hierarchy, forget_hierarchies, hierarchy_available
+from roadnet.matrix import drive_time_matrix
 from roadnet.settings import SettingsError
 from roadnet.snap import snap_points
 
@@ -280,8 +275,8 @@ def test_cached_matrix_and_precompute_on_the_hierarchy(andorra: CompiledGraph) -
 def test_cli_matrix_engines_agree(tmp_path) -> None:
     from typer.testing import CliRunner
 
-    from roadnet.cli import app
     from roadnet.matrix_io import read_matrix
+    from territory.cli import app
     from tests.conftest import shared_file
 
     areas = shared_file("areas", "malta_councils.gpkg")

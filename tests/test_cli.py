@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from roadnet.cli import app
 from roadnet.matrix_io import read_matrix
+from territory.cli import app
 from tests.conftest import shared_file
 
 runner = CliRunner()
@@ -86,7 +86,7 @@ def _graph_file(tmp_path, pbf):
         (["--pbf", "{pbf}", "--place", "Andorra"], "give exactly one road source"),
         (["--pbf", "{pbf}", "--cutoff", "soon"], "cannot read duration 'soon'"),
         (["--pbf", "{pbf}", "--far", "maybe"], "--far must be"),
-        (["--pbf", "{pbf}", "--engine", "turbo"], "--engine must be one of auto, ch, scipy"),
+        (["--pbf", "{pbf}", "--engine", "turbo"], "engine must be one of auto, ch, scipy"),
     ],
 )
 def test_matrix_bad_input_one_line_exit_2(tmp_path, args: list[str], message: str) -> None:
@@ -164,7 +164,10 @@ def test_demo_runs_offline(tmp_path) -> None:
 
 def test_console_script_entry_point() -> None:
     res = subprocess.run(
-        [sys.executable, "-m", "roadnet.cli", "--help"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "territory.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert res.returncode == 0
     assert "matrix" in res.stdout

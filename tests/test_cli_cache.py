@@ -14,8 +14,8 @@ import numpy as np
 from typer.testing import CliRunner
 
 from cache import Store
-from roadnet.cli import app
 from roadnet.matrix_io import read_matrix
+from territory.cli import app
 from tests.conftest import shared_file
 
 runner = CliRunner()
@@ -97,7 +97,7 @@ def _cli(*args: object, cdir: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "roadnet.cli",
+        "territory.cli",
         *map(str, args),
         "--cache-dir",
         str(cdir),

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from roadnet.areas import areas_from_gdf, read_areas
-from roadnet.cli import app
 from roadnet.exceptions import AreaDataError
-from roadnet.territories import design_territories
+from territory.cli import app
+from territory.pipeline import design_territories
 from tests.conftest import shared_file
 from tests.test_anchored import REPS
 

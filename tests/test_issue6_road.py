@@ -10,10 +10,10 @@ import scipy.sparse as sp
 from typer.testing import CliRunner
 
 from roadnet.adjacency import isolated_areas, polygon_adjacency, road_adjacency
-from roadnet.cli import app
 from roadnet.exceptions import AreaDataError
 from roadnet.graph import CompiledGraph
-from roadnet.validate import validate_territories
+from territory.cli import app
+from territory.validate import validate_territories
 from tests.conftest import shared_file
 from tests.test_validate import _PORTO
 

@@ -21,9 +21,9 @@ import pytest
 import shapely
 from PIL import Image
 
-from roadnet import maps
 from roadnet.exceptions import AreaDataError, CRSError
-from roadnet.maps import territory_colors, territory_map_html, territory_map_png
+from territory import maps
+from territory.maps import territory_colors, territory_map_html, territory_map_png
 
 AREAS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "areas"
 CHROMIUM = shutil.which("chromium")
@@ -269,7 +269,7 @@ def test_html_without_xstatic_links_the_cdn(
     tiny: gpd.GeoDataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
 ) -> None:
     monkeypatch.setattr(maps, "_leaflet_assets", lambda: None)
-    with caplog.at_level(logging.WARNING, logger="roadnet.maps"):
+    with caplog.at_level(logging.WARNING, logger="territory.maps"):
         out = territory_map_html(tiny, tmp_path / "cdn.html")
     assert "xstatic-leaflet is not installed" in caplog.text
     assert re.search(r"<script src=\"https://[^\"]+/leaflet\.js\"", out.read_text("utf-8"))

@@ -259,7 +259,7 @@ def test_empty_and_bad_point_arrays(andorra: CompiledGraph) -> None:
 
 def test_reverse_column_blocks_equal_forward_rows(andorra: CompiledGraph) -> None:
     """Destination columns from Dijkstra on the reversed graph equal the forward rows."""
-    from roadnet.matrix import _augment, block_tasks, run_blocks, zero_same_points
+    from roadnet.matrix import augment, block_tasks, run_blocks, zero_same_points
 
     g = andorra
     rng = np.random.default_rng(12)
@@ -269,7 +269,7 @@ def test_reverse_column_blocks_equal_forward_rows(andorra: CompiledGraph) -> Non
     o = roadnet.snap_points(g, lon[:20], lat[:20])
     d = roadnet.snap_points(g, lon[10:], lat[10:])
     fwd = roadnet.drive_time_matrix(g, o, d, distances=True, n_jobs=1)
-    aug = _augment(g, o, d, np.ones(len(o), bool), np.ones(len(d), bool))
+    aug = augment(g, o, d, np.ones(len(o), bool), np.ones(len(d), bool))
     sec = np.full(fwd.shape, np.nan, dtype=np.float32)
     met = np.full(fwd.shape, np.nan, dtype=np.float32)
 

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 import roadnet
-from roadnet.cached import graph_key, precompute_matrix
+from roadnet.cached import precompute_matrix
 from roadnet.graph import CompiledGraph
+from roadnet.graph_cache import graph_key
 from roadnet.precompute import inject_fault, local_cluster, points_cache_key, worker_loads
 from roadnet.zarr_store import open_matrix_store
 

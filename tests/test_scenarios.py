@@ -87,8 +87,8 @@ def test_required_polygon_contiguity_holds(ri) -> None:
 
 def test_porto_road_contiguity_never_splits_the_douro_without_a_bridge(porto) -> None:
     from roadnet.areas import read_areas
-    from roadnet.territories import design_territories
-    from roadnet.validate import validate_territories
+    from territory.pipeline import design_territories
+    from territory.validate import validate_territories
 
     areas = read_areas(shared_file("areas", "porto_parishes.gpkg"))
     res = design_territories(

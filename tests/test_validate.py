@@ -18,7 +18,7 @@ import shapely
 import roadnet
 from roadnet.adjacency import components_within, isolated_areas, polygon_adjacency
 from roadnet.graph import CompiledGraph
-from roadnet.validate import RULES, ValidationReport, great_circle_m, validate_territories
+from territory.validate import RULES, ValidationReport, great_circle_m, validate_territories
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

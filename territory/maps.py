@@ -32,7 +32,7 @@ simplifies below half a pixel.
 
 Examples
 --------
->>> from roadnet.maps import territory_map_html, territory_map_png
+>>> from territory.maps import territory_map_html, territory_map_png
 >>> territory_map_html(areas, "territories.html", centers=centers)  # doctest: +SKIP
 >>> territory_map_png(areas, "territories.png", title="12 territories")  # doctest: +SKIP
 """

@@ -1,0 +1,263 @@
+"""``roadnet matrix`` and ``roadnet precompute``: drive-time tables, to a file or the cache."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from roadnet.areas import Areas, read_areas
+from roadnet.cached import cached_drive_time_matrix, precompute_matrix
+from roadnet.engine import check_engine
+from roadnet.graph import CompiledGraph
+from roadnet.matrix_io import write_matrix
+from roadnet.snap import snap_points
+from roadnet.units import parse_duration
+from territory.cli._common import (
+    BboxOpt,
+    CacheDirOpt,
+    EngineOpt,
+    GraphOpt,
+    NoCacheOpt,
+    OsmOpt,
+    PbfOpt,
+    PlaceOpt,
+    RefreshOpt,
+    SpeedOpt,
+    SpeedsOpt,
+    VerboseOpt,
+    cache_settings,
+    err,
+    friendly,
+    out,
+    progress_pair,
+    road_graph,
+    setup_logging,
+)
+from territory.exceptions import OptionError
+
+__all__ = ["compute_matrix", "matrix_cmd", "precompute_cmd"]
+
+
+@friendly
+def matrix_cmd(
+    areas_path: Annotated[Path, typer.Argument(help="Basic areas: GIS file or CSV with lon/lat.")],
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Output .npz or .parquet.")],
+    pbf: PbfOpt = None,
+    osm: OsmOpt = None,
+    place: PlaceOpt = None,
+    bbox: BboxOpt = None,
+    graph: GraphOpt = None,
+    destinations: Annotated[
+        Path | None, typer.Option("--to", help="Destination points (default: the areas).")
+    ] = None,
+    id_column: Annotated[str | None, typer.Option(help="Id column of the areas.")] = None,
+    lon_column: Annotated[str | None, typer.Option(help="Longitude column (CSV/points).")] = None,
+    lat_column: Annotated[str | None, typer.Option(help="Latitude column (CSV/points).")] = None,
+    cutoff: Annotated[
+        str | None, typer.Option(help="Ignore trips longer than this (e.g. 45min).")
+    ] = None,
+    distances: Annotated[bool, typer.Option(help="Also store road metres.")] = False,
+    max_snap: Annotated[
+        float | None, typer.Option(help="Flag snaps farther than this many metres.")
+    ] = None,
+    far: Annotated[str, typer.Option(help="Far snaps: flag | exclude (inf) | error.")] = "flag",
+    fix_invalid: Annotated[
+        bool | None,
+        typer.Option(
+            "--fix-invalid/--strict-geometry", help="Repair all invalid polygons / refuse any."
+        ),
+    ] = None,
+    jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
+    engine: EngineOpt = None,
+    speeds: SpeedsOpt = None,
+    speed: SpeedOpt = None,
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
+    refresh: RefreshOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Exact drive-time matrix between basic areas (and optional destination points).
+
+    Uses the cache transparently: a repeated request is served from it, a request overlapping
+    cached points computes only the missing rows and columns.
+    """
+    setup_logging(verbose)
+    engine = check_engine(engine)
+    if far not in {"flag", "exclude", "error"}:
+        raise OptionError(f"--far must be flag, exclude or error, got {far!r}")
+    cut = parse_duration(cutoff) if cutoff else None
+    if out_path.suffix.lower() not in {".npz", ".parquet"}:
+        raise OptionError(f"--out must end in .npz or .parquet, got {out_path.name!r}")
+    areas = read_areas(
+        areas_path,
+        id_column=id_column,
+        lon_column=lon_column,
+        lat_column=lat_column,
+        fix_invalid=fix_invalid,
+    )
+    dest = (
+        read_areas(destinations, lon_column=lon_column, lat_column=lat_column)
+        if destinations
+        else None
+    )
+    with cache_settings(cache_dir, no_cache, refresh):
+        g = road_graph(
+            pbf=pbf, osm=osm, place=place, bbox=bbox, graph=graph, speeds=speeds, speed=speed
+        )
+        m = compute_matrix(
+            g,
+            areas,
+            dest,
+            cutoff=cut,
+            distances=distances,
+            max_snap=max_snap,
+            far=far,
+            jobs=jobs,
+            engine=engine,
+        )
+    path = write_matrix(
+        m,
+        areas.ids,
+        (dest or areas).ids,
+        out_path,
+        meta={"graph": g.summary(), "areas": str(areas_path)},
+    )
+    _report_matrix(m, areas, dest or areas)
+    out.print(f"wrote {path}", highlight=False)
+
+
+def compute_matrix(
+    g: CompiledGraph,
+    areas: Areas,
+    dest: Areas | None,
+    *,
+    cutoff: float | None,
+    distances: bool,
+    max_snap: float | None,
+    far: str,
+    jobs: int | None,
+    engine: str | None = None,
+) -> Any:
+    """Snap the points and run the matrix with a progress bar."""
+    o = snap_points(g, areas.lon, areas.lat, max_distance_m=max_snap)
+    d = snap_points(g, dest.lon, dest.lat, max_distance_m=max_snap) if dest else None
+    t0 = time.perf_counter()
+    with progress_pair("drive times") as (update, build):
+        m, rep = cached_drive_time_matrix(
+            g,
+            o,
+            d,
+            cutoff=cutoff,
+            distances=distances,
+            far=far,  # type: ignore[arg-type]
+            n_jobs=jobs,
+            progress=update,
+            engine=engine,
+            build_progress=build,
+        )
+    err.print(
+        f"matrix {m.shape[0]}x{m.shape[1]}: {rep.describe()} [{time.perf_counter() - t0:.1f} s]",
+        highlight=False,
+    )
+    return m
+
+
+def _report_matrix(m: Any, areas: Areas, dest: Areas) -> None:
+    rep = m.report()
+    if rep["flagged_origins"] or rep["flagged_destinations"]:
+        ids = [str(areas.ids[i]) for i in rep["flagged_origins"][:10]]
+        err.print(
+            f"[yellow]warning:[/] {len(rep['flagged_origins'])} area(s) lie farther than "
+            f"{m.origins.max_distance_m:g} m from a road: {', '.join(ids)}",
+            highlight=False,
+        )
+    if rep["unreachable_pairs"]:
+        err.print(
+            f"[yellow]warning:[/] {rep['unreachable_pairs']:,} pair(s) have no road route "
+            f"(different road components: {rep['origin_components']})",
+            highlight=False,
+        )
+    finite = np.isfinite(m.seconds)
+    if finite.any():
+        vals = m.seconds[finite]
+        out.print(
+            f"drive times: median {np.median(vals) / 60:.1f} min, max {vals.max() / 60:.1f} min, "
+            f"{finite.mean():.1%} of pairs reachable",
+            highlight=False,
+        )
+
+
+# ----------------------------------------------------------------------------- precompute
+@friendly
+def precompute_cmd(
+    areas_path: Annotated[Path, typer.Argument(help="Basic areas: GIS file or CSV with lon/lat.")],
+    pbf: PbfOpt = None,
+    osm: OsmOpt = None,
+    place: PlaceOpt = None,
+    bbox: BboxOpt = None,
+    graph: GraphOpt = None,
+    id_column: Annotated[str | None, typer.Option(help="Id column of the areas.")] = None,
+    lon_column: Annotated[str | None, typer.Option(help="Longitude column (CSV/points).")] = None,
+    lat_column: Annotated[str | None, typer.Option(help="Latitude column (CSV/points).")] = None,
+    cutoff: Annotated[
+        str | None, typer.Option(help="Ignore trips longer than this (e.g. 2h).")
+    ] = None,
+    distances: Annotated[bool, typer.Option(help="Also store road metres.")] = False,
+    max_snap: Annotated[
+        float | None, typer.Option(help="Flag snaps farther than this many metres.")
+    ] = None,
+    block_rows: Annotated[int, typer.Option(help="Rows per resumable block.")] = 64,
+    jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
+    engine: EngineOpt = None,
+    speeds: SpeedsOpt = None,
+    speed: SpeedOpt = None,
+    cache_dir: CacheDirOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Fill the cache with the drive times between all areas (resumable after interruption).
+
+    Later `roadnet matrix` (and the optimizer) calls on any subset of these areas read the
+    cache instead of routing.
+    """
+    setup_logging(verbose)
+    engine = check_engine(engine)
+    if block_rows < 1:
+        raise OptionError(f"--block-rows must be >= 1, got {block_rows}")
+    cut = parse_duration(cutoff) if cutoff else None
+    areas = read_areas(
+        areas_path, id_column=id_column, lon_column=lon_column, lat_column=lat_column
+    )
+    with cache_settings(cache_dir):
+        g = road_graph(
+            pbf=pbf, osm=osm, place=place, bbox=bbox, graph=graph, speeds=speeds, speed=speed
+        )
+        pts = snap_points(g, areas.lon, areas.lat, max_distance_m=max_snap)
+        t0 = time.perf_counter()
+        with progress_pair("precompute") as (update, build):
+            key, done, total = precompute_matrix(
+                g,
+                pts,
+                cutoff=cut,
+                distances=distances,
+                n_jobs=jobs,
+                block_rows=block_rows,
+                progress=update,
+                engine=engine,
+                build_progress=build,
+                on_engine=lambda c: err.print(c.describe(), highlight=False),
+            )
+    if total == 0:
+        out.print(
+            f"already cached: {len(areas):,} x {len(areas):,} matrix (entry {key})", highlight=False
+        )
+    else:
+        resumed = f", {total - done} block(s) resumed from an earlier run" if done < total else ""
+        out.print(
+            f"cached {len(areas):,} x {len(areas):,} matrix as entry {key}: computed {done} of "
+            f"{total} block(s){resumed} [{time.perf_counter() - t0:.1f} s]",
+            highlight=False,
+        )
