@@ -242,8 +242,7 @@ def worker_engine(job: BlockJob) -> _Engine:
 
     At most two tables' engines are kept per process (least recently used dropped).
     """
-    key = (job.cache_dir, job.points_key, job.engine, job.hierarchy_key, job.graph_key)
-    key += (job.cutoff, job.distances, job.n_jobs)
+    key = dataclasses.astuple(dataclasses.replace(job, url="", storage_options=None))
     with _WORKER_LOCK:
         if key in _WORKER_ENGINES:
             _WORKER_ENGINES.move_to_end(key)

@@ -403,8 +403,7 @@ class MatrixStore:
             # zarr warns that consolidated metadata is not (yet) in the v3 specification;
             # zarr-python and xarray read it, and other readers ignore it
             warnings.simplefilter("ignore")
-            kwargs = {"storage_options": self.storage_options} if self.storage_options else {}
-            zarr.consolidate_metadata(self.url, zarr_format=3, **kwargs)
+            zarr.consolidate_metadata(self._group.store, path=self._group.path, zarr_format=3)
 
     def unfinish(self) -> None:
         """Mark the store incomplete (before rewriting damaged blocks)."""

@@ -213,3 +213,16 @@ def test_matrix_requests_read_subsets_from_a_precomputed_store(andorra, tmp_path
     np.testing.assert_allclose(
         m2.seconds, roadnet.drive_time_matrix(andorra, other, n_jobs=1).seconds, rtol=1e-6
     )
+
+
+def test_precompute_into_an_fsspec_url(andorra) -> None:
+    import uuid
+
+    pts = _points(andorra, 50, 9)
+    url = f"memory://roadnet-test-{uuid.uuid4().hex}/m.zarr"
+    assert precompute_matrix(andorra, pts, out=url, block_rows=20, n_jobs=1)[1:] == (3, 3)
+    store = open_matrix_store(url)
+    assert store.complete
+    np.testing.assert_allclose(
+        store.read(), roadnet.drive_time_matrix(andorra, pts, n_jobs=1).seconds, rtol=1e-6
+    )
