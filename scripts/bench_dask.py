@@ -73,7 +73,7 @@ def _gb(n: float) -> str:
 
 def _load_graph(args: argparse.Namespace) -> roadnet.CompiledGraph:
     """The graph of ``--pbf`` from the cache folder (built and stored on the first call)."""
-    from roadnet.cached import cached_graph
+    from roadnet.graph_cache import cached_graph
     from roadnet.sources import file_sha256, graph_from_pbf
     from roadnet.speed import SpeedProfile
 
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     import distributed
     import zarr
 
-    from roadnet.cached import cached_hierarchy
+    from roadnet.graph_cache import cached_hierarchy
 
     own = args.work is None
     args.work = Path(tempfile.mkdtemp(prefix="bench_dask-")) if own else args.work
