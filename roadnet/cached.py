@@ -69,6 +69,7 @@ from roadnet.precompute import (
     points_cache_key,
     run_here,
     run_on_dask,
+    verify_on_dask,
 )
 from roadnet.settings import settings
 from roadnet.snap import SnappedPoints
@@ -844,7 +845,10 @@ def _precompute_into_store(
     if matrix_store_exists(url, storage_options=storage_options):
         zs = open_matrix_store(url, mode="r+", storage_options=storage_options)
         check_same_table(zs, expected, (labels, labels))
-        written, damaged = zs.scan(verify=verify)
+        written, damaged = zs.scan(verify=verify and client is None)
+        if verify and client is not None:  # the workers read back what is written
+            damaged = verify_on_dask(client, zs, written)
+            written = [b for b in written if b not in set(damaged)]
     else:
         zs = create_matrix_store(
             url,

@@ -303,19 +303,25 @@ class MatrixStore:
         have a recorded checksum that the data does not match (or data that cannot be read).
         """
         sums = {name: self.recorded_checksums(name) for name in self._names()}
-        written, damaged = [], []
-        for rb in range(self.n_row_blocks):
-            if any((s[rb] == _NOT_WRITTEN).any() for s in sums.values()):
-                continue
-            if verify and any(
-                self._read_chunk(name, rb, cb, int(s[rb, cb])) is None
-                for name, s in sums.items()
-                for cb in range(self.n_col_blocks)
-            ):
-                damaged.append(rb)
-                continue
-            written.append(rb)
-        return written, damaged
+        written = [
+            rb
+            for rb in range(self.n_row_blocks)
+            if not any((s[rb] == _NOT_WRITTEN).any() for s in sums.values())
+        ]
+        if not verify:
+            return written, []
+        damaged = [rb for rb in written if not self.verify_row_block(rb, sums)]
+        return [rb for rb in written if rb not in set(damaged)], damaged
+
+    def verify_row_block(self, block: int, sums: Mapping[str, np.ndarray] | None = None) -> bool:
+        """Whether every chunk of row block ``block`` is written and matches its checksum."""
+        if sums is None:
+            sums = {name: self.recorded_checksums(name) for name in self._names()}
+        return all(
+            self._read_chunk(name, block, cb, int(s[block, cb])) is not None
+            for name, s in sums.items()
+            for cb in range(self.n_col_blocks)
+        )
 
     # ------------------------------------------------------------------ reading
     def read(

@@ -112,13 +112,20 @@ def _child(args: argparse.Namespace) -> None:
         from roadnet.precompute import local_cluster
 
         t0 = time.perf_counter()
-        cluster = local_cluster(args.workers, dashboard=False)
+        cluster = local_cluster(args.workers, threads_per_worker=args.threads, dashboard=False)
         client = distributed.Client(cluster)
         client.wait_for_workers(args.workers)
         result["startup"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        precompute_matrix(g, pts, out=out, client=client, **kw)
+        with distributed.get_task_stream(client) as stream:
+            precompute_matrix(g, pts, out=out, client=client, **kw)
         result["wall"] = time.perf_counter() - t0
+        busy: dict[str, float] = {}
+        for task in stream.data:
+            if str(task.get("key", "")).startswith("roadnet-block-"):
+                spent = sum(s["stop"] - s["start"] for s in task["startstops"])
+                busy[task["worker"]] = busy.get(task["worker"], 0.0) + spent
+        result["busy"] = busy
         result["workers"] = list(client.run(_worker_peak).values())
         client.close()
         cluster.close()
@@ -150,7 +157,7 @@ def _pick_points(graph: roadnet.CompiledGraph, n: int, seed: int) -> np.ndarray:
 def _run_child(args: argparse.Namespace, role: str) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--role", role, "--work", str(args.work)]
     cmd += ["--pbf", str(args.pbf), "--n", str(args.n), "--block-rows", str(args.block_rows)]
-    cmd += ["--workers", str(args.workers)]
+    cmd += ["--workers", str(args.workers), "--threads", str(args.threads)]
     if args.block_cols is not None:
         cmd += ["--block-cols", str(args.block_cols)]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -192,6 +199,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--block-cols", type=int, default=None, help="columns per chunk (default: the store's)"
     )
     p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
+    p.add_argument("--threads", type=int, default=1, help="threads per worker process")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", type=Path, default=None, help="folder for the stores (temp)")
     p.add_argument("--keep", action="store_true", help="keep the stores afterwards")
@@ -256,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dask cluster start-up (not in wall): {dask_run['startup']:.1f} s")
         for w in dask_run["workers"]:
             print(f"worker pid {w['pid']}: peak RSS {_gb(w['peak_rss'])}")
+        for addr, spent in sorted(dask_run["busy"].items()):
+            print(
+                f"worker {addr}: busy in block tasks {spent:.1f} s = "
+                f"{100 * spent / dask_run['wall']:.0f} % of the wall time"
+            )
         worst = max(w["peak_rss"] for w in dask_run["workers"])
         print(
             f"\nratio dask / single-process wall: {dask_run['wall'] / single['wall']:.2f} "

@@ -64,6 +64,13 @@ def test_dask_store_equals_single_process_and_workers_load_once(andorra, client,
     pkey, _ = points_cache_key(graph_key(andorra), pts)
     loads = [w.get(pkey, 0) for w in client.run(worker_loads).values()]
     assert sum(loads) == 2 and max(loads) == 1
+    # a chunk damaged later: the workers find it when the store is precomputed again
+    chunk = tmp_path / "dask.zarr" / "seconds" / "c" / "4" / "1"
+    chunk.write_bytes(chunk.read_bytes()[:-1])
+    plans = []
+    rerun = precompute_matrix(andorra, pts, out=url, client=client, on_plan=plans.append, **kw)
+    assert rerun[1:] == (1, 10) and (plans[0].skipped, plans[0].damaged) == (9, 1)
+    np.testing.assert_array_equal(open_matrix_store(url).read(), here)
 
 
 def test_dask_dijkstra_engine_with_metres_equals_single_process(andorra, client, tmp_path):
