@@ -54,6 +54,7 @@ __all__ = [
     "points_from_arrays",
     "run_here",
     "run_on_dask",
+    "verify_on_dask",
     "worker_engine",
     "worker_loads",
 ]
@@ -427,6 +428,27 @@ def run_on_dask(
         for fut in futures:
             fut.release()
     return sorted(receipts, key=lambda r: r.block)
+
+
+def _verify_block(url: str, storage_options: dict[str, Any] | None, block: int) -> bool:
+    return open_matrix_store(url, storage_options=storage_options).verify_row_block(block)
+
+
+def verify_on_dask(client: Any, store: MatrixStore, blocks: list[int]) -> list[int]:
+    """The ``blocks`` of ``store`` whose chunks fail their checksums, checked by the workers.
+
+    A rerun of a large table reads back what is already written; the workers share the read.
+    """
+    futures = [
+        client.submit(_verify_block, store.url, store.storage_options, b, pure=False)
+        for b in blocks
+    ]
+    try:
+        ok = client.gather(futures)
+    finally:
+        for fut in futures:
+            fut.release()
+    return [b for b, good in zip(blocks, ok, strict=True) if not good]
 
 
 def local_cluster(
