@@ -78,7 +78,8 @@ def chunk_checksum(values: npt.ArrayLike) -> int:
     This is what the ``checksum_*`` arrays record; any reader can recompute it with
     ``zlib.crc32(np.ascontiguousarray(chunk, dtype="<f4").tobytes())``.
     """
-    return zlib.crc32(np.ascontiguousarray(values, dtype="<f4").tobytes())
+    # one copy at most (a column slice of a block); crc32 reads the buffer in place
+    return zlib.crc32(np.ascontiguousarray(values, dtype="<f4").reshape(-1).view(np.uint8))
 
 
 def _url(url: str | Path) -> str:
