@@ -31,6 +31,13 @@ Contraction hierarchies
     progress), stored, and kept in memory for the process (:func:`cached_hierarchy`).
     :func:`choose_engine` decides between the hierarchy and Dijkstra for each matrix.
 
+Zarr matrix stores
+    :func:`precompute_matrix` with ``out`` writes a square table into a chunked Zarr v3 store
+    (:mod:`roadnet.zarr_store`; with ``client``, one Dask task per row block, see
+    :mod:`roadnet.precompute`). A finished store is referenced by the cache (kind
+    ``matrix-zarr``): requests of its family read the chunks holding their cells from it,
+    checked against the recorded checksums; cells of damaged chunks are computed.
+
 A failing cache (read-only or full disk) never costs the caller the result: it is computed,
 returned, and a warning names the folder.
 """

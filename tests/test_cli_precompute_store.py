@@ -86,3 +86,30 @@ def test_precompute_dask_local_prints_the_dashboard_and_fills_the_store(tmp_path
     )
     bad = runner.invoke(app, [*base, "--dask", "local"])
     assert bad.exit_code == 2 and "--dask needs --out" in bad.stderr
+    bad = runner.invoke(app, [*base, "--out", str(tmp_path / "x.zarr"), "--dask", "8786"])
+    assert bad.exit_code == 2 and "scheduler address such as tcp://HOST:8786" in bad.stderr
+
+
+def test_precompute_on_a_running_scheduler(tmp_path) -> None:
+    import distributed
+
+    from roadnet.precompute import local_cluster
+
+    pbf = shared_file("osm", "andorra-latest.osm.pbf")
+    pts, cdir = _csv(tmp_path, 30, 3), tmp_path / "cache"
+    base = ["precompute", str(pts), "--pbf", str(pbf), "--cache-dir", str(cdir)]
+    base += ["--block-rows", "10"]
+    with local_cluster(1, dashboard=False) as cluster, distributed.Client(cluster):
+        address = cluster.scheduler_address
+        res = runner.invoke(
+            app, [*base, "--out", str(tmp_path / "d.zarr"), "--dask", address],
+            catch_exceptions=False,
+        )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert f"Dask scheduler {address}: 1 worker(s)" in res.stderr
+    assert "computed 3 of 3 block(s) on Dask" in res.stdout
+    here = runner.invoke(app, [*base, "--out", str(tmp_path / "h.zarr"), "--jobs", "1"])
+    assert here.exit_code == 0, here.output
+    np.testing.assert_array_equal(
+        open_matrix_store(tmp_path / "d.zarr").read(), open_matrix_store(tmp_path / "h.zarr").read()
+    )
