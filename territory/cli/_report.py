@@ -22,7 +22,7 @@ def short_header(col: str, unit: str) -> str:
         "territory": "terr.",
         "center_id": "center",
         "n_areas": "areas",
-        "n_unreachable": "unreach.",
+        "n_unreachable": "unreached",
     }
     if col in short:
         return short[col]
@@ -56,7 +56,7 @@ def print_table(
         table.add_column(
             head,
             justify=(justify[j] if justify else "left"),  # type: ignore[arg-type]
-            min_width=longest,
+            min_width=widths[-1],
             overflow="fold",
             no_wrap=False,
         )
@@ -90,6 +90,7 @@ def stage_maps(
     *,
     title: str,
     flagged_column: str | None = None,
+    roads: Any = None,
 ) -> list[Path]:
     """Stage the interactive (``.html``) and static (``.png``) maps of ``gdf`` in ``outs``."""
     if html is None and png is None:
@@ -101,7 +102,12 @@ def stage_maps(
             outs.stage(
                 html,
                 lambda tmp: maps.territory_map_html(
-                    gdf, tmp, centers=centers, title=title, flagged_column=flagged_column
+                    gdf,
+                    tmp,
+                    centers=centers,
+                    title=title,
+                    flagged_column=flagged_column,
+                    roads=roads,
                 ),
             )
         )
@@ -110,7 +116,12 @@ def stage_maps(
             outs.stage(
                 png,
                 lambda tmp: maps.territory_map_png(
-                    gdf, tmp, centers=centers, title=title, flagged_column=flagged_column
+                    gdf,
+                    tmp,
+                    centers=centers,
+                    title=title,
+                    flagged_column=flagged_column,
+                    roads=roads,
                 ),
             )
         )

@@ -166,7 +166,9 @@ def cache_prune(
 
 @friendly
 def cache_clear(
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Do not ask for confirmation.", metavar="")
+    ] = False,
     cache_dir: CacheDirOpt = None,
 ) -> None:
     """Remove every cached entry."""
