@@ -60,10 +60,10 @@ def test_dask_store_equals_single_process_and_workers_load_once(andorra, client,
     ref = roadnet.drive_time_matrix(andorra, pts, n_jobs=1, engine="scipy", cutoff=900.0)
     np.testing.assert_allclose(here, ref.seconds, rtol=1e-6)
     assert np.isinf(here).any()  # the cutoff bites
-    # ten tasks, two workers: each worker loaded the table's points and hierarchy once
+    # ten tasks on two workers: a worker that ran any loaded the points and hierarchy once
     pkey, _ = points_cache_key(graph_key(andorra), pts)
     loads = [w.get(pkey, 0) for w in client.run(worker_loads).values()]
-    assert sum(loads) == 2 and max(loads) == 1
+    assert max(loads) == 1 and sum(loads) in (1, 2)
     # a chunk damaged later: the workers find it when the store is precomputed again
     chunk = tmp_path / "dask.zarr" / "seconds" / "c" / "4" / "1"
     chunk.write_bytes(chunk.read_bytes()[:-1])
