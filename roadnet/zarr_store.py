@@ -79,7 +79,7 @@ def chunk_checksum(values: npt.ArrayLike) -> int:
     ``zlib.crc32(np.ascontiguousarray(chunk, dtype="<f4").tobytes())``.
     """
     # one copy at most (a column slice of a block); crc32 reads the buffer in place
-    return zlib.crc32(np.ascontiguousarray(values, dtype="<f4").reshape(-1).view(np.uint8))
+    return zlib.crc32(np.ascontiguousarray(values, dtype="<f4").reshape(-1).data)
 
 
 def _url(url: str | Path) -> str:
