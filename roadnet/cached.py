@@ -98,6 +98,9 @@ class CacheReport:
         Whether the result was written to the cache.
     engine
         How the computed cells were computed (:meth:`EngineChoice.describe`), or ``None``.
+    cached_engines
+        The engines that computed the cells read from the cache (``"ch"``,
+        ``"scipy-dijkstra"``; ``"unrecorded"`` for entries older than this record).
     """
 
     status: str
@@ -107,19 +110,28 @@ class CacheReport:
     cells_from_cache: int = 0
     stored: bool = False
     engine: str | None = None
+    cached_engines: set[str] = dataclasses.field(default_factory=set)
 
     def describe(self) -> str:
         """One line for logs and the CLI."""
+        by = ""
+        if self.cached_engines:
+            by = f", computed earlier by {' and '.join(sorted(self.cached_engines))}"
         if self.status == "hit":
-            return f"served from cache (entry {self.key})"
+            return f"served from cache (entry {self.key}{by})"
         if self.status == "assembled":
-            return f"assembled from cached blocks ({self.cells_from_cache:,} cells)"
+            return f"assembled from cached matrices ({self.cells_from_cache:,} cells{by})"
         on = f" on {self.engine}" if self.engine else ""
         if self.status == "off":
             return f"cache not used; {self.engine}" if self.engine else "cache not used"
+        reused = (
+            f"; {self.cells_from_cache:,} cells reused from cached matrices{by}"
+            if self.cells_from_cache
+            else ""
+        )
         return (
-            f"computed {self.rows_computed:,} row(s) and {self.cols_computed:,} column(s){on}; "
-            f"{self.cells_from_cache:,} cells from cache"
+            f"computed {self.rows_computed:,} row(s) and {self.cols_computed:,} column(s){on}"
+            + reused
         )
 
 
@@ -289,6 +301,7 @@ def _exact_hit(
                 return False
             seconds[:] = entry.rows(0, rl.shape[0])
             mkey = entry.meta.get("metres_key")
+            engines = entry.meta.get("engines") or ["unrecorded"]
         if metres is not None:
             ment = open_matrix(store, mkey) if mkey else None
             if ment is None:
@@ -304,6 +317,7 @@ def _exact_hit(
         return False
     report.status = "hit"
     report.key = key
+    report.cached_engines.update(engines)
     return True
 
 
@@ -359,6 +373,7 @@ def _assemble(
             log.warning("cached matrix %s unusable (%s); its cells are recomputed", info.key, exc)
             continue
         tgt = np.ix_(rows_req, cols_req)
+        report.cached_engines.update(meta.get("engines") or ["unrecorded"])
         hole = np.isnan(seconds[tgt])
         seconds[tgt] = np.where(hole, block, seconds[tgt])
         if metres is not None and mblock is not None:
@@ -457,6 +472,9 @@ def _store_result(
         "cutoff_s": cutoff,
         "metres_key": None,
         "created_unix": time.time(),
+        "engines": sorted(
+            report.cached_engines | ({report.engine.split(" ")[1]} if report.engine else set())
+        ),
     }
     try:
         if metres is not None:
@@ -631,5 +649,6 @@ def precompute_matrix(
     )
     if distances:
         parts["metres"].finish()
+    meta["engines"] = [choice.name]
     parts["seconds"].finish(meta=meta)
     return key, len(todo), total_blocks

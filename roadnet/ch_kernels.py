@@ -21,16 +21,35 @@ __all__ = ["HierarchyArrays", "heap_pop", "heap_set", "resolve_threads"]
 class HierarchyArrays(Protocol):
     """What a query reads of a contraction hierarchy (:class:`roadnet.ch.Hierarchy` is one)."""
 
-    n_nodes: int
-    pos: np.ndarray
-    up_indptr: np.ndarray
-    up_indices: np.ndarray
-    up_seconds: np.ndarray
-    up_metres: np.ndarray
-    down_indptr: np.ndarray
-    down_indices: np.ndarray
-    down_seconds: np.ndarray
-    down_metres: np.ndarray
+    @property
+    def n_nodes(self) -> int: ...
+
+    @property
+    def pos(self) -> np.ndarray: ...
+
+    @property
+    def up_indptr(self) -> np.ndarray: ...
+
+    @property
+    def up_indices(self) -> np.ndarray: ...
+
+    @property
+    def up_seconds(self) -> np.ndarray: ...
+
+    @property
+    def up_metres(self) -> np.ndarray: ...
+
+    @property
+    def down_indptr(self) -> np.ndarray: ...
+
+    @property
+    def down_indices(self) -> np.ndarray: ...
+
+    @property
+    def down_seconds(self) -> np.ndarray: ...
+
+    @property
+    def down_metres(self) -> np.ndarray: ...
 
 
 # ------------------------------------------------------------------------- indexed heap

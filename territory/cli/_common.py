@@ -36,6 +36,7 @@ from roadnet.graph import CompiledGraph
 from roadnet.graph_cache import load_road_graph
 from roadnet.settings import settings
 from roadnet.speed import SpeedProfile
+from roadnet.warmup import kernels_compiled, warm_kernels
 from territory.exceptions import OptionError, OutputError, TerritoryError
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "cache_settings",
     "err",
     "friendly",
+    "load_kernels",
     "out",
     "parse_bbox",
     "profile_from_options",
@@ -254,16 +256,21 @@ CacheDirOpt = Annotated[
 ]
 NoCacheOpt = Annotated[
     bool,
-    typer.Option("--no-cache", help="Neither read nor write the cache.", rich_help_panel=_CACHE),
+    typer.Option(
+        "--no-cache", help="Neither read nor write the cache.", rich_help_panel=_CACHE, metavar=""
+    ),
 ]
 RefreshOpt = Annotated[
     bool,
     typer.Option(
-        "--refresh", help="Recompute and overwrite cached results.", rich_help_panel=_CACHE
+        "--refresh",
+        help="Recompute and overwrite cached results.",
+        rich_help_panel=_CACHE,
+        metavar="",
     ),
 ]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.", metavar="")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.", metavar="")]
 EngineOpt = Annotated[
     str | None,
     typer.Option(
@@ -358,4 +365,18 @@ def road_graph(
         f"[{'from cache, ' if hit else ''}{time.perf_counter() - t0:.1f} s]",
         highlight=False,
     )
+    load_kernels()
     return g
+
+
+def load_kernels() -> None:
+    """Load the routing kernels with a line of its own (compiling them the first time)."""
+    if kernels_compiled():
+        with status("loading routing kernels"):
+            warm_kernels()
+        return
+    err.print(
+        "compiling routing kernels, once per installation (about a minute)...", highlight=False
+    )
+    seconds = warm_kernels()
+    err.print(f"routing kernels compiled in {seconds:.0f} s", highlight=False)

@@ -8,15 +8,18 @@ from typing import Annotated
 
 import typer
 
+from roadnet.roads import road_lines
 from territory.cli._common import (
     CacheDirOpt,
     VerboseOpt,
     cache_settings,
     err,
     friendly,
+    load_kernels,
     out,
     progress,
     setup_logging,
+    status,
 )
 from territory.cli._report import print_summary_table, stage_maps
 from territory.demo import load_example
@@ -47,7 +50,9 @@ def demo_cmd(
     setup_logging(verbose)
     t0 = time.perf_counter()
     with cache_settings(cache_dir):
-        ex, g = load_example(example)
+        with status("reading the road network"):
+            ex, g = load_example(example)
+        load_kernels()
         p = territories or ex.p
         err.print(
             f"example {ex.name}: {len(ex.areas)} basic areas, road data {ex.pbf} "
@@ -74,6 +79,8 @@ def demo_cmd(
             center_column="is_center",
             measures=ex.measures,
             tolerance=ex.tolerance,
+            require_contiguity=res.facts.get("contiguity", "none") != "none",
+            adjacency="road" if res.facts.get("contiguity") == "road" else "rook",
             id_column=ex.areas.id_column,
             n_jobs=jobs,
         )
@@ -93,6 +100,7 @@ def demo_cmd(
             out_dir / "map.png",
             title=f"{ex.name}: {p} drive-time territories",
             flagged_column="flagged",
+            roads=None if g is None else road_lines(g),
         )
     files = outs.written
     print_summary_table(res.summary, res.facts["unit"])

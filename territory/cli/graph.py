@@ -59,7 +59,7 @@ def graph_build(
 @friendly
 def graph_info(
     path: Annotated[Path, typer.Argument(help="Compiled graph (.npz).")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.", metavar="")] = False,
 ) -> None:
     """Show a compiled graph's counts, components, source and speed profile."""
     g = load_graph(path)

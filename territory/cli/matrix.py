@@ -52,26 +52,55 @@ def matrix_cmd(
     bbox: BboxOpt = None,
     graph: GraphOpt = None,
     destinations: Annotated[
-        Path | None, typer.Option("--to", help="Destination points (default: the areas).")
+        Path | None,
+        typer.Option(
+            "--to",
+            help="Destination points (default: the areas).",
+            rich_help_panel="Areas and measures",
+        ),
     ] = None,
-    id_column: Annotated[str | None, typer.Option(help="Id column of the areas.")] = None,
-    lon_column: Annotated[str | None, typer.Option(help="Longitude column (CSV/points).")] = None,
-    lat_column: Annotated[str | None, typer.Option(help="Latitude column (CSV/points).")] = None,
+    id_column: Annotated[
+        str | None,
+        typer.Option(help="Id column of the areas.", rich_help_panel="Areas and measures"),
+    ] = None,
+    lon_column: Annotated[
+        str | None,
+        typer.Option(help="Longitude column (CSV/points).", rich_help_panel="Areas and measures"),
+    ] = None,
+    lat_column: Annotated[
+        str | None,
+        typer.Option(help="Latitude column (CSV/points).", rich_help_panel="Areas and measures"),
+    ] = None,
     cutoff: Annotated[
-        str | None, typer.Option(help="Ignore trips longer than this (e.g. 45min).")
+        str | None,
+        typer.Option(help="Ignore trips longer than this (e.g. 45min).", rich_help_panel="Solver"),
     ] = None,
-    distances: Annotated[bool, typer.Option(help="Also store road metres.")] = False,
+    distances: Annotated[
+        bool,
+        typer.Option(
+            "--distances", help="Also store road metres.", rich_help_panel="Solver", metavar=""
+        ),
+    ] = False,
     max_snap: Annotated[
-        float | None, typer.Option(help="Flag snaps farther than this many metres.")
+        float | None,
+        typer.Option(help="Flag snaps farther than this many metres.", rich_help_panel="Solver"),
     ] = None,
-    far: Annotated[str, typer.Option(help="Far snaps: flag | exclude (inf) | error.")] = "flag",
+    far: Annotated[
+        str, typer.Option(help="Far snaps: flag | exclude (inf) | error.", rich_help_panel="Solver")
+    ] = "flag",
     fix_invalid: Annotated[
         bool | None,
         typer.Option(
-            "--fix-invalid/--strict-geometry", help="Repair all invalid polygons / refuse any."
+            "--fix-invalid/--strict-geometry",
+            help="Repair all invalid polygons / refuse any.",
+            rich_help_panel="Areas and measures",
+            metavar="",
         ),
     ] = None,
-    jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(help="Worker processes (-1 = all cores).", rich_help_panel="Solver"),
+    ] = None,
     engine: EngineOpt = None,
     speeds: SpeedsOpt = None,
     speed: SpeedOpt = None,
@@ -206,11 +235,15 @@ def precompute_cmd(
     cutoff: Annotated[
         str | None, typer.Option(help="Ignore trips longer than this (e.g. 2h).")
     ] = None,
-    distances: Annotated[bool, typer.Option(help="Also store road metres.")] = False,
+    distances: Annotated[
+        bool, typer.Option("--distances", help="Also store road metres.", metavar="")
+    ] = False,
     max_snap: Annotated[
         float | None, typer.Option(help="Flag snaps farther than this many metres.")
     ] = None,
-    block_rows: Annotated[int, typer.Option(help="Rows per resumable block.")] = 64,
+    block_rows: Annotated[
+        int, typer.Option(help="Rows per resumable block.", rich_help_panel="Solver")
+    ] = 64,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
     engine: EngineOpt = None,
     speeds: SpeedsOpt = None,
