@@ -28,6 +28,7 @@ from roadnet.areas import Areas, read_areas
 from roadnet.exceptions import AreaDataError
 from roadnet.graph import CompiledGraph
 from roadnet.settings import check_n_jobs
+from territory.outputs import to_jsonable
 
 __all__ = [
     "CONTIGUITY",
@@ -80,19 +81,9 @@ class TerritoryResult:
 
 
 def json_records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """DataFrame rows as JSON-safe dicts (inf/NaN -> None)."""
-    out = []
-    for rec in df.to_dict(orient="records"):
-        clean: dict[str, Any] = {}
-        for k, v in rec.items():
-            if isinstance(v, float | np.floating) and not np.isfinite(v):
-                clean[str(k)] = None
-            elif isinstance(v, np.generic):
-                clean[str(k)] = v.item()
-            else:
-                clean[str(k)] = v
-        out.append(clean)
-    return out
+    """DataFrame rows as JSON-safe dicts (:func:`territory.outputs.to_jsonable`: inf/NaN ->
+    None, numpy values -> Python values)."""
+    return to_jsonable(df.to_dict(orient="records"))
 
 
 def measures_from_table(gdf: pd.DataFrame, measures: Sequence[str]) -> np.ndarray:

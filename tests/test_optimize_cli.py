@@ -10,7 +10,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from territory.cli import app
-from tests.conftest import shared_file
+from tests.support import shared_file
 
 runner = CliRunner()
 

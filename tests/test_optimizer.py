@@ -11,7 +11,7 @@ from scipy.optimize import linprog
 import optimizer
 from optimizer import TerritoryProblem, evaluate, solve, solve_exact, solve_transp
 from optimizer.exceptions import InfeasibleError, InputError
-from tests.conftest import shared_file
+from tests.support import shared_file
 
 
 def _instance(n: int, p: int, seed: int, m: int = 1, tol: float = 0.05) -> TerritoryProblem:
