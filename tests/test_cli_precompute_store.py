@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from roadnet.precompute import FAULT_ENV
 from roadnet.zarr_store import open_matrix_store
 from territory.cli import app
-from tests.conftest import shared_file
+from tests.support import shared_file
 
 runner = CliRunner()
 
