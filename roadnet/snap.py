@@ -36,7 +36,7 @@ from roadnet.exceptions import CRSError, SnapError
 from roadnet.graph import CompiledGraph
 from roadnet.settings import settings
 
-__all__ = ["SnappedPoints", "point_labels", "snap_points"]
+__all__ = ["SnappedPoints", "nearest_arcs", "point_labels", "snap_points"]
 
 log = logging.getLogger(__name__)
 
@@ -340,3 +340,53 @@ def snap_points(
         max_distance_m=max_d,
         connector_speed_kmh=kmh,
     )
+
+
+def nearest_arcs(
+    graph: CompiledGraph,
+    lon: float,
+    lat: float,
+    number: int,
+    *,
+    min_component_nodes: int = 50,
+    max_distance_m: float = 5000.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``number`` roads nearest to one WGS84 point, nearest first.
+
+    Each road counts once (a two-way road's arcs share one geometry; the arc returned is the
+    one :func:`snap_points` would attach to). Only roads within ``max_distance_m`` are searched.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``arcs``, ``distance_m`` (straight line from the point to the road) and ``position_m``
+        (along the arc's geometry from its tail to the nearest point); at most ``number`` each.
+    """
+    pt = np.array([lon], dtype=np.float64), np.array([lat], dtype=np.float64)
+    _check_lonlat(*pt)
+    if number < 1:
+        raise SnapError(f"number must be >= 1, got {number!r}")
+    to_xy = pyproj.Transformer.from_crs("EPSG:4326", graph.crs, always_xy=True)
+    px, py = (float(np.asarray(c).ravel()[0]) for c in to_xy.transform(*pt))
+    point = shapely.Point(px, py)
+    index = _segment_index(graph, min_component_nodes)
+    radius = 50.0
+    while True:
+        seg = index.tree.query(point, predicate="dwithin", distance=radius)
+        arcs = np.unique(index.seg_arc[seg])
+        if arcs.shape[0] >= number or radius >= max_distance_m:
+            break
+        radius = min(radius * 4, max_distance_m)
+    ptr = graph.geom_indptr
+    lines = [
+        shapely.linestrings(
+            np.column_stack([graph.geom_x[ptr[a] : ptr[a + 1]], graph.geom_y[ptr[a] : ptr[a + 1]]])
+        )
+        for a in arcs
+    ]
+    dist = np.array([line.distance(point) for line in lines], dtype=np.float64)
+    pos = np.array([line.project(point) for line in lines], dtype=np.float64)
+    order = np.argsort(dist, kind="stable")[:number]
+    # the geometry's length equals the arc's metres up to rounding; keep positions inside
+    pos = np.minimum(pos[order], graph.arc_metres[arcs[order]].astype(np.float64))
+    return arcs[order].astype(np.int64), dist[order], pos
