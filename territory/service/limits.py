@@ -65,9 +65,9 @@ class WorkQueue:
         """Requests waiting or running."""
         return self._admitted
 
-    def close(self) -> None:
-        """Stop the threads (work in progress finishes)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    def close(self, wait: bool = False) -> None:
+        """Stop the threads (work in progress finishes; ``wait`` for it)."""
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in a worker thread, within the queue's limits."""

@@ -95,7 +95,7 @@ def add_osrm_routes(app: FastAPI, state: ServiceState) -> None:
         skip_waypoints: _Opt = None,
     ) -> Response:
         """The nearest roads to one coordinate: OSRM's ``nearest`` service."""
-        return await serve(nearest_response, profile, coordinates, dict(request.query_params), 1)
+        return await serve(nearest_response, profile, coordinates, dict(request.query_params), None)
 
     @app.get("/route/v1/{profile}/{coordinates}", tags=["OSRM"], responses=_ERRORS)
     async def route(
