@@ -148,12 +148,12 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge(seen)
+                    raise _TooLargeError(seen)
             return message
 
         try:
             await self.app(scope, counted, guarded_send)
-        except _TooLarge as exc:
+        except _TooLargeError as exc:
             if not started:
                 await self._refuse(send, exc.size)
 
@@ -178,6 +178,6 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
+class _TooLargeError(Exception):
     def __init__(self, size: int) -> None:
         self.size = size

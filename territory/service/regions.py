@@ -46,7 +46,7 @@ _BBOX_MARGIN_DEG = 0.01
 
 
 def region_name(path: Path) -> str:
-    """A URL-safe region name from a file name (``porto_portugal.osm.pbf`` -> ``porto_portugal``)."""
+    """A URL-safe region name from a file name (``porto.osm.pbf`` -> ``porto``)."""
     stem = path.name
     for suffix in (".osm.pbf", ".pbf", ".osm", ".npz"):
         if stem.endswith(suffix):
