@@ -124,6 +124,10 @@ def serve_cmd(
             help="Server processes; they share the memory-mapped graphs.", rich_help_panel=_LIM
         ),
     ] = 1,
+    jobs_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder of jobs and their results (default: service-jobs in the cache)."),
+    ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
     cache_dir: CacheDirOpt = None,
     verbose: VerboseOpt = False,
@@ -159,6 +163,7 @@ def serve_cmd(
         threads=threads,
         cors_origins=tuple(cors_origin or ()),
         max_jobs=max_jobs,
+        jobs_dir=str(jobs_dir) if jobs_dir else None,
     )
     config.token()  # an unset variable is an error now, not in every worker
     for p in [*config.pbf, *config.graph]:

@@ -44,6 +44,8 @@ class ServiceConfig:
         Origins allowed by CORS (none = CORS off).
     max_jobs
         Jobs queued or running at once (more are refused with 429).
+    jobs_dir
+        Where jobs and their results are kept (default: ``service-jobs`` in the cache folder).
     """
 
     pbf: tuple[str, ...] = ()
@@ -58,6 +60,7 @@ class ServiceConfig:
     threads: int | None = None
     cors_origins: tuple[str, ...] = ()
     max_jobs: int = 8
+    jobs_dir: str | None = None
 
     def __post_init__(self) -> None:
         if not self.pbf and not self.graph:
@@ -88,9 +91,9 @@ class ServiceConfig:
             )
         return value.strip()
 
-    def jobs_dir(self, cache_root: Path) -> Path:
+    def jobs_folder(self, cache_root: Path) -> Path:
         """Where jobs and their results are kept."""
-        return cache_root / "service-jobs"
+        return Path(self.jobs_dir) if self.jobs_dir else cache_root / "service-jobs"
 
     def to_json(self) -> str:
         """The configuration as JSON (for :data:`CONFIG_ENV`)."""

@@ -148,7 +148,7 @@ def _feature_bounds(fc: FeatureCollection, what: str) -> np.ndarray:
 def add_native_routes(app: FastAPI, state: ServiceState) -> None:
     """Register the native API on ``app``."""
     jobs = JobManager(
-        state.config.jobs_dir(state.cache_root),
+        state.config.jobs_folder(state.cache_root),
         state.config.max_jobs,
         {"ROADNET_CACHE_DIR": str(state.cache_root)},
         on_finish=lambda kind, st: state.metrics.jobs.labels(kind, st).inc(),
