@@ -115,9 +115,13 @@ def serve_cmd(
         int, typer.Option(help="Jobs queued or running at once.", rich_help_panel=_LIM)
     ] = 8,
     threads: Annotated[
-        int | None,
-        typer.Option(help="Threads of one table query (default: all cores).", rich_help_panel=_LIM),
-    ] = None,
+        int,
+        typer.Option(
+            help="Threads of one table query (0 = all cores); --workers serves more requests "
+            "at once.",
+            rich_help_panel=_LIM,
+        ),
+    ] = 1,
     workers: Annotated[
         int,
         typer.Option(
@@ -160,7 +164,7 @@ def serve_cmd(
         max_body_bytes=int(max_body_mb * 1_000_000),
         max_waiting=max_waiting,
         time_limit=time_limit,
-        threads=threads,
+        threads=threads or None,
         cors_origins=tuple(cors_origin or ()),
         max_jobs=max_jobs,
         jobs_dir=str(jobs_dir) if jobs_dir else None,

@@ -39,7 +39,8 @@ class ServiceConfig:
     time_limit
         Seconds a heavy request may wait and run.
     threads
-        Threads of one table query (``None`` = all cores).
+        Threads of one table query (``None`` = all cores). Default 1: a server answers many
+        small tables, one at a time per process; ``--workers`` uses more cores.
     cors_origins
         Origins allowed by CORS (none = CORS off).
     max_jobs
@@ -57,7 +58,7 @@ class ServiceConfig:
     max_body_bytes: int = 10_000_000
     max_waiting: int = 64
     time_limit: float = 30.0
-    threads: int | None = None
+    threads: int | None = 1
     cors_origins: tuple[str, ...] = ()
     max_jobs: int = 8
     jobs_dir: str | None = None

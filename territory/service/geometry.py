@@ -49,11 +49,24 @@ def point_on_arc(
     """Projected ``x, y`` of the points ``position_m`` metres along each arc's geometry."""
     arc = np.asarray(arc, dtype=np.int64)
     pos = np.asarray(position_m, dtype=np.float64)
-    x = np.empty(arc.shape[0])
-    y = np.empty(arc.shape[0])
-    for i, (a, p) in enumerate(zip(arc.tolist(), pos.tolist(), strict=True)):
-        px, py = _cut(graph, a, p, p)
-        x[i], y[i] = px[0], py[0]
+    ptr = graph.geom_indptr
+    # vectorised binary search, per arc, for the last geometry point at or before `pos`
+    lo = ptr[arc].astype(np.int64)
+    hi = ptr[arc + 1].astype(np.int64) - 2  # the segment starts at most at the last-but-one
+    while True:
+        active = lo < hi
+        if not active.any():
+            break
+        mid = (lo + hi + 1) // 2
+        left = graph.geom_m[mid].astype(np.float64) <= pos
+        lo = np.where(active & left, mid, lo)
+        hi = np.where(active & ~left, mid - 1, hi)
+    m0 = graph.geom_m[lo].astype(np.float64)
+    m1 = graph.geom_m[lo + 1].astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.clip(np.where(m1 > m0, (pos - m0) / (m1 - m0), 0.0), 0.0, 1.0)
+    x = graph.geom_x[lo] + t * (graph.geom_x[lo + 1] - graph.geom_x[lo])
+    y = graph.geom_y[lo] + t * (graph.geom_y[lo + 1] - graph.geom_y[lo])
     return x, y
 
 

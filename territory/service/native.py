@@ -33,7 +33,7 @@ from roadnet.snap import snap_points
 from territory.exceptions import RequestError
 from territory.service.jobs import JobManager
 from territory.service.regions import Region
-from territory.service.state import ServiceState, json_response
+from territory.service.state import ServiceState, json_response, matrix_json
 
 __all__ = ["add_native_routes"]
 
@@ -206,12 +206,11 @@ def add_native_routes(app: FastAPI, state: ServiceState) -> None:
             return Response(_arrow(m, o_ids, d_ids), media_type=ARROW)
         if NPZ in accept:
             return Response(_npz(m, o_ids, d_ids), media_type=NPZ)
-        sec = m.seconds.astype(np.float64)
         body_out: dict[str, Any] = {
             "region": region.name,
             "origins": o_ids.tolist(),
             "destinations": d_ids.tolist(),
-            "seconds": _nullable(sec),
+            "seconds": matrix_json(m.seconds),
             "cache": report.status,
             "snap_distance_m": {
                 "origins": np.round(m.origins.snap_distance_m, 3).tolist(),
@@ -219,7 +218,7 @@ def add_native_routes(app: FastAPI, state: ServiceState) -> None:
             },
         }
         if m.metres is not None:
-            body_out["metres"] = _nullable(m.metres.astype(np.float64))
+            body_out["metres"] = matrix_json(m.metres)
         return json_response(body_out)
 
     def job_response(record: dict[str, Any]) -> Response:
@@ -291,10 +290,6 @@ def _with_region(body: BaseModel, region: Region, speeds: str | None) -> dict[st
         "speeds": speeds,
     }
     return req
-
-
-def _nullable(arr: np.ndarray) -> list[list[float | None]]:
-    return [[v if math.isfinite(v) else None for v in row] for row in arr.tolist()]
 
 
 def _arrow(m: Any, o_ids: np.ndarray, d_ids: np.ndarray) -> bytes:

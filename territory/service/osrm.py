@@ -41,6 +41,7 @@ from territory.service.geometry import (
     to_lonlat,
 )
 from territory.service.regions import Region
+from territory.service.state import matrix_json
 
 __all__ = [
     "OsrmLimits",
@@ -246,10 +247,6 @@ def _waypoints(region: Region, snapped: SnappedPoints) -> tuple[list[dict[str, A
     return wps, lonlat
 
 
-def _nullable(arr: np.ndarray) -> list[list[float | None]]:
-    return [[v if math.isfinite(v) else None for v in row] for row in arr.tolist()]
-
-
 # ------------------------------------------------------------------------------ services
 def table_response(
     region: Region, coords: np.ndarray, query: Mapping[str, str], limits: OsrmLimits
@@ -299,8 +296,8 @@ def table_response(
     m = drive_time_matrix(
         region.graph, o, d, distances=want_dist, engine=region.engine, n_jobs=limits.threads
     )
-    sec = m.seconds.astype(np.float64)
-    met = m.metres.astype(np.float64) if m.metres is not None else None
+    sec: np.ndarray = m.seconds  # float32: written exactly (see matrix_json)
+    met: np.ndarray | None = m.metres
     wps, snapped_ll = _waypoints(region, snapped)
     body: dict[str, Any] = {"code": "Ok"}
     if fallback is not None:
@@ -309,16 +306,18 @@ def table_response(
             ll = coords if fb_coord == "input" else snapped_ll
             a, b = ll[src], ll[dst]
             crow = haversine_m(a[:, None, 0], a[:, None, 1], b[None, :, 0], b[None, :, 1])
-            sec[missing] = crow[missing] / (fallback)
+            sec = sec.astype(np.float64)
+            sec[missing] = crow[missing] / fallback
             if met is not None:
+                met = met.astype(np.float64)
                 met[missing] = crow[missing]
             body["fallback_speed_cells"] = np.argwhere(missing).tolist()
     if scale is not None:
-        sec *= scale
+        sec = sec.astype(np.float64) * scale
     if "duration" in ann:
-        body["durations"] = _nullable(sec)
+        body["durations"] = matrix_json(sec)
     if met is not None:
-        body["distances"] = _nullable(met)
+        body["distances"] = matrix_json(met)
     if not skip:
         body["sources"] = [wps[i] for i in src.tolist()]
         body["destinations"] = [wps[i] for i in dst.tolist()]

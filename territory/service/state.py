@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi.responses import Response
 
 from roadnet.settings import default_cache_dir
@@ -19,14 +20,50 @@ from territory.service.limits import WorkQueue
 from territory.service.metrics import Metrics
 from territory.service.regions import Region, RegionSet, load_region
 
-__all__ = ["ServiceState", "error_response", "json_response"]
+__all__ = ["RawJSON", "ServiceState", "error_response", "json_response", "matrix_json"]
 
 log = logging.getLogger(__name__)
 
 
+class RawJSON(str):
+    """JSON text already encoded (a large matrix), inserted as is by :func:`json_response`."""
+
+    __slots__ = ()
+
+
+def matrix_json(values: np.ndarray) -> RawJSON:
+    """A 2-D array as JSON rows, ``null`` where not finite.
+
+    float32 arrays are written with 9 significant digits, which read back as the same float32
+    (exactly the library's value) and are shorter than float64's repr; other arrays with 17.
+    """
+    arr = np.asarray(values)
+    digits = 9 if arr.dtype == np.float32 else 17
+    if arr.size == 0:
+        return RawJSON("[" + ",".join("[]" for _ in range(arr.shape[0])) + "]")
+    fmt = ",".join([f"%.{digits}g"] * arr.shape[1])
+    rows = ",".join(["[" + (fmt % tuple(r)) + "]" for r in arr.tolist()])
+    text = "[" + rows + "]"
+    if not np.isfinite(arr).all():
+        text = text.replace("-inf", "null").replace("inf", "null").replace("nan", "null")
+    return RawJSON(text)
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A compact JSON response (no NaN: callers pass ``None`` for missing values)."""
+    """A compact JSON response (no NaN: callers pass ``None`` for missing values).
+
+    Top-level values of type :class:`RawJSON` are inserted as they are.
+    """
+    raw: dict[str, str] = {}
+    if isinstance(body, dict):
+        body = dict(body)
+        for key, value in body.items():
+            if isinstance(value, RawJSON):
+                raw[key] = value
+                body[key] = f"@@raw:{key}@@"
     text = json.dumps(body, separators=(",", ":"), allow_nan=False)
+    for key, value in raw.items():
+        text = text.replace(f'"@@raw:{key}@@"', value, 1)
     return Response(text, status_code=status, media_type="application/json", headers=headers)
 
 
