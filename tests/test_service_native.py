@@ -217,6 +217,7 @@ def test_territory_job_survives_a_restart_and_equals_the_pipeline(setup: Setup) 
             graph=setup.graph,
             tolerance=0.2,
             improve=False,
+            contiguity="none",
             n_jobs=1,
         )
     want = dict(zip(lib.areas["id"], lib.areas["territory"], strict=True))
