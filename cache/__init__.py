@@ -39,7 +39,14 @@ from cache.exceptions import (
     UnsupportedInputError,
 )
 from cache.keys import make_key
-from cache.matrix import MatrixEntry, PartialMatrix, open_matrix, partial_matrix, put_matrix
+from cache.matrix import (
+    MatrixEntry,
+    PartialMatrix,
+    open_matrix,
+    partial_matrix,
+    put_matrix,
+    verify_partials,
+)
 from cache.sizes import format_size, parse_size
 from cache.store import (
     CleanupReport,
@@ -75,6 +82,7 @@ __all__ = [
     "parse_size",
     "partial_matrix",
     "put_matrix",
+    "verify_partials",
 ]
 
 __version__ = "0.1.0"

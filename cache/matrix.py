@@ -83,6 +83,7 @@ __all__ = [
     "open_matrix",
     "partial_matrix",
     "put_matrix",
+    "verify_partials",
 ]
 
 logger = logging.getLogger(__name__)
@@ -762,28 +763,51 @@ class PartialMatrix:
                 ) from None
         return labels[0], labels[1]
 
+    def _read_block(self, i: int, path: Path, digest: str) -> np.ndarray | None:
+        """Block ``i`` read from ``path`` when it matches its checksum, else ``None``."""
+        start, stop = self.block_range(i)
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, EOFError, OSError) as exc:
+            logger.debug("block file %s unreadable: %s", path, exc)
+            return None
+        ok = (
+            array.shape == (stop - start, self.shape[1])
+            and array.dtype == self.dtype
+            and sha256_hex(byte_view(np.ascontiguousarray(array))) == digest
+        )
+        return array if ok else None
+
+    def verify_blocks(self) -> list[int]:
+        """Check every written block's checksum; remove the damaged ones (they become missing).
+
+        Returns
+        -------
+        list of int
+            Indices of the blocks that were damaged and removed.
+        """
+        bad = []
+        with self._store.named_lock(f"partial-{self.key}", None):
+            for i, (path, digest) in sorted(self._block_files().items()):
+                if self._read_block(i, path, digest) is None:
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                    bad.append(i)
+        return bad
+
     def _verified_blocks(
         self, files: dict[int, tuple[Path, str]]
     ) -> Iterator[tuple[int, np.ndarray]]:
         for i in range(self.n_blocks):
             path, digest = files[i]
             start, stop = self.block_range(i)
-            try:
-                array = np.load(path, allow_pickle=False)
-                ok = (
-                    array.shape == (stop - start, self.shape[1])
-                    and array.dtype == self.dtype
-                    and sha256_hex(byte_view(np.ascontiguousarray(array))) == digest
-                )
-            except (ValueError, EOFError) as exc:
-                logger.debug("block file %s unreadable: %s", path, exc)
-                ok = False
-            if not ok:
+            array = self._read_block(i, path, digest)
+            if array is None:
                 with contextlib.suppress(OSError):
                     path.unlink()
                 message = (
                     f"block {i} (rows {start}:{stop}) of the resumable matrix {self.key} is "
-                    f"corrupt ({path.name}); it was removed: write it again and call finish() again"
+                    f"corrupt ({path.name}); it was removed and shows as missing"
                 )
                 logger.warning(message)
                 raise CacheCorruptError(message)
@@ -874,3 +898,27 @@ def partial_matrix(
         store, key, kind, inputs, shape, row_labels, col_labels, block_rows,
         dtype=dtype, meta=meta, restart=restart,
     )  # fmt: skip
+
+
+def verify_partials(store: Store) -> dict[str, list[int]]:
+    """Check the blocks of every resumable matrix of ``store``; remove the damaged ones.
+
+    A removed block shows as missing, so the next run of the computation writes it again.
+
+    Returns
+    -------
+    dict
+        Key of each resumable matrix -> indices of its removed blocks (empty when sound).
+    """
+    report: dict[str, list[int]] = {}
+    try:
+        folders = sorted(p for p in store.partial_dir.iterdir() if p.is_dir())
+    except FileNotFoundError:
+        return report
+    for folder in folders:
+        spec = PartialMatrix._read_spec(folder)
+        if spec is None or spec.get("format") != _PARTIAL_FORMAT:
+            continue
+        part = PartialMatrix(store, folder.name, folder, spec, {})
+        report[folder.name] = part.verify_blocks()
+    return report

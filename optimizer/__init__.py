@@ -100,22 +100,42 @@ def solve(
     if method == "interchange":
         return _interchange(problem, seed=seed, **options)
     if method in ("dichotomies", "dichotomies-split"):
+        _no_center_options(method, options)
         return _dichotomies(problem, split=method.endswith("split"), seed=seed, **options)
     if method == "exact":
         return solve_exact(problem, **options)
     raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
 
+def _no_center_options(method: str, options: dict[str, Any]) -> None:
+    """Refuse center options a method cannot honour (with what to use instead)."""
+    given = [k for k in ("allowed_centers", "fixed_centers", "locked") if k in options]
+    if given:
+        raise InputError(
+            f"method {method!r} draws territories first and cannot honour {', '.join(given)} "
+            "(forbidden, given or locked centers); use la, la-assignmax, la-mindist"
+            + (", interchange or exact" if given == ["allowed_centers"] else "")
+        )
+
+
 def _interchange(problem: TerritoryProblem, *, seed: int | None, **options: Any) -> Solution:
     from optimizer.pmedian import solve_pmedian
+    from optimizer.validation import check_allowed_centers
 
+    _no_center_options("interchange", {k: v for k, v in options.items() if k != "allowed_centers"})
     t0 = time.perf_counter()
     nc = problem.cost.shape[0]
+    allowed = check_allowed_centers(options.pop("allowed_centers", None), nc, problem.p)
+    rows = np.arange(nc) if allowed is None else np.flatnonzero(allowed)
     dist = problem.cost.rows(np.arange(nc))
     res = solve_pmedian(
-        dist, problem.objective_weights, problem.p, seed=0 if seed is None else seed, **options
+        dist[rows],
+        problem.objective_weights,
+        problem.p,
+        seed=0 if seed is None else seed,
+        **options,
     )
-    centers = np.asarray(res.centers, dtype=np.int64)
+    centers = rows[np.asarray(res.centers, dtype=np.int64)]
     assignment = np.argmin(dist[centers], axis=0).astype(np.int64)
     sol = evaluate(
         problem,

@@ -25,6 +25,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from optimizer.exceptions import InfeasibleError, InputError, SolverError
 from optimizer.problem import TerritoryProblem
 from optimizer.solution import Solution, evaluate
+from optimizer.validation import check_allowed_centers, check_time_limit
 
 __all__ = ["solve_exact"]
 
@@ -35,8 +36,12 @@ def solve_exact(
     time_limit: float = 60.0,
     max_variables: int = 200_000,
     mip_rel_gap: float = 1e-6,
+    allowed_centers: np.ndarray | None = None,
 ) -> Solution:
     """Solve the MIP to optimality (or to the time limit) with HiGHS.
+
+    ``allowed_centers`` (``(n_candidates,)`` booleans, optional) restricts the candidates
+    that may become centers.
 
     Returns
     -------
@@ -53,6 +58,8 @@ def solve_exact(
     t0 = time.perf_counter()
     nc, n = problem.cost.shape
     p, m = problem.p, problem.m
+    time_limit = float(check_time_limit(time_limit, allow_none=False) or 0.0)
+    may_host = check_allowed_centers(allowed_centers, nc, p)
     nv = nc * n + nc
     if nv > max_variables:
         raise InputError(
@@ -64,7 +71,9 @@ def solve_exact(
     cw = problem.objective_weights
     big = np.where(allowed, d * cw[None, :], 0.0)
     c = np.concatenate([big.ravel(), np.zeros(nc)])
-    ub = np.concatenate([allowed.ravel().astype(float), np.ones(nc)])
+    ub = np.concatenate(
+        [allowed.ravel().astype(float), np.ones(nc) if may_host is None else may_host * 1.0]
+    )
     xi = np.arange(nc * n).reshape(nc, n)  # variable index of x_jv
     yi = nc * n + np.arange(nc)
     rows, cols, vals, lo_b, hi_b = [], [], [], [], []
@@ -131,7 +140,13 @@ def solve_exact(
             {"p": p, "message": res.message},
         )
     if res.x is None:
-        raise SolverError(f"HiGHS found no solution within {time_limit} s: {res.message}")
+        spent = time.perf_counter() - t0
+        if res.status == 1:  # iteration or time limit reached
+            raise SolverError(
+                f"HiGHS found no solution within the time limit of {time_limit:g} s "
+                f"(stopped after {spent:.1f} s): raise time_limit or use a heuristic"
+            )
+        raise SolverError(f"HiGHS stopped after {spent:.1f} s without a solution: {res.message}")
     x = np.round(res.x[: nc * n].reshape(nc, n)).astype(bool)
     centers = np.flatnonzero(np.round(res.x[nc * n :]) > 0.5)
     owner = np.argmax(x, axis=0)

@@ -39,6 +39,7 @@ from optimizer.location import initial_centers, one_medians
 from optimizer.problem import TerritoryProblem
 from optimizer.solution import Solution, evaluate
 from optimizer.transp import solve_transp
+from optimizer.validation import check_allowed_centers, check_count, check_time_limit
 
 __all__ = ["allocate", "location_allocation"]
 
@@ -173,8 +174,11 @@ def _penalty(problem: TerritoryProblem, rows: np.ndarray) -> float:
     fin = rows[np.isfinite(rows)]
     span = float(fin.max()) if fin.size else 1.0
     w = problem.weights[:, 0]
-    unit = float(w[w > 0].min()) if np.any(w > 0) else 1.0
-    return 10.0 * span * float(problem.objective_weights.max()) / unit + 1.0
+    top = float(w.max())
+    # weights below a 1e-9 share of the largest count as that share (no overflow from
+    # subnormal weights); HiGHS treats costs from 1e20 up as infinite, so stay below
+    unit = max(float(w[w > 0].min()), 1e-9 * top) if top > 0 else 1.0
+    return min(10.0 * span * float(problem.objective_weights.max()) / unit + 1.0, 1e19)
 
 
 def _spanning_forest(fractions: sp.csr_matrix) -> sp.csr_matrix:
@@ -284,6 +288,12 @@ def location_allocation(
     """
     t0 = time.perf_counter()
     _check_capacity(problem)
+    n_starts = check_count(n_starts, "n_starts")
+    max_iter = check_count(max_iter, "max_iter")
+    time_limit = check_time_limit(time_limit)
+    allowed_centers = check_allowed_centers(
+        allowed_centers, problem.cost.shape[0], problem.p, fixed=fixed_centers
+    )
     rng = np.random.default_rng(seed)
     if fixed is not None and initial is None:
         raise InputError("fixed centers need `initial` to say which candidates they are")
@@ -296,7 +306,7 @@ def location_allocation(
                 f"areas are locked to candidates {bad[:10].tolist()} that are not "
                 "fixed centers; lock areas only to fixed centers"
             )
-    starts = 1 if initial is not None else max(1, int(n_starts))
+    starts = 1 if initial is not None else n_starts
     if fixed_list is not None and fixed_list.size == problem.p:
         starts = 1  # every center is given: nothing to draw
     best: Solution | None = None

@@ -129,6 +129,7 @@ import scipy.sparse as sp
 from optimizer.contiguity import _as_adjacency, _repair, is_contiguous
 from optimizer.exceptions import InputError
 from optimizer.problem import TerritoryProblem
+from optimizer.validation import check_time_limit
 
 __all__ = ["LocalSearchResult", "LocalSearchWeights", "local_search", "objective_terms"]
 
@@ -1315,6 +1316,7 @@ def local_search(
     >>> res.assignment.tolist(), res.objective_after < res.objective_before
     ([0, 0, 0, 0, 1, 1, 1, 1], True)
     """
+    time_limit = check_time_limit(time_limit)
     _warm_up()
     t0 = time.perf_counter()
     deadline = np.inf if time_limit is None else t0 + float(time_limit)

@@ -178,6 +178,11 @@ def _kmeanspp(
     return chosen
 
 
+def _weighted(d: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``d @ w`` where an unreachable pair (``inf``) of an area of weight 0 costs nothing."""
+    return np.where(w[None, :] > 0, d, 0.0) @ w
+
+
 def one_medians(
     problem: TerritoryProblem,
     assignment: np.ndarray,
@@ -210,7 +215,7 @@ def one_medians(
                 cands = cands[cap[cands] >= load - 1e-9]
             if cands.size == 0:
                 continue
-            score = problem.cost.block(cands, members) @ w[members]
+            score = _weighted(problem.cost.block(cands, members), w[members])
             new[t] = cands[int(np.argmin(score))]
         return _dedupe(new, centers)
     # general candidates: score every permitted candidate against every territory
@@ -218,7 +223,7 @@ def one_medians(
     scores = np.empty((cand.size, p))
     for t in range(p):
         members = np.flatnonzero(assignment == t)
-        scores[:, t] = problem.cost.block(cand, members) @ w[members]
+        scores[:, t] = _weighted(problem.cost.block(cand, members), w[members])
         if cap is not None:
             load = problem.weights[members, 0].sum()
             scores[cap[cand] < load - 1e-9, t] = np.inf

@@ -77,6 +77,14 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from optimizer.exceptions import InfeasibleError, InputError, SolverError
 from optimizer.transp import solve_transp
+from optimizer.validation import (
+    as_cost_array,
+    as_weight_array,
+    check_count,
+    check_magnitudes,
+    check_p,
+    check_time_limit,
+)
 
 __all__ = [
     "CapacitatedPMedianResult",
@@ -166,31 +174,29 @@ class CapacitatedPMedianResult(PMedianResult):
 
 
 def _as_dist(dist: ArrayLike) -> np.ndarray:
-    d = np.asarray(dist, dtype=np.float64)
-    if d.ndim != 2 or d.shape[0] == 0 or d.shape[1] == 0:
-        raise InputError(f"dist must be a non-empty (n_candidates, n) matrix, got shape {d.shape}")
-    if np.isnan(d).any():
-        raise InputError("dist contains NaN (use inf for 'unreachable')")
-    if (d < 0).any():
-        raise InputError(f"dist must be >= 0, got a minimum of {d.min():g}")
-    return d
+    return as_cost_array(dist, "dist")
 
 
 def _as_weights(w: ArrayLike | None, n: int, name: str) -> np.ndarray:
     if w is None:
         return np.ones(n)
-    arr = np.asarray(w, dtype=np.float64)
-    if arr.shape != (n,):
+    arr = np.asarray(w)
+    if arr.ndim != 1:
         raise InputError(f"{name} must have shape ({n},), got {arr.shape}")
-    if not np.isfinite(arr).all() or (arr < 0).any():
-        raise InputError(f"{name} must be finite and >= 0")
-    return arr
+    return as_weight_array(arr, n, name)[:, 0]
 
 
 def _check_p(p: int, m: int) -> int:
-    if isinstance(p, bool) or int(p) != p or not 1 <= p <= m:
-        raise InputError(f"p must be an integer in [1, {m}] (the number of candidates), got {p!r}")
-    return int(p)
+    return check_p(p, m, what="the number of candidates")
+
+
+def _check_sizes(d: np.ndarray, *weights: np.ndarray) -> None:
+    fin = d[np.isfinite(d)]
+    check_magnitudes(
+        float(fin.max(initial=0.0)),
+        max(float(w.max(initial=0.0)) for w in weights),
+        cost_name="dist",
+    )
 
 
 def _finite_dist(d: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -208,7 +214,9 @@ def _finite_dist(d: np.ndarray, w: np.ndarray) -> np.ndarray:
         )
     top = float(d[fin].max()) if fin.any() else 1.0
     wpos = w[w > 0]
-    ratio = float(w.sum() / wpos.min()) if wpos.size else 1.0
+    # weights below a 1e-9 share of the total count as that share: no overflow from
+    # subnormal weights, and the penalty stays far below float's range
+    ratio = float(w.sum() / max(float(wpos.min()), 1e-9 * float(w.sum()))) if wpos.size else 1.0
     big = (top + 1.0) * (ratio + 1.0) * 2.0
     return np.where(fin, d, big)
 
@@ -443,10 +451,10 @@ def solve_pmedian(
     m, n = dist_arr.shape
     w = _as_weights(weights, n, "weights")
     p = _check_p(p, m)
-    if n_starts < 1 or n_perturbations < 0:
-        raise InputError(
-            f"n_starts must be >= 1 and n_perturbations >= 0, got {n_starts}, {n_perturbations}"
-        )
+    n_starts = check_count(n_starts, "n_starts")
+    n_perturbations = check_count(n_perturbations, "n_perturbations", minimum=0)
+    time_limit = check_time_limit(time_limit)
+    _check_sizes(dist_arr, w)
     d = _finite_dist(dist_arr, w)
     rng = np.random.default_rng(seed)
     deadline = math.inf if time_limit is None else t0 + float(time_limit)
@@ -460,9 +468,10 @@ def solve_pmedian(
         centers, value, k = _local_search(d, w, _kmeanspp(d, w, p, rng), deadline)
         swaps += k
         runs += 1
-        if value < best_value - 1e-9 * max(1.0, abs(value)):
+        if best is None or value < best_value - 1e-9 * max(1.0, abs(value)):
             best, best_value = centers.copy(), value
-    assert best is not None
+    if best is None:  # unreachable: the first start always runs
+        raise SolverError("the p-median search ran no start")
     current, current_value = best.copy(), best_value
     for _ in range(n_perturbations if p < m else 0):
         if time.perf_counter() > deadline:
@@ -840,6 +849,7 @@ def _prepare_cap(
             f"shape {cap_arr.shape}"
         )
     cw = _as_weights(cost_weights, n, "cost_weights")
+    _check_sizes(d, q, cw, cap_arr[np.isfinite(cap_arr)])
     eps = 1e-9 * max(1.0, float(np.abs(cap_arr[np.isfinite(cap_arr)]).max(initial=1.0)))
     total = float(q.sum())
     top = float(np.sort(cap_arr)[-p:].sum())
@@ -1098,6 +1108,7 @@ def capacitated_pmedian_mip(
     """
     t0 = time.perf_counter()
     inst = _prepare_cap(dist, demand, p, capacity, cost_weights)
+    time_limit = check_time_limit(time_limit)
     out = _mip(inst, time_limit)
     if out.sol is None:
         raise SolverError(
@@ -1176,6 +1187,7 @@ def solve_capacitated_pmedian(
     """
     t0 = time.perf_counter()
     inst = _prepare_cap(dist, demand, p, capacity, cost_weights)
+    time_limit = check_time_limit(time_limit)
     n = inst.n
     rng = np.random.default_rng(seed)
     exact = exact_below is not None and n <= exact_below

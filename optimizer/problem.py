@@ -26,6 +26,7 @@ import numpy as np
 
 from optimizer.exceptions import InputError
 from optimizer.tolerance import parse_tolerance
+from optimizer.validation import as_cost_array, as_weight_array, check_magnitudes, check_p
 
 __all__ = [
     "CostMatrix",
@@ -177,16 +178,14 @@ class TerritoryProblem:
         if np.any(~np.isfinite(w)) or np.any(w < 0):
             bad = np.flatnonzero(~np.isfinite(w).all(axis=1) | (w < 0).any(axis=1))
             raise InputError(f"weights must be finite and >= 0 (bad rows {bad[:10].tolist()})")
+        check_magnitudes(0.0, float(w.max()))  # before any sum can overflow
         n = w.shape[0]
-        if (
-            isinstance(self.p, bool)
-            or not isinstance(self.p, int | np.integer)
-            or not (1 <= self.p <= n)
-        ):
-            raise InputError(f"p must be an integer in 1..{n} (number of areas), got {self.p!r}")
         nc, na = self.cost.shape
         if na != n:
-            raise InputError(f"cost has {na} area columns but there are {n} areas")
+            raise InputError(f"cost has {na} area columns but weights have {n} rows (areas)")
+        if not isinstance(self.p, int | np.integer) or isinstance(self.p, bool):
+            raise InputError(f"p must be a whole number of territories, got {self.p!r}")
+        check_p(self.p, n)
         if self.candidates.shape != (nc,):
             raise InputError(f"candidates must have shape ({nc},), got {self.candidates.shape}")
         if nc < self.p:
@@ -206,6 +205,9 @@ class TerritoryProblem:
             given = ts[np.isfinite(ts)]
             if np.any(given <= 0) or given.sum() > 1 + 1e-9:
                 raise InputError("target shares must be > 0 and add up to at most 1")
+        check_magnitudes(_max_finite_cost(self.cost), float(self.objective_weights.max(initial=0)))
+        if self.cost_weights is not None:
+            check_magnitudes(0.0, float(w.max(initial=0.0)))
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -227,17 +229,10 @@ class TerritoryProblem:
         ``candidates`` gives the area index of each row (default: row ``j`` is area ``j``,
         which needs a square matrix); -1 marks a row that is no area.
         """
-        w = np.asarray(weights, dtype=np.float64)
-        w = w[:, None] if w.ndim == 1 else w
-        mat = np.asarray(cost) if not isinstance(cost, np.memmap) else cost
-        if mat.ndim != 2:
-            raise InputError(f"cost must be a 2-D matrix, got shape {np.shape(cost)}")
-        if np.any(np.isnan(mat)):
-            raise InputError("cost matrix has NaN entries (use inf for impossible pairs)")
-        if np.any(mat < 0):
-            raise InputError("cost matrix has negative entries")
+        mat = as_cost_array(cost)
+        w = as_weight_array(weights, mat.shape[1])
         cand = _candidates(candidates, mat.shape[0], w.shape[0])
-        xy = None if coords is None else np.asarray(coords, dtype=np.float64)
+        xy = None if coords is None else _as_float_array_2(coords, "coords")
         return cls._build(
             CostMatrix(mat), w, p, cand, tolerance, capacity, cost_weights, measure_names, xy
         )
@@ -259,12 +254,13 @@ class TerritoryProblem:
         """A straight-line problem: ``metric="euclidean"`` on projected x/y (metres) or
         ``"haversine"`` on lon/lat degrees. Candidates are the areas, or ``candidate_coords``
         (extra points, candidates -1)."""
-        xy = np.asarray(coords, dtype=np.float64)
-        if xy.ndim != 2 or xy.shape[1] != 2 or not np.isfinite(xy).all():
-            raise InputError(f"coords must be a finite (n, 2) array, got shape {xy.shape}")
-        w = np.asarray(weights, dtype=np.float64)
-        w = w[:, None] if w.ndim == 1 else w
-        cxy = xy if candidate_coords is None else np.asarray(candidate_coords, dtype=np.float64)
+        xy = _as_float_array_2(coords, "coords")
+        w = as_weight_array(weights, xy.shape[0])
+        cxy = (
+            xy
+            if candidate_coords is None
+            else _as_float_array_2(candidate_coords, "candidate_coords")
+        )
         cand = (
             np.arange(xy.shape[0])
             if candidate_coords is None
@@ -297,6 +293,7 @@ class TerritoryProblem:
         measure_names: tuple[str, ...],
         coords: np.ndarray | None = None,
     ) -> TerritoryProblem:
+        check_p(p, w.shape[0])
         lo, hi = parse_tolerance(tolerance, w.shape[1])
         cap = None
         if capacity is not None:
@@ -409,3 +406,40 @@ def _candidates(candidates: np.ndarray | None, n_rows: int, n: int) -> np.ndarra
     if np.unique(used).shape[0] != used.shape[0]:
         raise InputError("an area appears twice among the candidates")
     return cand
+
+
+def _as_float_array_2(value: Any, name: str) -> np.ndarray:
+    """Finite ``(n, 2)`` coordinates whose distances stay within the solvers' range."""
+    from optimizer.validation import MAX_MAGNITUDE
+
+    try:
+        xy = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be an (n, 2) array of numbers") from None
+    if xy.ndim != 2 or xy.shape[1] != 2 or xy.shape[0] == 0 or not np.isfinite(xy).all():
+        raise InputError(f"{name} must be a finite (n, 2) array, got shape {xy.shape}")
+    if np.abs(xy).max() > MAX_MAGNITUDE / 4:
+        raise InputError(
+            f"{name} go up to {float(np.abs(xy).max()):.3g}; coordinates above "
+            f"{MAX_MAGNITUDE / 4:.1e} cannot be optimized exactly: rescale them"
+        )
+    return xy
+
+
+def _max_finite_cost(cost: CostProvider) -> float:
+    """Largest finite distance of a cost provider (bounded from coordinates when computed)."""
+    if isinstance(cost, CostMatrix):
+        m = cost.matrix
+        top = 0.0
+        step = max(1, 4_000_000 // max(1, m.shape[1]))  # row blocks: no full-size temporary
+        for r in range(0, m.shape[0], step):
+            block = np.asarray(m[r : r + step], dtype=np.float64)
+            fin = block[np.isfinite(block)]
+            if fin.size:
+                top = max(top, float(fin.max()))
+        return top
+    if isinstance(cost, EuclideanCost):
+        both = np.vstack([cost.candidates_xy, cost.areas_xy])
+        fin = both[np.isfinite(both)]
+        return float(2.0 * np.abs(fin).max()) if fin.size else 0.0
+    return 2.1e7  # great-circle metres: at most half the Earth's circumference

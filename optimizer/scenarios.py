@@ -80,6 +80,7 @@ from optimizer.location import initial_centers, one_medians
 from optimizer.problem import TerritoryProblem
 from optimizer.repair import repair_balance
 from optimizer.solution import Solution, evaluate
+from optimizer.validation import check_time_limit
 
 __all__ = ["ScenarioResult", "disruption_costs", "run_scenario"]
 
@@ -400,7 +401,7 @@ def run_scenario(
     wts = LocalSearchWeights(disruption=disruption, band_penalty=_BAND * max(1.0, disruption))
     c0 = before.cost if np.isfinite(before.cost) and before.cost > 0 else 1.0
     starts: list[str] = ["allocation", "existing"] if start == "best" else [start]
-    deadline = t0 + time_limit
+    deadline = t0 + float(check_time_limit(time_limit, allow_none=False) or 0.0)
     results: dict[str, Any] = {}
     objective: dict[str, float] = {}
     within: dict[str, bool] = {}

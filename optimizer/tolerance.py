@@ -51,9 +51,11 @@ def parse_tolerance(tolerance: Any, m: int = 1) -> tuple[np.ndarray, np.ndarray]
                 lo = np.broadcast_to(tau, (m,)).copy()
                 hi = lo.copy()
     except (TypeError, ValueError) as exc:
+        shape = getattr(np.asarray(tolerance, dtype=object), "shape", None)
         raise InputError(
-            f"tolerance must be a number, one per measure ({m}) or a (lower, upper) pair, "
-            f"got {tolerance!r}"
+            f"tolerance must be a number (e.g. 0.05), shape ({m},) (one per measure), a "
+            f"(lower, upper) pair or shape (2, {m}) (lower row, upper row); got {tolerance!r}"
+            + (f" of shape {shape}" if shape else "")
         ) from exc
     if np.any(~np.isfinite(lo)) or np.any(lo < 0) or np.any(lo > 1):
         raise InputError(

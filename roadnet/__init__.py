@@ -3,7 +3,7 @@
 The network layer of roadnet: read (``.osm.pbf`` with pyrosm, ``.osm`` with osmnx) or download
 (Overpass, through osmnx) OpenStreetMap roads, compile them into compact CSR graphs with
 realistic travel times, snap basic-area centroids onto the roads and compute drive-time
-matrices.
+matrices. Roads -> drive times only: the territory application lives in :mod:`territory`.
 
 Examples
 --------
@@ -24,6 +24,7 @@ from roadnet.exceptions import (
     SpeedProfileError,
 )
 from roadnet.graph import CompiledGraph, ComponentReport, load_graph
+from roadnet.graph_cache import load_road_graph
 from roadnet.matrix import DriveTimeMatrix, drive_time_matrix
 from roadnet.settings import Settings, settings
 from roadnet.snap import SnappedPoints, snap_points
@@ -67,6 +68,7 @@ __all__ = [
     "graph_from_xml",
     "graph_to_networkx",
     "load_graph",
+    "load_road_graph",
     "parse_maxspeed",
     "read_areas",
     "settings",

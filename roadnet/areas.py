@@ -121,8 +121,23 @@ def _detect_id(df: pd.DataFrame, source: str) -> str | None:
     return None
 
 
-def _check_geographic(lon: np.ndarray, lat: np.ndarray, what: str) -> None:
-    if np.any(np.abs(lon) > 180) or np.any(np.abs(lat) > 90):
+def _check_geographic(
+    lon: np.ndarray, lat: np.ndarray, what: str, rows: np.ndarray | None = None
+) -> None:
+    """Refuse longitudes/latitudes out of range, naming the rows when only some are."""
+    bad = (np.abs(lon) > 180) | (np.abs(lat) > 90)
+    if not bad.any():
+        return
+    rows = np.arange(lon.shape[0]) if rows is None else rows
+    if not bad.all():
+        first = int(np.flatnonzero(bad)[0])
+        raise AreaDataError(
+            f"{what}: {int(bad.sum())} row(s) have coordinates out of range (rows "
+            f"{rows[bad][:10].tolist()}; e.g. row {int(rows[first])}: lon="
+            f"{float(lon[first]):g}, lat={float(lat[first]):g}); longitude must be in "
+            "-180..180 and latitude in -90..90: fix those rows"
+        )
+    if bad.all():
         raise CRSError(
             f"{what}: coordinates (e.g. x={float(lon.flat[0]):.1f}, y={float(lat.flat[0]):.1f}) "
             "are outside the longitude/latitude range although the CRS is geographic: the "
@@ -199,8 +214,11 @@ def areas_from_gdf(
             np.flatnonzero(invalid)[:10].tolist(),
         )
     if gdf.crs.is_geographic:
-        b = gdf.total_bounds
-        _check_geographic(np.array([b[0], b[2]]), np.array([b[1], b[3]]), source)
+        b = gdf.geometry.bounds.to_numpy()  # per row: minx, miny, maxx, maxy
+        far_x = np.where(np.abs(b[:, 0]) > np.abs(b[:, 2]), b[:, 0], b[:, 2])
+        far_y = np.where(np.abs(b[:, 1]) > np.abs(b[:, 3]), b[:, 1], b[:, 3])
+        ok = np.isfinite(far_x) & np.isfinite(far_y)
+        _check_geographic(far_x[ok], far_y[ok], source, np.flatnonzero(ok))
     g4326 = gdf.to_crs("EPSG:4326") if not gdf.crs.equals("EPSG:4326") else gdf
 
     if id_column is not None:
@@ -237,7 +255,8 @@ def areas_from_gdf(
                 raise AreaDataError(f"{source}: point column {c!r} not found")
         lon = pd.to_numeric(gdf[lon_c], errors="coerce").to_numpy(float)
         lat = pd.to_numeric(gdf[lat_c], errors="coerce").to_numpy(float)
-        _check_geographic(lon[np.isfinite(lon)], lat[np.isfinite(lat)], source)
+        fin = np.isfinite(lon) & np.isfinite(lat)
+        _check_geographic(lon[fin], lat[fin], source, np.flatnonzero(fin))
     else:
         g = g4326.geometry.values
         if point == "centroid":
@@ -274,6 +293,7 @@ def read_areas(
     crs: Any = None,
     point: Literal["representative", "centroid"] = "representative",
     fix_invalid: bool | None = None,
+    what: str = "areas",
 ) -> Areas:
     """Read basic areas from any file geopandas reads (GeoPackage, GeoJSON, Shapefile,
     Parquet, ...) or a CSV with lon/lat columns.
@@ -294,6 +314,9 @@ def read_areas(
         CRS to assume for a file that declares none (never overrides a declared CRS).
     point, fix_invalid
         See :func:`areas_from_gdf`.
+    what
+        What the file is, for messages (``"areas"``, ``"centers"``, or the CLI option such
+        as ``"--to"``).
 
     Raises
     ------
@@ -301,9 +324,10 @@ def read_areas(
     """
     p = Path(path)
     if not p.is_file():
-        raise AreaDataError(f"areas file not found: {p}")
+        kind = "a folder, not a file" if p.is_dir() else "not found"
+        raise AreaDataError(f"{what} file {kind}: {p}")
     if p.stat().st_size == 0:
-        raise AreaDataError(f"areas file is empty: {p}")
+        raise AreaDataError(f"{what} file is empty: {p}")
     if p.suffix.lower() in {".csv", ".txt", ".tsv"}:
         try:
             df = pd.read_csv(p, sep="\t" if p.suffix.lower() == ".tsv" else ",")

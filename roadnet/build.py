@@ -219,6 +219,10 @@ def _point_fractions(raw: RawArcs, gx: np.ndarray, gy: np.ndarray) -> np.ndarray
     """Cumulative length fraction (0..1) of every raw geometry point along its arc."""
     ptr = raw.geom_indptr
     npts = np.diff(ptr)
+    if npts.size and bool((npts == 2).all()):  # straight arcs (PBF readers): tail 0, head 1
+        frac = np.zeros(gx.shape[0])
+        frac[1::2] = 1.0
+        return frac
     seg = np.hypot(np.diff(gx), np.diff(gy))
     # zero the "segments" that join the last point of one arc to the first of the next
     is_join = np.zeros(gx.shape[0] - 1 if gx.size else 0, dtype=bool)
@@ -235,6 +239,40 @@ def _point_fractions(raw: RawArcs, gx: np.ndarray, gy: np.ndarray) -> np.ndarray
     return np.clip(frac, 0.0, 1.0)
 
 
+@numba.njit(cache=True)
+def _pair_twins(
+    order: np.ndarray, cls: np.ndarray, kind: np.ndarray, a: int
+) -> np.ndarray:  # pragma: no cover - compiled
+    """Pair arcs of opposite ``kind`` within each class, in arc order, last waiting first.
+
+    ``order`` lists the arcs grouped by class (rows of ``cls``) and by index inside a class.
+    """
+    twin = np.full(a, -1, np.int32)
+    waiting = np.empty((2, order.shape[0]), np.int64)
+    size = np.zeros(2, np.int64)
+    ncol = cls.shape[1]
+    for i in range(order.shape[0]):
+        k = order[i]
+        if i > 0:
+            prev = order[i - 1]
+            for c in range(ncol):
+                if cls[k, c] != cls[prev, c]:
+                    size[0] = 0
+                    size[1] = 0
+                    break
+        t = kind[k]
+        o = 1 - t
+        if size[o] > 0:
+            size[o] -= 1
+            j = waiting[o, size[o]]
+            twin[k] = j
+            twin[j] = k
+        else:
+            waiting[t, size[t]] = k
+            size[t] += 1
+    return twin
+
+
 def _find_twins(
     u: np.ndarray,
     v: np.ndarray,
@@ -243,43 +281,41 @@ def _find_twins(
     gx: np.ndarray,
     gy: np.ndarray,
 ) -> np.ndarray:
-    """Reverse arc with the same geometry for each arc, else -1."""
+    """Reverse arc with the same geometry for each arc, else -1.
+
+    Arc ``k`` is the twin of ``j`` when ``j`` runs ``v -> u`` with as many points, the same
+    length (to 0.1 m) and its second-last point where ``k``'s second point is (to 1 cm).
+    Going through the arcs in order, an arc pairs with the latest unpaired arc it matches.
+    """
     a = u.shape[0]
-    twin = np.full(a, -1, dtype=np.int32)
+    if a == 0:
+        return np.full(0, -1, dtype=np.int32)
     npts = np.diff(gptr)
-    # a geometry signature: second point (first interior or head) rounded to 1 cm
-    second_x = np.round(gx[gptr[:-1] + 1], 2)
-    second_y = np.round(gy[gptr[:-1] + 1], 2)
-    penult_x = np.round(gx[gptr[1:] - 2], 2)
-    penult_y = np.round(gy[gptr[1:] - 2], 2)
-    mround = np.round(metres, 1)
-    pending: dict[tuple[Any, ...], list[int]] = {}
-    for k in range(a):
-        if u[k] == v[k]:
-            continue
-        key = (
-            int(u[k]),
-            int(v[k]),
-            int(npts[k]),
-            float(mround[k]),
-            float(second_x[k]),
-            float(second_y[k]),
-        )
-        rkey = (
-            int(v[k]),
-            int(u[k]),
-            int(npts[k]),
-            float(mround[k]),
-            float(penult_x[k]),
-            float(penult_y[k]),
-        )
-        waiting = pending.get(rkey)
-        if waiting:
-            j = waiting.pop()
-            twin[k], twin[j] = j, k
-        else:
-            pending.setdefault(key, []).append(k)
-    return twin
+    second = (np.rint(gx[gptr[:-1] + 1] * 100), np.rint(gy[gptr[:-1] + 1] * 100))
+    penult = (np.rint(gx[gptr[1:] - 2] * 100), np.rint(gy[gptr[1:] - 2] * 100))
+    mround = np.rint(np.asarray(metres, np.float64) * 10)
+    fwd = u < v  # the class of a pair is keyed from its arc with u < v
+    cls = np.empty((a, 6), np.float64)
+    cls[:, 0] = np.where(fwd, u, v)
+    cls[:, 1] = np.where(fwd, v, u)
+    cls[:, 2] = npts
+    cls[:, 3] = mround
+    cls[:, 4] = np.where(fwd, second[0], penult[0])
+    cls[:, 5] = np.where(fwd, second[1], penult[1])
+    keep = np.flatnonzero(u != v)
+    sub = cls[keep]
+    order = keep[np.lexsort((keep, *(sub[:, c] for c in range(5, -1, -1))))]
+    return _pair_twins(order, cls, (~fwd).astype(np.int64), a)
+
+
+def _ends_are_nodes(raw: RawArcs) -> bool:
+    """Whether each arc's two polyline points are exactly its tail's and head's coordinates."""
+    return bool(
+        np.array_equal(raw.geom_lon[0::2], raw.lon[raw.u])
+        and np.array_equal(raw.geom_lon[1::2], raw.lon[raw.v])
+        and np.array_equal(raw.geom_lat[0::2], raw.lat[raw.u])
+        and np.array_equal(raw.geom_lat[1::2], raw.lat[raw.v])
+    )
 
 
 def compile_arcs(raw: RawArcs, meta: dict[str, Any]) -> CompiledGraph:
@@ -305,9 +341,18 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any]) -> CompiledGraph:
     n_raw = raw.node_ids.shape[0]
     crs = utm_crs_for(raw.lon, raw.lat)
     to_xy = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    rgx, rgy = to_xy.transform(raw.geom_lon, raw.geom_lat)
-    rgx, rgy = np.asarray(rgx, dtype=np.float64), np.asarray(rgy, dtype=np.float64)
-    frac = _point_fractions(raw, rgx, rgy)
+    # straight arcs (the PBF readers' RawArcs.straight): every polyline is its two end nodes,
+    # so nodes are projected once instead of two points per arc (same values, less memory)
+    straight = bool((np.diff(raw.geom_indptr) == 2).all()) and _ends_are_nodes(raw)
+    if straight:
+        nx_, ny_ = to_xy.transform(raw.lon, raw.lat)
+        node_x, node_y = np.asarray(nx_, dtype=np.float64), np.asarray(ny_, dtype=np.float64)
+        frac = np.zeros(2 * a_raw)
+        frac[1::2] = 1.0
+    else:
+        rgx, rgy = to_xy.transform(raw.geom_lon, raw.geom_lat)
+        rgx, rgy = np.asarray(rgx, dtype=np.float64), np.asarray(rgy, dtype=np.float64)
+        frac = _point_fractions(raw, rgx, rgy)
 
     # 1. contraction of interior nodes
     rem = _removable_nodes(n_raw, raw.u, raw.v)
@@ -326,21 +371,34 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any]) -> CompiledGraph:
     off_m = (cum_m - met_c) - chain_start_m[chain_id]
     arc_seconds = np.add.reduceat(sec_c, chain_ptr[:-1]) if n_chain else np.zeros(0)
     arc_metres = np.add.reduceat(met_c, chain_ptr[:-1]) if n_chain else np.zeros(0)
+    # the per-raw-arc work arrays go as soon as they are used (country-size inputs)
+    del sec_c, met_c, cum_s, cum_m, chain_start_s, chain_start_m
 
     # geometry of merged arcs: raw polylines in chain order, the joint point kept once
     rptr = raw.geom_indptr
     pos_in_chain = np.arange(chain_arcs.shape[0]) - chain_ptr[chain_id]
-    skip_first = (pos_in_chain > 0).astype(np.int64)
-    starts = rptr[chain_arcs] + skip_first
+    starts = rptr[chain_arcs] + (pos_in_chain > 0)
+    del pos_in_chain
     counts = rptr[chain_arcs + 1] - starts
-    pt_idx = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-    pt_idx += np.arange(pt_idx.shape[0])
-    pt_arc = np.repeat(np.arange(chain_arcs.shape[0]), counts)  # position in chain_arcs
-    ra = chain_arcs[pt_arc]
-    geom_s = off_s[pt_arc] + frac[pt_idx] * raw.seconds[ra]
-    geom_m = off_m[pt_arc] + frac[pt_idx] * raw.metres[ra]
     per_chain_pts = np.bincount(chain_id, weights=counts, minlength=n_chain).astype(np.int64)
     geom_indptr = np.concatenate([[0], np.cumsum(per_chain_pts)])
+    del chain_id, per_chain_pts
+    pt_idx = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    pt_idx += np.arange(pt_idx.shape[0])
+    del starts
+    pt_arc = np.repeat(np.arange(chain_arcs.shape[0]), counts)  # position in chain_arcs
+    del counts
+    ra = chain_arcs[pt_arc]
+    # cumulative seconds/metres at each point: offset + fraction x raw arc (in place)
+    part = frac[pt_idx]
+    part *= raw.seconds[ra]
+    part += off_s[pt_arc]
+    geom_s = part.astype(np.float32)
+    part = frac[pt_idx]
+    part *= raw.metres[ra]
+    part += off_m[pt_arc]
+    geom_m = part.astype(np.float32)
+    del part, off_s, off_m, pt_arc, ra, frac
 
     # 2. keep nodes that end an arc; renumber
     au_raw, av_raw = raw.u[first], raw.v[last]
@@ -357,7 +415,16 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any]) -> CompiledGraph:
     n = keep.shape[0]
     arc_seconds = np.maximum(arc_seconds, MIN_TRAVEL_SECONDS)
 
-    gx, gy = rgx[pt_idx], rgy[pt_idx]
+    if straight:  # raw point 2k is arc k's tail, 2k + 1 its head
+        half = pt_idx >> 1
+        pt_node = np.where(pt_idx & 1, raw.v[half], raw.u[half])
+        del half
+        gx, gy = node_x[pt_node], node_y[pt_node]
+        del pt_node, node_x, node_y
+    else:
+        gx, gy = rgx[pt_idx], rgy[pt_idx]
+        del rgx, rgy
+    del pt_idx
     twin = _find_twins(arc_u, arc_v, arc_metres, geom_indptr, gx, gy)
 
     # 3. routing CSR: no self-loops, fastest of parallel arcs
@@ -406,8 +473,8 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any]) -> CompiledGraph:
         geom_indptr=geom_indptr.astype(np.int64),
         geom_x=gx,
         geom_y=gy,
-        geom_s=geom_s.astype(np.float32),
-        geom_m=geom_m.astype(np.float32),
+        geom_s=geom_s,
+        geom_m=geom_m,
         scc=scc,
         meta=meta,
     )

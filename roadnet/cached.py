@@ -45,8 +45,19 @@ from typing import Any
 
 import numpy as np
 
-from cache import CacheError, Store, make_key, open_matrix, partial_matrix, put_matrix
+from cache import (
+    CacheCorruptError,
+    CacheError,
+    CacheWriteError,
+    IncompleteMatrixError,
+    Store,
+    make_key,
+    open_matrix,
+    partial_matrix,
+    put_matrix,
+)
 from roadnet.engine import EngineChoice, resolve_engine
+from roadnet.exceptions import InvalidArgumentError
 from roadnet.graph import CompiledGraph
 from roadnet.graph_cache import ProgressCallback, graph_key, open_store
 from roadnet.matrix import (
@@ -60,7 +71,7 @@ from roadnet.matrix import (
     run_blocks,
     zero_same_points,
 )
-from roadnet.settings import settings
+from roadnet.settings import check_n_jobs, settings
 from roadnet.snap import SnappedPoints
 
 __all__ = [
@@ -98,6 +109,9 @@ class CacheReport:
         Whether the result was written to the cache.
     engine
         How the computed cells were computed (:meth:`EngineChoice.describe`), or ``None``.
+    cached_engines
+        The engines that computed the cells read from the cache (``"ch"``,
+        ``"scipy-dijkstra"``; ``"unrecorded"`` for entries older than this record).
     """
 
     status: str
@@ -107,19 +121,28 @@ class CacheReport:
     cells_from_cache: int = 0
     stored: bool = False
     engine: str | None = None
+    cached_engines: set[str] = dataclasses.field(default_factory=set)
 
     def describe(self) -> str:
         """One line for logs and the CLI."""
+        by = ""
+        if self.cached_engines:
+            by = f", computed earlier by {' and '.join(sorted(self.cached_engines))}"
         if self.status == "hit":
-            return f"served from cache (entry {self.key})"
+            return f"served from cache (entry {self.key}{by})"
         if self.status == "assembled":
-            return f"assembled from cached blocks ({self.cells_from_cache:,} cells)"
+            return f"assembled from cached matrices ({self.cells_from_cache:,} cells{by})"
         on = f" on {self.engine}" if self.engine else ""
         if self.status == "off":
             return f"cache not used; {self.engine}" if self.engine else "cache not used"
+        reused = (
+            f"; {self.cells_from_cache:,} cells reused from cached matrices{by}"
+            if self.cells_from_cache
+            else ""
+        )
         return (
-            f"computed {self.rows_computed:,} row(s) and {self.cols_computed:,} column(s){on}; "
-            f"{self.cells_from_cache:,} cells from cache"
+            f"computed {self.rows_computed:,} row(s) and {self.cols_computed:,} column(s){on}"
+            + reused
         )
 
 
@@ -191,6 +214,11 @@ def cached_drive_time_matrix(
     and ``build_progress`` are those of :func:`~roadnet.matrix.drive_time_matrix`; the engine
     is chosen only when cells must be computed, for the searches they need.
     """
+    n_jobs = check_n_jobs(n_jobs)
+    if far not in ("flag", "exclude", "error"):
+        raise InvalidArgumentError(f"far must be 'flag', 'exclude' or 'error', got {far!r}")
+    if cutoff is not None and not cutoff > 0:
+        raise InvalidArgumentError(f"cutoff must be > 0 seconds or None, got {cutoff!r}")
     refresh = settings.refresh if refresh is None else refresh
     store = store if store is not None else open_store()
     o = origins
@@ -210,12 +238,12 @@ def cached_drive_time_matrix(
         )
         return m, CacheReport(status="off", engine=choice.describe())
     if far not in ("flag", "exclude", "error"):
-        raise ValueError(f"far must be 'flag', 'exclude' or 'error', got {far!r}")
+        raise InvalidArgumentError(f"far must be 'flag', 'exclude' or 'error', got {far!r}")
     if far == "error" and (o.flagged.any() or d.flagged.any()):
         # same check and message as the uncached path
         return drive_time_matrix(graph, o, d, far="error"), CacheReport(status="off")
     if cutoff is not None and not cutoff > 0:
-        raise ValueError(f"cutoff must be > 0 seconds or None, got {cutoff!r}")
+        raise InvalidArgumentError(f"cutoff must be > 0 seconds or None, got {cutoff!r}")
     family = _family(graph, o)
     family_key = make_key("matrix-family", family)
     rl, cl = o.labels, d.labels
@@ -289,6 +317,7 @@ def _exact_hit(
                 return False
             seconds[:] = entry.rows(0, rl.shape[0])
             mkey = entry.meta.get("metres_key")
+            engines = entry.meta.get("engines") or ["unrecorded"]
         if metres is not None:
             ment = open_matrix(store, mkey) if mkey else None
             if ment is None:
@@ -297,13 +326,16 @@ def _exact_hit(
             with ment:
                 metres[:] = ment.rows(0, rl.shape[0])
     except CacheError as exc:  # corrupt: quarantined by the store; fall back to assembly
-        log.warning("cached matrix %s unusable (%s); recomputing what is missing", key, exc)
+        # a corrupt entry was already reported (once) by the store that quarantined it
+        level = logging.INFO if isinstance(exc, CacheCorruptError) else logging.WARNING
+        log.log(level, "cached matrix %s unusable (%s); recomputing what is missing", key, exc)
         seconds[:] = np.nan
         if metres is not None:
             metres[:] = np.nan
         return False
     report.status = "hit"
     report.key = key
+    report.cached_engines.update(engines)
     return True
 
 
@@ -356,9 +388,13 @@ def _assemble(
                     with ment:
                         mblock = ment.take(rows_ent, cols_ent)
         except CacheError as exc:  # a corrupt block: quarantined by the store, recompute
-            log.warning("cached matrix %s unusable (%s); its cells are recomputed", info.key, exc)
+            level = logging.INFO if isinstance(exc, CacheCorruptError) else logging.WARNING
+            log.log(
+                level, "cached matrix %s unusable (%s); its cells are recomputed", info.key, exc
+            )
             continue
         tgt = np.ix_(rows_req, cols_req)
+        report.cached_engines.update(meta.get("engines") or ["unrecorded"])
         hole = np.isnan(seconds[tgt])
         seconds[tgt] = np.where(hole, block, seconds[tgt])
         if metres is not None and mblock is not None:
@@ -457,6 +493,9 @@ def _store_result(
         "cutoff_s": cutoff,
         "metres_key": None,
         "created_unix": time.time(),
+        "engines": sorted(
+            report.cached_engines | ({report.engine.split(" ")[1]} if report.engine else set())
+        ),
     }
     try:
         if metres is not None:
@@ -540,6 +579,7 @@ def precompute_matrix(
     :func:`~roadnet.matrix.drive_time_matrix`; ``on_engine`` receives the engine chosen.
     Returns ``(key, blocks computed now, blocks total)``.
     """
+    n_jobs = check_n_jobs(n_jobs)
     store = store if store is not None else open_store()
     if store is None:
         raise CacheError("precompute needs the cache: caching is disabled (--no-cache?)")
@@ -582,11 +622,72 @@ def precompute_matrix(
             meta={"seconds_key": key},
         )
         meta["metres_key"] = mkey
-    todo = sorted(
-        set(parts["seconds"].missing_blocks())
-        | (set(parts["metres"].missing_blocks()) if distances else set())
-    )
     total_blocks = parts["seconds"].n_blocks
+    computed = 0
+    choice: EngineChoice | None = None
+    for attempt in range(_FINISH_ATTEMPTS):
+        todo = sorted(
+            set(parts["seconds"].missing_blocks())
+            | (set(parts["metres"].missing_blocks()) if distances else set())
+        )
+        if todo:
+            try:
+                choice = _compute_blocks(
+                    store, key, graph, points, parts, todo, cutoff, distances, n_jobs,
+                    block_rows, progress, engine if choice is None else choice,
+                    build_progress, on_engine if choice is None else None,
+                )  # fmt: skip
+            except _FinishedElsewhereError:
+                return key, computed, total_blocks
+            computed += len(todo)
+        if store.contains(key):  # another run of the same input finished it meanwhile
+            return key, computed, total_blocks
+        try:
+            if distances:
+                parts["metres"].finish()
+            meta["engines"] = [choice.name] if choice is not None else ["unrecorded"]
+            parts["seconds"].finish(meta=meta)
+        except CacheCorruptError as exc:
+            # a damaged block was removed by finish(): compute it again and finish again
+            if attempt == _FINISH_ATTEMPTS - 1:
+                raise
+            log.warning("recomputing a damaged block: %s", exc)
+            continue
+        except IncompleteMatrixError:
+            if store.contains(key):
+                return key, computed, total_blocks
+            if attempt == _FINISH_ATTEMPTS - 1:
+                raise
+            continue
+        break
+    return key, computed, total_blocks
+
+
+class _FinishedElsewhereError(Exception):
+    """Another process finished (and removed) the resumable matrix this run was writing."""
+
+
+_FINISH_ATTEMPTS = 3
+
+
+def _compute_blocks(
+    store: Store,
+    key: str,
+    graph: CompiledGraph,
+    points: SnappedPoints,
+    parts: dict[str, Any],
+    todo: list[int],
+    cutoff: float | None,
+    distances: bool,
+    n_jobs: int | None,
+    block_rows: int,
+    progress: ProgressCallback | None,
+    engine: str | EngineChoice | None,
+    build_progress: ProgressCallback | None,
+    on_engine: Callable[[EngineChoice], None] | None,
+) -> EngineChoice:
+    """Compute and write the row blocks ``todo`` of a precompute; returns the engine used."""
+    n = len(points)
     rows_todo = [np.arange(*parts["seconds"].block_range(b)) for b in todo]
     choice = resolve_engine(graph, engine, sum(r.shape[0] for r in rows_todo), build_progress)
     if on_engine is not None:
@@ -598,7 +699,7 @@ def precompute_matrix(
         else CHJob(choice.hierarchy, points, points, ones, ones, n_jobs)
     )
     aug = augment(graph, points, points, ones, ones) if ch is None else None
-    labels_arr = labels
+    labels_arr = points.labels
 
     def write(kind: str, idx: np.ndarray, sec: np.ndarray, met: np.ndarray | None) -> None:
         # a task holds one or more whole blocks
@@ -608,9 +709,14 @@ def precompute_matrix(
             bsec = sec[start : start + rows.shape[0]].copy()
             bmet = None if met is None else met[start : start + rows.shape[0]].copy()
             zero_same_points(bsec, bmet, labels_arr[rows], labels_arr)
-            if bmet is not None:
-                parts["metres"].write_block(block, bmet)
-            parts["seconds"].write_block(block, bsec)
+            try:
+                if bmet is not None:
+                    parts["metres"].write_block(block, bmet)
+                parts["seconds"].write_block(block, bsec)
+            except CacheWriteError:
+                if store.contains(key):
+                    raise _FinishedElsewhereError(key) from None
+                raise
 
     if ch is None:
         tasks = [("rows", r) for r in rows_todo]
@@ -629,7 +735,4 @@ def precompute_matrix(
         progress=progress,
         ch=ch,
     )
-    if distances:
-        parts["metres"].finish()
-    parts["seconds"].finish(meta=meta)
-    return key, len(todo), total_blocks
+    return choice

@@ -46,6 +46,7 @@ from numba import prange
 
 from roadnet.ch_bucket import bucket_table
 from roadnet.ch_kernels import heap_pop, heap_set, resolve_threads
+from roadnet.exceptions import InvalidArgumentError
 
 __all__ = ["CH_FORMAT", "Hierarchy", "RoutingGraph", "bucket_pays", "build_hierarchy"]
 
@@ -163,7 +164,7 @@ def _detach(v: int, eu: Any, ev: Any, onext: Any, ohead: Any, inext: Any, ihead:
 @numba.njit(cache=True)
 def _process(
     v: int,
-    add: bool,
+    mode: int,
     limit: int,
     ne: int,
     eu: Any,
@@ -182,10 +183,24 @@ def _process(
     hpos: Any,
     touched: Any,
     is_t: Any,
+    su: Any,
+    sv: Any,
+    sw: Any,
+    sm: Any,
+    sh: Any,
+    ridx: Any,
+    lim: int,
 ) -> tuple[int, int, int, int, int]:  # pragma: no cover - compiled
-    """Simulate (``add=False``) or perform the contraction of ``v``.
+    """Simulate (``mode=0``), perform (``mode=1``) or record (``mode=2``) the contraction of
+    ``v``. Witness searches avoid ``v`` and every ``done`` node.
 
-    Returns ``(shortcuts, shortcut hops, removed arcs, removed hops, new arc count)``.
+    ``mode=1`` adds the shortcuts to the arc lists; ``mode=2`` writes them to ``su, sv, sw,
+    sm, sh`` from index ``ne`` on (read-only on the graph, so several nodes may be recorded
+    at once by different threads with their own workspaces). Returns ``(shortcuts, shortcut
+    hops, removed arcs, removed hops, new arc count or record end)``.
+
+    With ``lim > 0`` the witness searches also avoid the nodes ``b`` with
+    ``0 <= ridx[b] < lim``: the nodes of the same parallel round that come before ``v``.
     """
     # live neighbours
     n_out = 0
@@ -261,7 +276,7 @@ def _process(
             f = ohead[a]
             while f >= 0:
                 b = ev[f]
-                if b != v and not done[b]:
+                if b != v and not done[b] and not (lim > 0 and 0 <= ridx[b] < lim):
                     nd = da + ew[f]
                     if nd < dist[b]:
                         if dist[b] == _INF:
@@ -278,11 +293,18 @@ def _process(
             if dist[x] > via:
                 added += 1
                 added_h += eh[e_in] + out_h[j]
-                if add:
+                if mode == 1:
                     ne = _add_edge(
                         u, x, via, em[e_in] + out_m[j], eh[e_in] + out_h[j],
                         ne, eu, ev, ew, em, eh, onext, ohead, inext, ihead,
                     )  # fmt: skip
+                elif mode == 2:
+                    su[ne] = u
+                    sv[ne] = x
+                    sw[ne] = via
+                    sm[ne] = em[e_in] + out_m[j]
+                    sh[ne] = eh[e_in] + out_h[j]
+                    ne += 1
         # reset the workspace
         for j in range(n_out):
             is_t[out_x[j]] = False
@@ -356,13 +378,14 @@ def _contract_steps(
     """
     cap = eu.shape[0]
     steps = 0
+    no_round = np.empty(0, np.int64)
     while qsize > 0:
         if steps >= max_steps:
             return ne, r, qsize, 1
         v, key, qsize = heap_pop(qk, qv, qpos, qsize)
         a, ah, rm, rh, _ = _process(
-            v, False, sim_limit, ne, eu, ev, ew, em, eh, onext, ohead, inext, ihead,
-            done, dist, hk, hv, hpos, touched, is_t,
+            v, 0, sim_limit, ne, eu, ev, ew, em, eh, onext, ohead, inext, ihead,
+            done, dist, hk, hv, hpos, touched, is_t, eu, ev, ew, em, eh, no_round, 0,
         )  # fmt: skip
         prio = _priority(a, ah, rm, rh, level[v])
         if qsize > 0 and prio > qk[0]:
@@ -372,8 +395,8 @@ def _contract_steps(
             qsize = heap_set(qk, qv, qpos, qsize, v, key)
             return ne, r, qsize, 2
         _, _, _, _, ne = _process(
-            v, True, limit, ne, eu, ev, ew, em, eh, onext, ohead, inext, ihead,
-            done, dist, hk, hv, hpos, touched, is_t,
+            v, 1, limit, ne, eu, ev, ew, em, eh, onext, ohead, inext, ihead,
+            done, dist, hk, hv, hpos, touched, is_t, eu, ev, ew, em, eh, no_round, 0,
         )  # fmt: skip
         done[v] = True
         _detach(v, eu, ev, onext, ohead, inext, ihead)
@@ -389,8 +412,9 @@ def _contract_steps(
                     if level[x] < level[v] + 1:
                         level[x] = level[v] + 1
                     a, ah, rm, rh, _ = _process(
-                        x, False, sim_limit, ne, eu, ev, ew, em, eh, onext, ohead, inext,
-                        ihead, done, dist, hk, hv, hpos, touched, is_t,
+                        x, 0, sim_limit, ne, eu, ev, ew, em, eh, onext, ohead, inext,
+                        ihead, done, dist, hk, hv, hpos, touched, is_t, eu, ev, ew, em, eh,
+                        no_round, 0,
                     )  # fmt: skip
                     qsize = heap_set(qk, qv, qpos, qsize, x, _priority(a, ah, rm, rh, level[x]))
                 e = onext[e, 0] if side == 0 else inext[e, 0]
@@ -423,10 +447,11 @@ def _initial_queue(
     is_t: Any,
 ) -> int:  # pragma: no cover - compiled
     qsize = 0
+    no_round = np.empty(0, np.int64)
     for v in range(n):
         a, ah, rm, rh, _ = _process(
-            v, False, sim_limit, ne, eu, ev, ew, em, eh, onext, ohead, inext, ihead,
-            done, dist, hk, hv, hpos, touched, is_t,
+            v, 0, sim_limit, ne, eu, ev, ew, em, eh, onext, ohead, inext, ihead,
+            done, dist, hk, hv, hpos, touched, is_t, eu, ev, ew, em, eh, no_round, 0,
         )  # fmt: skip
         qsize = heap_set(qk, qv, qpos, qsize, v, _priority(a, ah, rm, rh, 0))
     return qsize
@@ -458,6 +483,295 @@ def _load_arcs(
                     ne, eu, ev, ew, em, eh, onext, ohead, inext, ihead,
                 )  # fmt: skip
     return ne
+
+
+# ------------------------------------------------------------------- parallel contraction
+@numba.njit(cache=True, inline="always")
+def _tie(v: int) -> int:  # pragma: no cover - compiled
+    """A fixed pseudo-random tie-breaker (Knuth's multiplicative hash), so that equal
+    priorities do not favour low node numbers (one corner of the map)."""
+    return (v * 2654435761) & 0xFFFFFFFF
+
+
+@numba.njit(cache=True, parallel=True)
+def _simulate_many(
+    nodes: Any,
+    sim_limit: int,
+    eu: Any,
+    ev: Any,
+    ew: Any,
+    em: Any,
+    eh: Any,
+    onext: Any,
+    ohead: Any,
+    inext: Any,
+    ihead: Any,
+    done: Any,
+    level: Any,
+    prio: Any,
+    dist: Any,
+    hk: Any,
+    hv: Any,
+    hpos: Any,
+    touched: Any,
+    is_t: Any,
+) -> None:  # pragma: no cover - compiled
+    """``prio[v]`` of every ``v`` in ``nodes``, on all threads (one workspace row each)."""
+    no_round = np.empty(0, np.int64)
+    n_threads = dist.shape[0]
+    k = nodes.shape[0]
+    for t in prange(n_threads):
+        for i in range(t, k, n_threads):
+            v = nodes[i]
+            a, ah, rm, rh, _ = _process(
+                v, 0, sim_limit, 0, eu, ev, ew, em, eh, onext, ohead, inext, ihead, done,
+                dist[t], hk[t], hv[t], hpos[t], touched[t], is_t[t], eu, ev, ew, em, eh,
+                no_round, 0,
+            )  # fmt: skip
+            prio[v] = _priority(a, ah, rm, rh, level[v])
+
+
+@numba.njit(cache=True, parallel=True)
+def _independent_minima(
+    live: Any,
+    prio: Any,
+    eu: Any,
+    ev: Any,
+    onext: Any,
+    ohead: Any,
+    inext: Any,
+    ihead: Any,
+    done: Any,
+    sel: Any,
+    work: Any,
+) -> None:  # pragma: no cover - compiled
+    """``sel[i]``: ``live[i]`` has a lower ``(priority, tie)`` than every live neighbour (so no
+    two selected nodes are adjacent, and the minimum is always selected); ``work[i]`` is its
+    live degree product (the most shortcuts contracting it can add)."""
+    for i in prange(live.shape[0]):
+        v = live[i]
+        pv = prio[v]
+        tv = _tie(v)
+        ok = True
+        n_out = 0
+        e = ohead[v]
+        while e >= 0:
+            x = ev[e]
+            if not done[x] and x != v:
+                n_out += 1
+                if prio[x] < pv or (prio[x] == pv and _tie(x) < tv):
+                    ok = False
+            e = onext[e, 0]
+        n_in = 0
+        e = ihead[v]
+        while e >= 0:
+            x = eu[e]
+            if not done[x] and x != v:
+                n_in += 1
+                if prio[x] < pv or (prio[x] == pv and _tie(x) < tv):
+                    ok = False
+            e = inext[e, 0]
+        sel[i] = ok
+        work[i] = n_in * n_out
+
+
+@numba.njit(cache=True, parallel=True)
+def _record_shortcuts(
+    chosen: Any,
+    offs: Any,
+    limit: int,
+    eu: Any,
+    ev: Any,
+    ew: Any,
+    em: Any,
+    eh: Any,
+    onext: Any,
+    ohead: Any,
+    inext: Any,
+    ihead: Any,
+    done: Any,
+    dist: Any,
+    hk: Any,
+    hv: Any,
+    hpos: Any,
+    touched: Any,
+    is_t: Any,
+    su: Any,
+    sv: Any,
+    sw: Any,
+    sm: Any,
+    sh: Any,
+    count: Any,
+    ridx: Any,
+) -> None:  # pragma: no cover - compiled
+    """Shortcuts of every ``chosen`` node into its slice ``offs[i]:`` of the buffers, as if
+    the chosen nodes were contracted one after the other in their order: the witness searches
+    of ``chosen[i]`` avoid ``chosen[:i]`` (``ridx`` holds each chosen node's index)."""
+    n_threads = dist.shape[0]
+    k = chosen.shape[0]
+    for t in prange(n_threads):
+        for i in range(t, k, n_threads):
+            _, _, _, _, end = _process(
+                chosen[i], 2, limit, offs[i], eu, ev, ew, em, eh, onext, ohead, inext, ihead,
+                done, dist[t], hk[t], hv[t], hpos[t], touched[t], is_t[t], su, sv, sw, sm, sh,
+                ridx, i,
+            )  # fmt: skip
+            count[i] = end - offs[i]
+
+
+@numba.njit(cache=True)
+def _apply_round(
+    chosen: Any,
+    offs: Any,
+    count: Any,
+    su: Any,
+    sv: Any,
+    sw: Any,
+    sm: Any,
+    sh: Any,
+    ne: int,
+    r: int,
+    eu: Any,
+    ev: Any,
+    ew: Any,
+    em: Any,
+    eh: Any,
+    onext: Any,
+    ohead: Any,
+    inext: Any,
+    ihead: Any,
+    done: Any,
+    level: Any,
+    rank: Any,
+    flag: Any,
+    nbrs: Any,
+) -> tuple[int, int, int]:  # pragma: no cover - compiled
+    """Add the recorded shortcuts, take the chosen nodes out, rank them and deepen their
+    neighbours; returns ``(arc count, next rank, neighbours written to nbrs)``."""
+    for i in range(chosen.shape[0]):
+        for j in range(offs[i], offs[i] + count[i]):
+            ne = _add_edge(
+                su[j], sv[j], sw[j], sm[j], sh[j], ne, eu, ev, ew, em, eh, onext, ohead,
+                inext, ihead,
+            )  # fmt: skip
+    k = 0
+    for i in range(chosen.shape[0]):
+        v = chosen[i]
+        _detach(v, eu, ev, onext, ohead, inext, ihead)
+        rank[v] = r
+        r += 1
+        for side in range(2):
+            e = ohead[v] if side == 0 else ihead[v]
+            while e >= 0:
+                x = ev[e] if side == 0 else eu[e]
+                if not done[x]:
+                    if level[x] < level[v] + 1:
+                        level[x] = level[v] + 1
+                    if not flag[x]:
+                        flag[x] = True
+                        nbrs[k] = x
+                        k += 1
+                e = onext[e, 0] if side == 0 else inext[e, 0]
+    for i in range(k):
+        flag[nbrs[i]] = False
+    return ne, r, k
+
+
+def _contract_parallel(
+    n: int,
+    sim_limit: int,
+    limit: int,
+    ne: int,
+    arcs: dict[str, np.ndarray],
+    ohead: np.ndarray,
+    ihead: np.ndarray,
+    level: np.ndarray,
+    rank: np.ndarray,
+    n_threads: int,
+    progress: ProgressCallback | None,
+) -> tuple[int, int]:
+    """Contract all nodes in rounds of independent local minima (Vetter 2009): returns
+    ``(arc count, rounds)``; the arc arrays in ``arcs`` grow in place as needed.
+
+    Each round (1) takes the live nodes whose priority is lower than that of each live
+    neighbour (an independent set), (2) runs their witness searches on all threads, (3) adds
+    the shortcuts serially, marks the nodes contracted and (4) updates the priorities of their
+    neighbours on all threads. The round stands for contracting its nodes one after the other
+    in their order: no two are adjacent, so contracting one changes neither the neighbours
+    nor the arcs of another, and the witness search of the i-th avoids the first i - 1
+    (removed by then) and may use the others (still there). A witness path of the original
+    graph minus removed nodes is a path of the sequential one, so every shortcut the
+    sequential contraction needs is added, and every distance between remaining nodes kept.
+    """
+    ws_dist = np.full((n_threads, n), np.inf)
+    ws_hk = np.empty((n_threads, n))
+    ws_hv = np.empty((n_threads, n), np.int64)
+    ws_hpos = np.full((n_threads, n), -1, np.int64)
+    ws_touched = np.empty((n_threads, n), np.int64)
+    ws_is_t = np.zeros((n_threads, n), np.bool_)
+    done = np.zeros(n, np.bool_)
+    prio = np.empty(n)
+    flag = np.zeros(n, np.bool_)
+    nbrs = np.empty(n, np.int64)
+    ridx = np.full(n, -1, np.int64)
+    live = np.arange(n, dtype=np.int64)
+
+    eu, ev, ew, em, eh = arcs["eu"], arcs["ev"], arcs["ew"], arcs["em"], arcs["eh"]
+    onext, inext = arcs["onext"], arcs["inext"]
+    _simulate_many(
+        live, sim_limit, eu, ev, ew, em, eh, onext, ohead, inext, ihead, done, level, prio,
+        ws_dist, ws_hk, ws_hv, ws_hpos, ws_touched, ws_is_t,
+    )  # fmt: skip
+    buf_cap = 1 << 16
+    su = np.empty(buf_cap, np.int32)
+    sv = np.empty(buf_cap, np.int32)
+    sw = np.empty(buf_cap)
+    sm = np.empty(buf_cap)
+    sh = np.empty(buf_cap, np.int32)
+    r = 0
+    rounds = 0
+    while live.size:
+        sel = np.empty(live.size, np.bool_)
+        work = np.empty(live.size, np.int64)
+        _independent_minima(live, prio, eu, ev, onext, ohead, inext, ihead, done, sel, work)
+        chosen = live[sel]
+        offs = np.zeros(chosen.size + 1, np.int64)
+        np.cumsum(work[sel], out=offs[1:])
+        total = int(offs[-1])
+        if total > buf_cap:
+            buf_cap = max(total, 2 * buf_cap)
+            su, sv, sh = (np.empty(buf_cap, np.int32) for _ in range(3))
+            sw, sm = np.empty(buf_cap), np.empty(buf_cap)
+        cap = eu.shape[0]
+        if ne + total > cap:
+            grow = max(cap, ne + total - cap, 1 << 16)
+            eu, ev, eh = (np.concatenate([x, np.empty(grow, x.dtype)]) for x in (eu, ev, eh))
+            ew, em = (np.concatenate([x, np.empty(grow)]) for x in (ew, em))
+            onext, inext = (
+                np.concatenate([x, np.empty((grow, 2), np.int64)]) for x in (onext, inext)
+            )
+        count = np.zeros(chosen.size, np.int64)
+        ridx[chosen] = np.arange(chosen.size)
+        _record_shortcuts(
+            chosen, offs, limit, eu, ev, ew, em, eh, onext, ohead, inext, ihead, done,
+            ws_dist, ws_hk, ws_hv, ws_hpos, ws_touched, ws_is_t, su, sv, sw, sm, sh, count, ridx,
+        )  # fmt: skip
+        ridx[chosen] = -1
+        done[chosen] = True
+        ne, r, k = _apply_round(
+            chosen, offs, count, su, sv, sw, sm, sh, ne, r, eu, ev, ew, em, eh, onext, ohead,
+            inext, ihead, done, level, rank, flag, nbrs,
+        )  # fmt: skip
+        _simulate_many(
+            nbrs[:k], sim_limit, eu, ev, ew, em, eh, onext, ohead, inext, ihead, done, level,
+            prio, ws_dist, ws_hk, ws_hv, ws_hpos, ws_touched, ws_is_t,
+        )  # fmt: skip
+        live = live[~sel]
+        rounds += 1
+        if progress:
+            progress(r, n)
+    arcs.update(eu=eu, ev=ev, ew=ew, em=em, eh=eh, onext=onext, inext=inext)
+    return ne, rounds
 
 
 # ------------------------------------------------------------------------- the hierarchy
@@ -555,7 +869,7 @@ class Hierarchy:
         tgt = np.asarray(targets, dtype=np.int64)
         for name, arr in (("sources", src), ("targets", tgt)):
             if arr.ndim != 1 or (arr.size and (arr.min() < 0 or arr.max() >= self.n_nodes)):
-                raise ValueError(f"{name} must be node indices in [0, {self.n_nodes})")
+                raise InvalidArgumentError(f"{name} must be node indices in [0, {self.n_nodes})")
         zeros_s = np.zeros((src.shape[0], 2))
         zeros_t = np.zeros((tgt.shape[0], 2))
         s_node = np.full((src.shape[0], 2), -1, np.int64)
@@ -603,7 +917,9 @@ class Hierarchy:
         large (:func:`bucket_pays`), RPHAST otherwise. Both give the same answers.
         """
         if method not in ("auto", "rphast", "bucket"):
-            raise ValueError(f"method must be 'auto', 'rphast' or 'bucket', got {method!r}")
+            raise InvalidArgumentError(
+                f"method must be 'auto', 'rphast' or 'bucket', got {method!r}"
+            )
         ns, nt = s_node.shape[0], t_node.shape[0]
         if method == "bucket" or (
             method == "auto" and bucket_pays(ns, nt, self.n_nodes, distances)
@@ -878,14 +1194,75 @@ def _sweep_all(
 
 
 # ------------------------------------------------------------------------- building
+def _contract_serial(
+    n: int,
+    sim_limit: int,
+    settle_limit: int,
+    ne: int,
+    eu: np.ndarray,
+    ev: np.ndarray,
+    ew: np.ndarray,
+    em: np.ndarray,
+    eh: np.ndarray,
+    onext: np.ndarray,
+    ohead: np.ndarray,
+    inext: np.ndarray,
+    ihead: np.ndarray,
+    level: np.ndarray,
+    rank: np.ndarray,
+    progress: ProgressCallback | None,
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One node at a time with lazy priority updates; returns the arc count and the arc
+    arrays ``eu, ev, ew, em`` (new ones when they had to grow)."""
+    done = np.zeros(n, np.bool_)
+    qk = np.empty(n)
+    qv = np.empty(n, np.int64)
+    qpos = np.full(n, -1, np.int64)
+    dist = np.full(n, np.inf)
+    hk = np.empty(n)
+    hv = np.empty(n, np.int64)
+    hpos = np.full(n, -1, np.int64)
+    touched = np.empty(n, np.int64)
+    is_t = np.zeros(n, np.bool_)
+    qsize = _initial_queue(
+        n, sim_limit, ne, eu, ev, ew, em, eh, onext, ohead, inext, ihead,
+        done, qk, qv, qpos, dist, hk, hv, hpos, touched, is_t,
+    )  # fmt: skip
+    r = 0
+    step = max(1000, n // 100)
+    while True:
+        ne, r, qsize, status = _contract_steps(
+            step, sim_limit, settle_limit, ne, r, eu, ev, ew, em, eh, onext, ohead, inext,
+            ihead, done, level, rank, qk, qv, qpos, qsize, dist, hk, hv, hpos, touched, is_t,
+        )  # fmt: skip
+        if status == 2:
+            grow = max(eu.shape[0], 1 << 16)
+            eu, ev, eh = (np.concatenate([a, np.empty(grow, a.dtype)]) for a in (eu, ev, eh))
+            ew, em = (np.concatenate([a, np.empty(grow)]) for a in (ew, em))
+            onext, inext = (
+                np.concatenate([a, np.empty((grow, 2), np.int64)]) for a in (onext, inext)
+            )
+        if progress:
+            progress(r, n)
+        if status == 0:
+            break
+    return ne, eu, ev, ew, em
+
+
 def build_hierarchy(
     graph: RoutingGraph,
     *,
     settle_limit: int = 500,
-    sim_limit: int = 30,
+    sim_limit: int = 10,
     progress: ProgressCallback | None = None,
+    parallel: bool = True,
+    n_jobs: int | None = None,
 ) -> Hierarchy:
     """Contract ``graph`` into a :class:`Hierarchy`.
+
+    With ``parallel`` (the default) nodes are contracted in rounds of independent local
+    minima of the priority on all threads (see :func:`_contract_parallel`); otherwise one at
+    a time in a lazily updated priority queue. Both give exact tables; the orders differ.
 
     Parameters
     ----------
@@ -894,9 +1271,14 @@ def build_hierarchy(
     settle_limit
         Nodes a witness search may settle when contracting (more = fewer shortcuts).
     sim_limit
-        The same while estimating priorities.
+        The same while estimating priorities (10: measured on a 200k-node synthetic graph,
+        30 cost 40 % more build time for 8 % fewer arcs and the same query time).
     progress
         Optional callback ``(nodes_contracted, n_nodes)``.
+    parallel
+        Contract in parallel rounds (``True``) or one node at a time.
+    n_jobs
+        Threads for the parallel rounds (``None``/-1 = numba's thread count).
 
     Returns
     -------
@@ -908,7 +1290,7 @@ def build_hierarchy(
     >>> seconds, _ = h.node_table(np.array([0, 1]), np.array([2, 3]))  # doctest: +SKIP
     """
     if settle_limit < 1 or sim_limit < 1:
-        raise ValueError("settle_limit and sim_limit must be >= 1")
+        raise InvalidArgumentError("settle_limit and sim_limit must be >= 1")
     t0 = time.perf_counter()
     n = graph.n_nodes
     m0 = int(graph.indices.shape[0])
@@ -926,42 +1308,30 @@ def build_hierarchy(
         graph.indptr, graph.indices, graph.seconds, graph.metres,
         eu, ev, ew, em, eh, onext, ohead, inext, ihead,
     )  # fmt: skip
-    done = np.zeros(n, np.bool_)
     level = np.zeros(n, np.int64)
     rank = np.full(n, -1, np.int64)
-    qk = np.empty(n)
-    qv = np.empty(n, np.int64)
-    qpos = np.full(n, -1, np.int64)
-    dist = np.full(n, np.inf)
-    hk = np.empty(n)
-    hv = np.empty(n, np.int64)
-    hpos = np.full(n, -1, np.int64)
-    touched = np.empty(n, np.int64)
-    is_t = np.zeros(n, np.bool_)
-    qsize = _initial_queue(
-        n, sim_limit, ne, eu, ev, ew, em, eh, onext, ohead, inext, ihead,
-        done, qk, qv, qpos, dist, hk, hv, hpos, touched, is_t,
-    )  # fmt: skip
-    r = 0
-    step = max(1000, n // 100)
     if progress:
         progress(0, n)
-    while True:
-        ne, r, qsize, status = _contract_steps(
-            step, sim_limit, settle_limit, ne, r, eu, ev, ew, em, eh, onext, ohead, inext,
-            ihead, done, level, rank, qk, qv, qpos, qsize, dist, hk, hv, hpos, touched, is_t,
-        )  # fmt: skip
-        if status == 2:
-            grow = max(eu.shape[0], 1 << 16)
-            eu, ev, eh = (np.concatenate([a, np.empty(grow, a.dtype)]) for a in (eu, ev, eh))
-            ew, em = (np.concatenate([a, np.empty(grow)]) for a in (ew, em))
-            onext, inext = (
-                np.concatenate([a, np.empty((grow, 2), np.int64)]) for a in (onext, inext)
+    rounds = 0
+    if parallel:
+        threads = resolve_threads(n_jobs)
+        arcs: dict[str, np.ndarray] = {
+            "eu": eu, "ev": ev, "ew": ew, "em": em, "eh": eh, "onext": onext, "inext": inext
+        }  # fmt: skip
+        prev_threads = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
+            ne, rounds = _contract_parallel(
+                n, sim_limit, settle_limit, ne, arcs, ohead, ihead, level, rank, threads, progress
             )
-        if progress:
-            progress(r, n)
-        if status == 0:
-            break
+        finally:
+            numba.set_num_threads(prev_threads)
+        eu, ev, ew, em = arcs["eu"], arcs["ev"], arcs["ew"], arcs["em"]
+    else:
+        ne, eu, ev, ew, em = _contract_serial(
+            n, sim_limit, settle_limit, ne, eu, ev, ew, em, eh, onext, ohead, inext, ihead,
+            level, rank, progress,
+        )  # fmt: skip
     pos = (n - 1 - rank).astype(np.int64)
     pu = pos[eu[:ne]]
     pv = pos[ev[:ne]]
@@ -984,6 +1354,8 @@ def build_hierarchy(
         "n_arcs": ne,
         "n_shortcuts": shortcuts,
         "max_level": int(level.max()) if n else 0,
+        "parallel": bool(parallel),
+        "rounds": int(rounds),
         "build_seconds": round(seconds, 3),
     }
     log.info(

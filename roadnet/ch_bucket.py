@@ -51,6 +51,7 @@ import numpy as np
 from numba import prange
 
 from roadnet.ch_kernels import HierarchyArrays, heap_pop, heap_set, resolve_threads
+from roadnet.exceptions import InvalidArgumentError
 
 __all__ = ["bucket_node_table", "bucket_table"]
 
@@ -472,17 +473,17 @@ def _entries(h: HierarchyArrays, name: str, node: np.ndarray, *offsets: np.ndarr
     """Entry positions (``-1`` = none) and float64 offsets of one side, validated."""
     node = np.asarray(node)
     if node.ndim != 2:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{name}_node must be a 2-d array (points x entry nodes), got {node.shape}"
         )
     if node.size and node.max() >= h.n_nodes:
-        raise ValueError(f"{name}_node must be graph nodes in [0, {h.n_nodes}) or -1")
+        raise InvalidArgumentError(f"{name}_node must be graph nodes in [0, {h.n_nodes}) or -1")
     pos = np.where(node >= 0, h.pos[np.clip(node, 0, None)], -1).astype(np.int64)
     out = []
     for label, arr in zip(("seconds", "metres"), offsets, strict=True):
         a = np.ascontiguousarray(arr, dtype=np.float64)
         if a.shape != node.shape:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{name}_{label} must have the shape of {name}_node {node.shape}, got {a.shape}"
             )
         out.append(a)
@@ -687,7 +688,7 @@ def bucket_node_table(
     tgt = np.asarray(targets, dtype=np.int64)
     for name, arr in (("sources", src), ("targets", tgt)):
         if arr.ndim != 1 or (arr.size and (arr.min() < 0 or arr.max() >= h.n_nodes)):
-            raise ValueError(f"{name} must be node indices in [0, {h.n_nodes})")
+            raise InvalidArgumentError(f"{name} must be node indices in [0, {h.n_nodes})")
     zeros_s = np.zeros((src.shape[0], 1))
     zeros_t = np.zeros((tgt.shape[0], 1))
     return bucket_table(

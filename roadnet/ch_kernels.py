@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numba
 import numpy as np
 
-from roadnet.exceptions import InvalidArgumentError
+from roadnet.settings import check_n_jobs
 
 __all__ = ["HierarchyArrays", "heap_pop", "heap_set", "resolve_threads"]
 
@@ -21,16 +21,35 @@ __all__ = ["HierarchyArrays", "heap_pop", "heap_set", "resolve_threads"]
 class HierarchyArrays(Protocol):
     """What a query reads of a contraction hierarchy (:class:`roadnet.ch.Hierarchy` is one)."""
 
-    n_nodes: int
-    pos: np.ndarray
-    up_indptr: np.ndarray
-    up_indices: np.ndarray
-    up_seconds: np.ndarray
-    up_metres: np.ndarray
-    down_indptr: np.ndarray
-    down_indices: np.ndarray
-    down_seconds: np.ndarray
-    down_metres: np.ndarray
+    @property
+    def n_nodes(self) -> int: ...
+
+    @property
+    def pos(self) -> np.ndarray: ...
+
+    @property
+    def up_indptr(self) -> np.ndarray: ...
+
+    @property
+    def up_indices(self) -> np.ndarray: ...
+
+    @property
+    def up_seconds(self) -> np.ndarray: ...
+
+    @property
+    def up_metres(self) -> np.ndarray: ...
+
+    @property
+    def down_indptr(self) -> np.ndarray: ...
+
+    @property
+    def down_indices(self) -> np.ndarray: ...
+
+    @property
+    def down_seconds(self) -> np.ndarray: ...
+
+    @property
+    def down_metres(self) -> np.ndarray: ...
 
 
 # ------------------------------------------------------------------------- indexed heap
@@ -109,8 +128,7 @@ def heap_pop(hk: Any, hv: Any, hpos: Any, size: int) -> tuple[int, float, int]:
 def resolve_threads(n_jobs: int | None) -> int:
     """Numba threads for ``n_jobs`` (-1 or ``None``: all; ``>= 1``: at most that many)."""
     cpus = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    n_jobs = check_n_jobs(n_jobs)
     if n_jobs is None or n_jobs < 0:
         return int(cpus)
-    if n_jobs == 0:
-        raise InvalidArgumentError("n_jobs must be -1 (all cores) or >= 1, got 0")
     return int(min(n_jobs, cpus))

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "AreaDataError",
     "CRSError",
+    "ClipError",
     "GraphFormatError",
     "GraphSourceError",
     "InvalidArgumentError",
@@ -17,6 +18,7 @@ __all__ = [
     "RoadnetError",
     "SnapError",
     "SpeedProfileError",
+    "UnknownReaderError",
 ]
 
 
@@ -30,6 +32,14 @@ class InvalidArgumentError(RoadnetError, ValueError):
 
 class GraphSourceError(RoadnetError, OSError):
     """A road-data source cannot be read: missing, empty or corrupt file, failed download."""
+
+
+class UnknownReaderError(GraphSourceError, ValueError):
+    """A PBF reader name that roadnet does not know (valid: auto, osmium, pyrosm)."""
+
+
+class ClipError(RoadnetError, ValueError):
+    """A clip region or buffer is unusable: negative or absurd buffer, empty geometry."""
 
 
 class PlaceNotFoundError(GraphSourceError, LookupError):

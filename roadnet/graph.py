@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from roadnet.exceptions import GraphFormatError
+from roadnet.exceptions import GraphFormatError, InvalidArgumentError
 from roadnet.files import atomic_write
 
 __all__ = ["FORMAT_VERSION", "CompiledGraph", "ComponentReport", "load_graph"]
@@ -177,7 +177,7 @@ class CompiledGraph:
         Entries are float64 (as scipy.sparse.csgraph computes in float64); every entry is > 0.
         """
         if weight not in {"seconds", "metres"}:
-            raise ValueError(f"weight must be 'seconds' or 'metres', got {weight!r}")
+            raise InvalidArgumentError(f"weight must be 'seconds' or 'metres', got {weight!r}")
         data = np.asarray(getattr(self, weight), dtype=np.float64)
         return sp.csr_matrix((data, self.indices, self.indptr), shape=(self.n_nodes, self.n_nodes))
 

@@ -271,6 +271,9 @@ def load_road_graph(
     profile: SpeedProfile | None = None,
     refresh: bool | None = None,
     store: Store | None = None,
+    reader: str = "auto",
+    clip: Any = None,
+    clip_buffer_km: float = sources.DEFAULT_CLIP_BUFFER_KM,
 ) -> tuple[CompiledGraph, bool]:
     """The road graph of exactly one source, from the cache or built (and cached).
 
@@ -287,6 +290,13 @@ def load_road_graph(
         The speed profile (default :meth:`SpeedProfile.default`); part of the cache key.
     refresh, store
         As for :func:`cached_graph`.
+    reader
+        PBF reader (``"auto"``, ``"osmium"``, ``"pyrosm"``; see
+        :func:`~roadnet.sources.graph_from_pbf`). Not part of the cache key: both readers
+        build the same graph.
+    clip, clip_buffer_km
+        Keep only the roads near a study area (PBF only; see
+        :func:`~roadnet.sources.clip_region`); the clip region is part of the cache key.
 
     Returns
     -------
@@ -322,12 +332,22 @@ def load_road_graph(
             raise GraphSourceError(
                 f"{what} file not found: {path}" + (" (it is a folder)" if path.is_dir() else "")
             )
-        identity = {"type": "pbf" if pbf is not None else "osm_xml",
-                    "sha256": sources.file_sha256(path)}  # fmt: skip
-        reader = sources.graph_from_pbf if pbf is not None else sources.graph_from_xml
+        if pbf is not None:
+            sources.resolve_pbf_reader(reader, path)  # a bad name fails before any work
+            identity = sources.pbf_identity(path, clip=clip, clip_buffer_km=clip_buffer_km)
 
-        def build() -> CompiledGraph:
-            return reader(path, profile=profile)
+            def build() -> CompiledGraph:
+                return sources.graph_from_pbf(
+                    path, profile=profile, reader=reader, clip=clip, clip_buffer_km=clip_buffer_km
+                )
+
+        else:
+            if clip is not None:
+                raise InvalidArgumentError("clip applies to a PBF source only (--pbf)")
+            identity = {"type": "osm_xml", "sha256": sources.file_sha256(path)}
+
+            def build() -> CompiledGraph:
+                return sources.graph_from_xml(path, profile=profile)
 
     elif place is not None:
         identity = {"type": "overpass", "kind": "place", "query": place,

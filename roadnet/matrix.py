@@ -44,7 +44,7 @@ from roadnet.engine import EngineChoice, resolve_engine
 from roadnet.exceptions import InvalidArgumentError, SnapError
 from roadnet.graph import CompiledGraph, csr_keep_min
 from roadnet.graph_cache import ProgressCallback
-from roadnet.settings import settings
+from roadnet.settings import check_n_jobs, settings
 from roadnet.snap import SnappedPoints, snap_points
 
 __all__ = ["DriveTimeMatrix", "drive_time_matrix"]
@@ -299,21 +299,28 @@ def _init_worker(aug: _Augmented, cutoff: float | None, distances: bool) -> None
 
 
 def _run_chunk(task: tuple[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    """One block in a worker process (state from :func:`_init_worker`)."""
+    return _chunk(_STATE, task)
+
+
+def _chunk(
+    state: dict[str, Any], task: tuple[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray | None]:
     """One block: ``("rows", origin positions)`` or ``("cols", destination positions)``.
 
     Rows run Dijkstra forward from origin nodes; columns run it on the reversed graph from
     destination nodes. Both return ``(len(idx), n_other)`` blocks (columns transposed later).
     """
     kind, idx = task
-    aug: _Augmented = _STATE["aug"]
-    cutoff = _STATE["cutoff"]
+    aug: _Augmented = state["aug"]
+    cutoff = state["cutoff"]
     limit = np.inf if cutoff is None else float(cutoff)
     if kind == "rows":
         csr, metres, start, targets = aug.csr, aug.metres, aug.src[idx], aug.dst
     else:
         csr, metres = aug.reverse()
         start, targets = aug.dst[idx], aug.src
-    if _STATE["distances"]:
+    if state["distances"]:
         dist, pred = dijkstra(csr, indices=start, limit=limit, return_predecessors=True)
         sec = dist[:, targets]
         met = _path_metres(pred, start, targets, np.isfinite(sec), csr.indptr, csr.indices, metres)
@@ -475,13 +482,10 @@ def run_blocks(
         if progress:
             progress(done, total)
 
-    if jobs <= 1:
-        _init_worker(aug, cutoff, distances)
-        try:
-            for task in tasks:
-                deliver(task, *_run_chunk(task))
-        finally:
-            _STATE.clear()
+    if jobs <= 1:  # in this process: local state, so that threads may compute at once
+        state = {"aug": aug, "cutoff": cutoff, "distances": distances}
+        for task in tasks:
+            deliver(task, *_chunk(state, task))
         return
     with warnings.catch_warnings():
         # Python >= 3.12 warns on fork() in a multi-threaded process; see _mp_context
@@ -621,8 +625,7 @@ def drive_time_matrix(
 
 
 def _resolve_jobs(n_jobs: int) -> int:
-    if n_jobs == 0 or isinstance(n_jobs, bool):
-        raise InvalidArgumentError(f"n_jobs must be -1 (all cores) or >= 1, got {n_jobs!r}")
+    n_jobs = int(check_n_jobs(n_jobs) or -1)
     cpus = os.cpu_count() or 1
     return cpus if n_jobs < 0 else min(n_jobs, cpus)
 

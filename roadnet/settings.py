@@ -93,6 +93,39 @@ class Settings:
                 setattr(self, k, v)
 
 
+def check_n_jobs(n_jobs: Any, name: str = "n_jobs") -> int | None:
+    """``n_jobs`` checked: ``None`` (the setting), ``-1`` (all cores) or a count ``>= 1``.
+
+    The one check of worker counts for the library, the CLI (``name="--jobs"``) and the
+    service.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``0``, a negative number other than ``-1``, or no integer.
+    """
+    from roadnet.exceptions import InvalidArgumentError
+
+    if n_jobs is None:
+        return None
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int):
+        try:
+            import numpy as np
+
+            ok = isinstance(n_jobs, np.integer)
+        except ImportError:  # pragma: no cover - numpy is a dependency
+            ok = False
+        if not ok:
+            raise InvalidArgumentError(
+                f"{name} must be -1 (all cores) or a number of workers >= 1, got {n_jobs!r}"
+            )
+    if n_jobs == 0 or n_jobs < -1:
+        raise InvalidArgumentError(
+            f"{name} must be -1 (all cores) or a number of workers >= 1, got {int(n_jobs)}"
+        )
+    return int(n_jobs)
+
+
 def _validate(name: str, value: Any) -> Any:
     if name == "cache_dir":
         return None if value is None else Path(value).expanduser()
@@ -109,8 +142,8 @@ def _validate(name: str, value: Any) -> Any:
     if name in {"n_jobs", "chunk_size", "ch_min_searches"}:
         if isinstance(value, bool) or not isinstance(value, int):
             raise SettingsError(f"setting {name!r} must be an integer, got {value!r}")
-        if name == "n_jobs" and value == 0:
-            raise SettingsError("setting 'n_jobs' must be -1 (all cores) or >= 1, got 0")
+        if name == "n_jobs" and (value == 0 or value < -1):
+            raise SettingsError(f"setting 'n_jobs' must be -1 (all cores) or >= 1, got {value}")
         if name in {"chunk_size", "ch_min_searches"} and value < 1:
             raise SettingsError(f"setting {name!r} must be >= 1, got {value}")
         return value

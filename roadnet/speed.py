@@ -769,7 +769,10 @@ class SpeedProfile:
         return max(known) if known else None
 
     def edge_speeds(
-        self, highway: Sequence[Any] | np.ndarray | pd.Series, maxspeed: Any = None
+        self,
+        highway: Sequence[Any] | np.ndarray | pd.Series,
+        maxspeed: Any = None,
+        weights: np.ndarray | None = None,
     ) -> tuple[np.ndarray, SpeedStats]:
         """Speed (km/h) of every segment from its ``highway`` and ``maxspeed`` tags.
 
@@ -782,6 +785,11 @@ class SpeedProfile:
         maxspeed
             One ``maxspeed`` value per segment (string, number, list, ``None``/NaN), same
             length as ``highway``; ``None`` means no segment has one.
+        weights
+            Optional number of segments each value stands for (a reader that stores each
+            distinct tag combination once passes how many segments carry it). The speeds stay
+            one per value; the counts in ``stats`` are weighted, and a value of weight 0 gives
+            no garbage example. ``None`` means 1 each.
 
         Returns
         -------
@@ -798,7 +806,15 @@ class SpeedProfile:
             If ``highway`` and ``maxspeed`` differ in length or are not one-dimensional.
         """
         hw = _object_array(highway, "highway")
-        n = len(hw)
+        if weights is None:
+            w = np.ones(len(hw), dtype=np.int64)
+        else:
+            w = np.asarray(weights, dtype=np.int64)
+            if w.shape != (len(hw),) or (w < 0).any():
+                raise ValueError(
+                    f"weights must hold one count >= 0 per value ({len(hw)}), got shape {w.shape}"
+                )
+        n = int(w.sum())
         codes, uniques = _factorize(hw)
         class_kmh = np.empty(len(uniques) + 1)  # the last slot serves code -1 (missing)
         class_known = np.zeros(len(uniques) + 1, dtype=bool)
@@ -808,31 +824,33 @@ class SpeedProfile:
             class_kmh[j] = self.fallback_kmh if kmh is None else kmh
         class_kmh[-1] = self.fallback_kmh
         speeds = class_kmh[codes]
-        n_unknown = int(n - np.count_nonzero(class_known[codes]))
+        n_unknown = int(n - w[class_known[codes]].sum())
 
         counts = np.zeros(3, dtype=np.int64)
         examples: list[str] = []
         if self.use_maxspeed and maxspeed is not None:
             ms = _object_array(maxspeed, "maxspeed")
-            if len(ms) != n:
+            if len(ms) != len(hw):
                 raise ValueError(
-                    f"highway and maxspeed must have one value per segment, got {n} highway "
+                    f"highway and maxspeed must have one value per segment, got {len(hw)} highway "
                     f"and {len(ms)} maxspeed values"
                 )
             ms_codes, ms_uniques = _factorize(ms)
             limit_kmh = np.full(len(ms_uniques) + 1, np.nan)
             kinds = np.full(len(ms_uniques) + 1, _MISSING, dtype=np.int8)
+            weighed = np.zeros(len(ms_uniques) + 1, dtype=np.int64)
+            np.add.at(weighed, ms_codes, w)
             for j, value in enumerate(ms_uniques):
                 kmh, kind = _classify_maxspeed(value)
                 kinds[j] = kind
                 if kmh is not None:
                     limit_kmh[j] = kmh
-                elif kind == _GARBAGE and len(examples) < 10:
+                elif kind == _GARBAGE and len(examples) < 10 and weighed[j] > 0:
                     examples.append(_example_text(value))
             edge_kinds = kinds[ms_codes]
             used = edge_kinds == _USED
             speeds = np.where(used, limit_kmh[ms_codes] * self.maxspeed_factor, speeds)
-            counts = np.bincount(edge_kinds, minlength=3)
+            counts = np.bincount(edge_kinds, weights=w, minlength=3).astype(np.int64)
         elif self.use_maxspeed:
             counts[_MISSING] = n
 

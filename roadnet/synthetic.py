@@ -58,6 +58,7 @@ import numpy as np
 import pyproj
 
 from roadnet.build import utm_crs_for
+from roadnet.exceptions import InvalidArgumentError
 from roadnet.graph import CompiledGraph, csr_keep_min, strong_components
 from roadnet.speed import MIN_TRAVEL_SECONDS, SpeedProfile, SpeedStats
 
@@ -114,7 +115,7 @@ class _Motorways:
 def _check_share(name: str, value: Any, high: float) -> float:
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if not ok or not (0.0 <= float(value) <= high):
-        raise ValueError(f"{name} must be a number in [0, {high:g}], got {value!r}")
+        raise InvalidArgumentError(f"{name} must be a number in [0, {high:g}], got {value!r}")
     return float(value)
 
 
@@ -133,11 +134,11 @@ def _check_args(
         or isinstance(n_nodes, bool)
         or not _MIN_NODES <= int(n_nodes) <= _MAX_NODES
     ):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"n_nodes must be an integer in [{_MIN_NODES}, {_MAX_NODES}], got {n_nodes!r}"
         )
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or int(seed) < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise InvalidArgumentError(f"seed must be a non-negative integer, got {seed!r}")
     ow = _check_share("one_way_share", one_way_share, 0.95)
     rm = _check_share("removed_share", removed_share, 0.2)
     de = _check_share("dead_end_share", dead_end_share, 0.3)
@@ -146,20 +147,24 @@ def _check_args(
         or isinstance(block_m, bool)
         or not 30.0 <= float(block_m) <= 1000.0
     ):
-        raise ValueError(f"block_m must be a number of metres in [30, 1000], got {block_m!r}")
+        raise InvalidArgumentError(
+            f"block_m must be a number of metres in [30, 1000], got {block_m!r}"
+        )
     try:
         lon, lat = (float(c) for c in center)
     except (TypeError, ValueError):
         lon = lat = math.nan
     if not (-180.0 <= lon <= 180.0 and -80.0 <= lat <= 84.0):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"center must be (lon, lat) in degrees with -180 <= lon <= 180 and -80 <= lat <= 84 "
             f"(the UTM range), got {center!r}"
         )
     if profile is None:
         profile = SpeedProfile.default()
     elif not isinstance(profile, SpeedProfile):
-        raise ValueError(f"profile must be a roadnet.SpeedProfile or None, got {profile!r}")
+        raise InvalidArgumentError(
+            f"profile must be a roadnet.SpeedProfile or None, got {profile!r}"
+        )
     return int(n_nodes), int(seed), ow, rm, de, float(block_m), (lon, lat), profile
 
 
@@ -388,7 +393,9 @@ def _streets(
             break
         r_lay -= 1
     if n_grid < 3 * C:
-        raise ValueError(f"n_nodes={n} is too small for this layout; give at least {_MIN_NODES}")
+        raise InvalidArgumentError(
+            f"n_nodes={n} is too small for this layout; give at least {_MIN_NODES}"
+        )
     rows = -(-n_grid // C)
     first_spur, first_mw = n_grid, n_grid + n_spur
 
@@ -465,7 +472,7 @@ def _streets(
     n_street = lu.shape[0] + b.shape[0] + n_spur
     target = round(one_way_share * n_street)
     if target > lu.shape[0]:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"one_way_share={one_way_share:g} is more than this layout allows "
             f"({lu.shape[0] / n_street:.3f}: dead ends and diagonal streets stay two-way); "
             f"lower one_way_share or dead_end_share"
@@ -766,11 +773,13 @@ def random_points(
         When ``n``, ``seed`` or ``spread_m`` is invalid or the graph has no road.
     """
     if not isinstance(n, numbers.Integral) or isinstance(n, bool) or int(n) < 0:
-        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        raise InvalidArgumentError(f"n must be a non-negative integer, got {n!r}")
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or int(seed) < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise InvalidArgumentError(f"seed must be a non-negative integer, got {seed!r}")
     if not (isinstance(spread_m, numbers.Real) and 0.0 <= float(spread_m) < math.inf):
-        raise ValueError(f"spread_m must be a finite number of metres >= 0, got {spread_m!r}")
+        raise InvalidArgumentError(
+            f"spread_m must be a finite number of metres >= 0, got {spread_m!r}"
+        )
     a = np.arange(graph.arc_u.shape[0])
     ok = ((graph.arc_twin < 0) | (a < graph.arc_twin)) & (graph.arc_metres > 0)
     ok &= (graph.scc[graph.arc_u] == 0) & (graph.scc[graph.arc_v] == 0)
@@ -784,7 +793,7 @@ def random_points(
         ok &= ~fast
     arcs = np.flatnonzero(ok)
     if arcs.size == 0:
-        raise ValueError("graph has no road in its largest component to put points near")
+        raise InvalidArgumentError("graph has no road in its largest component to put points near")
     rng = np.random.default_rng(int(seed))
     w = graph.arc_metres[arcs].astype(np.float64)
     pick = arcs[np.searchsorted(np.cumsum(w), rng.random(int(n)) * w.sum(), side="right")]

@@ -123,6 +123,8 @@ _EXTRA_PALETTE: tuple[str, ...] = (
 )
 _UNASSIGNED_COLOR = "#bdbdbd"
 _FLAG_COLOR = "#e00000"
+_ROAD_COLOR = "#505050"
+"""Colour of the road network drawn under the territories."""
 _BORDER_COLOR = "#222222"
 
 #: two territories are neighbours when their dissolved geometries lie closer than this share of
@@ -683,6 +685,7 @@ def territory_map_html(
     tiles: str | None = "OpenStreetMap",
     simplify_tolerance: float | None = None,
     self_contained: bool = True,
+    roads: gpd.GeoDataFrame | None = None,
 ) -> Path:
     """Write an interactive Leaflet map of the territories to an HTML file.
 
@@ -691,8 +694,9 @@ def territory_map_html(
     a tooltip of their figures, the territory borders (areas dissolved per territory, thick
     dark lines), the flagged areas (red dashed outline) and the territory centers (circles in
     the territory's colour, tooltip ``"center of territory X"``). A legend lists the
-    territories with their colour and, when ``summary`` is given, their figures. The view is
-    fitted to the data.
+    territories with their colour and, when ``summary`` is given, their figures. With
+    ``roads`` (e.g. :func:`roadnet.roads.road_lines`), the road network is drawn on top of the
+    areas as thin grey lines. The view is fitted to the data.
 
     Parameters
     ----------
@@ -839,6 +843,17 @@ def territory_map_html(
             },
             interactive=False,
         ).add_to(m)
+    if roads is not None and len(roads):
+        road_layer = roads.to_crs("EPSG:4326")[[roads.geometry.name]]
+        road_layer = gpd.GeoDataFrame(
+            geometry=_round(road_layer.geometry.values, decimals), crs="EPSG:4326"
+        )
+        folium.GeoJson(
+            _feature_collection(road_layer),
+            name="Major roads",
+            style_function=lambda _: {"color": _ROAD_COLOR, "weight": 1.2, "opacity": 0.8},
+            interactive=False,
+        ).add_to(m)
 
     n_flagged = 0
     if flagged_column is not None:
@@ -938,6 +953,7 @@ def territory_map_png(
     flagged_column: str | None = "flagged",
     title: str | None = None,
     dpi: int = 150,
+    roads: gpd.GeoDataFrame | None = None,
 ) -> Path:
     """Write a static map of the territories to a PNG file (for reports).
 
@@ -1008,6 +1024,8 @@ def territory_map_png(
         geoms[~is_point].plot(
             ax=ax, color=np.asarray(fill)[~is_point].tolist(), edgecolor="white", linewidth=0.3
         )
+    if roads is not None and len(roads):
+        roads.to_crs(geoms.crs).plot(ax=ax, color=_ROAD_COLOR, linewidth=0.6, alpha=0.8, zorder=2)
     polygonal = _is_polygonal(dissolved.geometry.values)
     if bool(polygonal.any()):
         dissolved.loc[polygonal].boundary.plot(ax=ax, color=_BORDER_COLOR, linewidth=1.1)

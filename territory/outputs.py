@@ -77,10 +77,10 @@ def check_output_path(path: Path, what: str, suffixes: tuple[str, ...] | None = 
         The parent is a file, or the folder cannot be written.
     """
     path = Path(path)
-    if suffixes is not None and path.suffix.lower() not in suffixes:
-        raise OptionError(f"{what} {str(path)!r}: use a file ending in {', '.join(suffixes)}")
     if path.is_dir():
         raise OptionError(f"{what} {str(path)!r} is a folder; give a file name")
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise OptionError(f"{what} {str(path)!r}: use a file ending in {', '.join(suffixes)}")
     parent = path.parent
     probe = parent
     while not probe.exists() and probe != probe.parent:
@@ -111,6 +111,16 @@ def _os_error(path: Path, exc: OSError) -> OutputError:
     else:
         hint = exc.strerror or str(exc)
     return OutputError(f"cannot write {str(path)!r}: {hint}")
+
+
+def _writer_error(path: Path, exc: Exception) -> OutputError:
+    """A library's write failure as an :class:`OutputError` naming the path and the cause."""
+    text = " ".join(str(exc).split())
+    if any(s in text.lower() for s in ("disk is full", "no space left", "disk full")):
+        return _os_error(path, OSError(errno.ENOSPC, "No space left on device"))
+    if len(text) > 200:  # GDAL quotes whole SQL statements: keep the cause at the end
+        text = "..." + text[-200:]
+    return OutputError(f"cannot write {str(path)!r}: {type(exc).__name__}: {text}")
 
 
 class OutputSet:
@@ -167,6 +177,12 @@ class OutputSet:
         except OSError as exc:
             self.discard()
             raise _os_error(path, exc) from exc
+        except (OptionError, OutputError):
+            self.discard()
+            raise
+        except Exception as exc:  # a writer's own error (GDAL/pyogrio, arrow, matplotlib)
+            self.discard()
+            raise _writer_error(path, exc) from exc
         except BaseException:
             self.discard()
             raise

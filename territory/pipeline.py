@@ -23,12 +23,21 @@ import numpy as np
 import pandas as pd
 
 import optimizer
-from optimizer.adapters import measures_from_gdf
+from optimizer.validation import check_p, check_time_limit
 from roadnet.areas import Areas, read_areas
 from roadnet.exceptions import AreaDataError
 from roadnet.graph import CompiledGraph
+from roadnet.settings import check_n_jobs
 
-__all__ = ["TerritoryResult", "aggregate_accounts", "design_territories"]
+__all__ = [
+    "CONTIGUITY",
+    "TerritoryResult",
+    "aggregate_accounts",
+    "check_p",
+    "design_territories",
+    "measures_from_table",
+    "resolve_contiguity",
+]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +95,35 @@ def json_records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
+def measures_from_table(gdf: pd.DataFrame, measures: Sequence[str]) -> np.ndarray:
+    """``(n, m)`` activity measures from columns; ``"count"`` means 1 per area.
+
+    Raises
+    ------
+    AreaDataError
+        Naming a missing column or one with missing, negative or non-numeric values.
+    """
+    if not measures:
+        raise AreaDataError("give at least one activity measure (a numeric column or 'count')")
+    cols = []
+    for name in measures:
+        if name == "count" and "count" not in gdf.columns:
+            cols.append(np.ones(len(gdf)))
+            continue
+        if name not in gdf.columns:
+            avail = [c for c in gdf.columns if c != getattr(gdf, "geometry", pd.Series()).name]
+            raise AreaDataError(f"measure column {name!r} not found; columns are {avail}")
+        vals = pd.to_numeric(gdf[name], errors="coerce").to_numpy(float)
+        bad = ~np.isfinite(vals) | (vals < 0)
+        if bad.any():
+            raise AreaDataError(
+                f"measure {name!r} has missing, negative or non-numeric values in rows "
+                f"{np.flatnonzero(bad)[:10].tolist()}"
+            )
+        cols.append(vals)
+    return np.column_stack(cols)
+
+
 def aggregate_accounts(
     areas: Areas,
     accounts: str | Path | gpd.GeoDataFrame,
@@ -108,7 +146,11 @@ def aggregate_accounts(
         Per-area totals, and the accounts that fell in no area (reported, never dropped
         silently).
     """
-    pts = accounts if isinstance(accounts, gpd.GeoDataFrame) else read_areas(accounts).gdf
+    pts = (
+        accounts
+        if isinstance(accounts, gpd.GeoDataFrame)
+        else read_areas(accounts, what="accounts").gdf
+    )
     if pts.crs is None:
         raise AreaDataError("accounts have no CRS")
     pts = pts.to_crs("EPSG:4326")
@@ -134,7 +176,7 @@ def aggregate_accounts(
     np.add.at(totals, joined.loc[matched, "_area_pos"].to_numpy(int), values[matched])
     unmatched = pts.iloc[np.flatnonzero(~matched)]
     if len(unmatched):
-        log.warning("%d of %d account(s) lie in no area", len(unmatched), len(pts))
+        log.info("%d of %d account(s) lie in no area", len(unmatched), len(pts))
     return totals, unmatched
 
 
@@ -159,7 +201,7 @@ def design_territories(
     capacity_column: str | None = None,
     locked_column: str | None = None,
     forbidden_column: str | None = None,
-    contiguity: str = "none",
+    contiguity: str = "auto",
     improve: bool = True,
     existing_column: str | None = None,
     disruption: float = 1.0,
@@ -205,9 +247,10 @@ def design_territories(
     forbidden_column
         Boolean column of the areas: true where an area may not host a center.
     contiguity
-        ``"none"``, ``"polygon"`` (territories connected through shared borders) or
-        ``"road"`` (through borders a road crosses, :func:`roadnet.adjacency.road_adjacency`:
-        a river without a bridge separates).
+        ``"auto"`` (default: ``"road"`` with a graph, ``"polygon"`` on straight lines,
+        ``"none"`` for point areas), ``"none"``, ``"polygon"`` (territories connected
+        through shared borders) or ``"road"`` (through borders a road crosses,
+        :func:`roadnet.adjacency.road_adjacency`: a river without a bridge separates).
     improve
         Run the tabu local search (:mod:`optimizer.local`) after the constructive solver.
     existing_column
@@ -223,111 +266,27 @@ def design_territories(
     time_limit
         Seconds for the local search.
     """
+    measures = [measures] if isinstance(measures, str) else list(measures)
+    p = check_p(p, len(areas), name="p")  # the one validator of p (optimizer.validation)
+    time_limit = float(check_time_limit(time_limit, allow_none=False) or 0.0)
+    n_jobs = check_n_jobs(n_jobs)
     gdf = areas.gdf.copy()
     facts: dict[str, Any] = {"n_areas": len(areas)}
-    if accounts is not None:
-        totals, unmatched = aggregate_accounts(areas, accounts, accounts_measure)
-        gdf["accounts"] = totals
-        facts["accounts_unmatched"] = len(unmatched)
-        facts["accounts_in_areas"] = float(totals.sum())
-    measures = list(measures)
-    if "accounts" in measures and "accounts" not in gdf.columns:
-        raise AreaDataError("measure 'accounts' needs an accounts file (--accounts)")
-    weights = measures_from_gdf(gdf, measures)
+    weights = _weights(gdf, areas, measures, accounts, accounts_measure, facts)
     anchors = _anchors(centers, center_id_column, share_column, capacity_column)
     k = 0 if anchors is None else len(anchors.ids)
     if k > p:
         raise AreaDataError(f"{k} centers were given but only p = {p} territories")
-    utm = gdf.estimate_utm_crs()
-    pts = gpd.GeoSeries(gpd.points_from_xy(areas.lon, areas.lat), crs="EPSG:4326").to_crs(utm)
-    xy = np.column_stack([pts.x, pts.y])
-    cxy = None
-    if anchors is not None:
-        cpts = gpd.GeoSeries(gpd.points_from_xy(anchors.lon, anchors.lat), crs="EPSG:4326").to_crs(
-            utm
-        )
-        cxy = np.column_stack([cpts.x, cpts.y])
-    # candidates: the anchored centers first, then (when the optimizer chooses some) the areas
-    with_areas = k < p
-    if graph is None:
-        mode = "straight-line"
-        from optimizer.problem import EuclideanCost
-
-        cand_xy = xy if cxy is None else (np.vstack([cxy, xy]) if with_areas else cxy)
-        cost: Any = EuclideanCost(cand_xy, xy)
-        cost_unit = 1000.0  # metres -> km
-    else:
-        from roadnet.cached import cached_drive_time_matrix
-        from roadnet.snap import snap_points
-
-        mode = "drive"
-        snapped = snap_points(graph, areas.lon, areas.lat, max_distance_m=max_snap_m)
-        facts["far_snaps"] = [str(areas.ids[i]) for i in np.flatnonzero(snapped.flagged)]
-        blocks = []
-        if anchors is not None:
-            cs = snap_points(graph, anchors.lon, anchors.lat, max_distance_m=max_snap_m)
-            facts["far_center_snaps"] = [str(anchors.ids[i]) for i in np.flatnonzero(cs.flagged)]
-            cm, rep = cached_drive_time_matrix(graph, cs, snapped, n_jobs=n_jobs, progress=progress)
-            blocks.append(cm.seconds)
-            facts["center_matrix"] = rep.describe()
-        if with_areas:
-            matrix, cache_report = cached_drive_time_matrix(
-                graph, snapped, n_jobs=n_jobs, progress=progress
-            )
-            facts["matrix"] = cache_report.describe()
-            facts["unreachable_pairs"] = int(matrix.unreachable().shape[0])
-            blocks.append(matrix.seconds)
-        from optimizer.problem import CostMatrix
-
-        cost = CostMatrix(np.vstack(blocks) if len(blocks) > 1 else blocks[0])
-        cost_unit = 60.0  # seconds -> minutes
-    area_cands = np.arange(len(areas)) if with_areas else np.zeros(0, dtype=np.int64)
-    candidates = np.concatenate([np.full(k, -1, dtype=np.int64), area_cands])
-    nc = candidates.shape[0]
-    share = None
-    if anchors is not None and anchors.share is not None:
-        share = np.full(nc, np.nan)
-        share[:k] = anchors.share
-    capacity = None
-    if anchors is not None and anchors.capacity is not None:
-        if with_areas:
-            raise AreaDataError("capacities need every center given (p = number of centers)")
-        capacity = anchors.capacity
-    cand_coords = None
-    if cxy is not None:
-        cand_coords = np.full((nc, 2), np.nan)
-        cand_coords[:k] = cxy
-    from optimizer.tolerance import parse_tolerance
-
-    lo, hi = parse_tolerance(tolerance, weights.shape[1])
-    problem = optimizer.TerritoryProblem(
-        weights=weights,
-        p=p,
-        cost=cost,
-        candidates=candidates,
-        tol_lower=lo,
-        tol_upper=hi,
-        capacity=capacity,
-        measure_names=tuple(measures),
-        coords=xy,
-        target_share=share,
-        candidate_coords=cand_coords,
-    )
-    options = dict(solver_options or {})
-    if anchors is not None:
-        options["fixed_centers"] = np.arange(k)
-    if locked_column is not None and existing_column is None:
-        options["locked"] = _locked(gdf, locked_column, anchors)
-    if forbidden_column is not None:
-        allowed = np.ones(nc, bool)
-        if with_areas:
-            allowed[k:] = ~gdf[forbidden_column].fillna(False).astype(bool).to_numpy()
-        options["allowed_centers"] = allowed
+    costs = _costs(areas, gdf, graph, anchors, p, max_snap_m, n_jobs, progress, facts)
+    problem, options = _problem(
+        gdf, weights, measures, p, tolerance, costs, anchors, solver_options,
+        locked_column=None if existing_column is not None else locked_column,
+        forbidden_column=forbidden_column,
+    )  # fmt: skip
     if anchors is not None and method not in ("la", "la-assignmax", "la-mindist"):
         raise AreaDataError(f"method {method!r} cannot use given centers; use la")
-    adjacency = None
-    if contiguity != "none":
-        adjacency = _adjacency(gdf, contiguity, graph)
+    contiguity = resolve_contiguity(contiguity, gdf, graph, facts)
+    adjacency = None if contiguity == "none" else _adjacency(gdf, contiguity, graph)
     scenario = None
     old_labels: list[Any] = []
     if existing_column is not None:
@@ -355,11 +314,207 @@ def design_territories(
         from optimizer.contiguity import is_contiguous
 
         facts["contiguous"] = bool(is_contiguous(adjacency, solution.assignment, p))
-    # per-area distance to its center
-    dist = np.empty(problem.n)
-    for t in range(p):
-        members = np.flatnonzero(solution.assignment == t)
-        dist[members] = problem.cost.block(solution.centers[t : t + 1], members)[0]
+    labels = _territory_labels(solution, anchors, k, scenario, old_labels, p)
+    gdf, col = _result_columns(
+        gdf, areas, problem, solution, labels, costs, existing_column, scenario, facts
+    )
+    center_ids = [
+        str(anchors.ids[c]) if anchors is not None and c < k else areas.ids[problem.candidates[c]]
+        for c in solution.centers
+    ]
+    summary = _summary(gdf, problem, solution, measures, col, list(labels), center_ids)
+    facts["unit"] = "minutes" if costs.mode == "drive" else "km"
+    return TerritoryResult(
+        areas=gdf, summary=summary, solution=solution, mode=costs.mode, facts=facts
+    )
+
+
+CONTIGUITY = ("auto", "none", "polygon", "road")
+"""Contiguity choices: ``auto`` = ``road`` with a road graph, ``polygon`` on straight lines
+(``none`` when the areas are points)."""
+
+
+def resolve_contiguity(
+    contiguity: str, gdf: gpd.GeoDataFrame, graph: CompiledGraph | None, facts: dict[str, Any]
+) -> str:
+    """The contiguity rule to apply: ``contiguity`` with ``"auto"`` resolved."""
+    if contiguity not in CONTIGUITY:
+        raise AreaDataError(
+            f"contiguity must be one of {', '.join(CONTIGUITY)}, got {contiguity!r}"
+        )
+    polygons = bool(gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).all())
+    if contiguity == "auto":
+        if not polygons:
+            facts["contiguity_note"] = "areas are points: no borders, so no contiguity rule"
+            contiguity = "none"
+        else:
+            contiguity = "road" if graph is not None else "polygon"
+    elif contiguity != "none" and not polygons:
+        raise AreaDataError(
+            f"contiguity {contiguity!r} needs polygon areas (the areas are points); "
+            "use contiguity 'none'"
+        )
+    facts["contiguity"] = contiguity
+    return contiguity
+
+
+def _weights(
+    gdf: gpd.GeoDataFrame,
+    areas: Areas,
+    measures: list[str],
+    accounts: Any,
+    accounts_measure: str | None,
+    facts: dict[str, Any],
+) -> np.ndarray:
+    """The ``(n, m)`` activity measures (accounts aggregated into ``gdf`` first)."""
+    if accounts is not None:
+        totals, unmatched = aggregate_accounts(areas, accounts, accounts_measure)
+        gdf["accounts"] = totals
+        facts["accounts_unmatched"] = len(unmatched)
+        facts["accounts_in_areas"] = float(totals.sum())
+    if "accounts" in measures and "accounts" not in gdf.columns:
+        raise AreaDataError("measure 'accounts' needs an accounts file (--accounts)")
+    return measures_from_table(gdf, measures)
+
+
+@dataclasses.dataclass
+class _Costs:
+    """The cost matrix of a run and what it is measured in."""
+
+    mode: str
+    cost: Any
+    unit: float  # cost units per reported unit (60 s per minute, 1000 m per km)
+    xy: np.ndarray  # projected area points
+    cxy: np.ndarray | None  # projected anchored centers
+    with_areas: bool  # areas are center candidates (fewer anchors than p)
+
+
+def _costs(
+    areas: Areas,
+    gdf: gpd.GeoDataFrame,
+    graph: CompiledGraph | None,
+    anchors: _Anchors | None,
+    p: int,
+    max_snap_m: float | None,
+    n_jobs: int | None,
+    progress: Callable[[int, int], None] | None,
+    facts: dict[str, Any],
+) -> _Costs:
+    """Drive times (or straight lines) from every candidate center to every area."""
+    k = 0 if anchors is None else len(anchors.ids)
+    utm = gdf.estimate_utm_crs()
+    pts = gpd.GeoSeries(gpd.points_from_xy(areas.lon, areas.lat), crs="EPSG:4326").to_crs(utm)
+    xy = np.column_stack([pts.x, pts.y])
+    cxy = None
+    if anchors is not None:
+        cpts = gpd.GeoSeries(gpd.points_from_xy(anchors.lon, anchors.lat), crs="EPSG:4326")
+        cpts = cpts.to_crs(utm)
+        cxy = np.column_stack([cpts.x, cpts.y])
+    # candidates: the anchored centers first, then (when the optimizer chooses some) the areas
+    with_areas = k < p
+    if graph is None:
+        from optimizer.problem import EuclideanCost
+
+        cand_xy = xy if cxy is None else (np.vstack([cxy, xy]) if with_areas else cxy)
+        return _Costs("straight-line", EuclideanCost(cand_xy, xy), 1000.0, xy, cxy, with_areas)
+    from optimizer.problem import CostMatrix
+    from roadnet.cached import cached_drive_time_matrix
+    from roadnet.snap import snap_points
+
+    snapped = snap_points(graph, areas.lon, areas.lat, max_distance_m=max_snap_m)
+    facts["far_snaps"] = [str(areas.ids[i]) for i in np.flatnonzero(snapped.flagged)]
+    blocks = []
+    if anchors is not None:
+        cs = snap_points(graph, anchors.lon, anchors.lat, max_distance_m=max_snap_m)
+        facts["far_center_snaps"] = [str(anchors.ids[i]) for i in np.flatnonzero(cs.flagged)]
+        cm, rep = cached_drive_time_matrix(graph, cs, snapped, n_jobs=n_jobs, progress=progress)
+        blocks.append(cm.seconds)
+        facts["center_matrix"] = rep.describe()
+    if with_areas:
+        matrix, cache_report = cached_drive_time_matrix(
+            graph, snapped, n_jobs=n_jobs, progress=progress
+        )
+        facts["matrix"] = cache_report.describe()
+        facts["unreachable_pairs"] = int(matrix.unreachable().shape[0])
+        blocks.append(matrix.seconds)
+    cost = CostMatrix(np.vstack(blocks) if len(blocks) > 1 else blocks[0])
+    return _Costs("drive", cost, 60.0, xy, cxy, with_areas)
+
+
+def _problem(
+    gdf: gpd.GeoDataFrame,
+    weights: np.ndarray,
+    measures: list[str],
+    p: int,
+    tolerance: Any,
+    costs: _Costs,
+    anchors: _Anchors | None,
+    solver_options: dict[str, Any] | None,
+    *,
+    locked_column: str | None,
+    forbidden_column: str | None,
+) -> tuple[optimizer.TerritoryProblem, dict[str, Any]]:
+    """The optimizer's problem and the solver options for anchors, locks and forbidden areas."""
+    from optimizer.tolerance import parse_tolerance
+
+    k = 0 if anchors is None else len(anchors.ids)
+    n = len(gdf)
+    area_cands = np.arange(n) if costs.with_areas else np.zeros(0, dtype=np.int64)
+    candidates = np.concatenate([np.full(k, -1, dtype=np.int64), area_cands])
+    nc = candidates.shape[0]
+    share = None
+    if anchors is not None and anchors.share is not None:
+        share = np.full(nc, np.nan)
+        share[:k] = anchors.share
+    capacity = None
+    if anchors is not None and anchors.capacity is not None:
+        if costs.with_areas:
+            raise AreaDataError("capacities need every center given (p = number of centers)")
+        capacity = anchors.capacity
+    cand_coords = None
+    if costs.cxy is not None:
+        cand_coords = np.full((nc, 2), np.nan)
+        cand_coords[:k] = costs.cxy
+    lo, hi = parse_tolerance(tolerance, weights.shape[1])
+    problem = optimizer.TerritoryProblem(
+        weights=weights,
+        p=p,
+        cost=costs.cost,
+        candidates=candidates,
+        tol_lower=lo,
+        tol_upper=hi,
+        capacity=capacity,
+        measure_names=tuple(measures),
+        coords=costs.xy,
+        target_share=share,
+        candidate_coords=cand_coords,
+    )
+    options = dict(solver_options or {})
+    if anchors is not None:
+        options["fixed_centers"] = np.arange(k)
+    if locked_column is not None:
+        options["locked"] = _locked(gdf, locked_column, anchors)
+    if forbidden_column is not None:
+        if forbidden_column not in gdf.columns:
+            raise AreaDataError(f"forbidden column {forbidden_column!r} not found in the areas")
+        allowed = np.ones(nc, bool)
+        if costs.with_areas:
+            allowed[k:] = ~gdf[forbidden_column].fillna(False).astype(bool).to_numpy()
+        options["allowed_centers"] = allowed
+    return problem, options
+
+
+def _territory_labels(
+    solution: optimizer.Solution,
+    anchors: _Anchors | None,
+    k: int,
+    scenario: Any,
+    old_labels: list[Any],
+    p: int,
+) -> np.ndarray:
+    """Territory names: 1..p; the anchored center's id; the existing label in a scenario."""
+    if anchors is None and scenario is None:
+        return np.arange(1, p + 1)
     label = np.array(
         [str(anchors.ids[c]) if anchors is not None and c < k else None for c in solution.centers],
         dtype=object,
@@ -367,36 +522,67 @@ def design_territories(
     if scenario is not None:  # continuing territories keep their names
         label = np.array([old_labels[o] if o >= 0 else None for o in scenario.origin], dtype=object)
     free = [i for i, v in enumerate(label) if v is None]
-    if anchors is None and scenario is None:
-        label = np.arange(1, p + 1)
-    else:
-        for n_new, i in enumerate(free, start=1):
-            label[i] = f"new-{n_new}"
-    gdf["territory"] = label[solution.assignment]
+    for n_new, i in enumerate(free, start=1):
+        label[i] = f"new-{n_new}"
+    return label
+
+
+def _result_columns(
+    gdf: gpd.GeoDataFrame,
+    areas: Areas,
+    problem: optimizer.TerritoryProblem,
+    solution: optimizer.Solution,
+    labels: np.ndarray,
+    costs: _Costs,
+    existing_column: str | None,
+    scenario: Any,
+    facts: dict[str, Any],
+) -> tuple[gpd.GeoDataFrame, str]:
+    """Add the result columns; a user column of the same name is kept under another name."""
+    col = "minutes_to_center" if costs.mode == "drive" else "km_to_center"
+    dist = np.empty(problem.n)
+    for t in range(problem.p):
+        members = np.flatnonzero(solution.assignment == t)
+        dist[members] = problem.cost.block(solution.centers[t : t + 1], members)[0]
+    is_center = np.zeros(problem.n, bool)
+    ca = problem.candidates[solution.centers]
+    is_center[ca[ca >= 0]] = True
+    new: dict[str, Any] = {
+        "territory": labels[solution.assignment],
+        "is_center": is_center,
+        col: dist / costs.unit,
+    }
+    if existing_column is not None:
+        before = gdf[existing_column].to_numpy()
+        new["territory_before"] = before
+        new["moved"] = np.array(
+            [_key(a) != _key(b) for a, b in zip(before, new["territory"], strict=True)]
+        )
+    renamed = {}
+    for name in new:
+        if name in gdf.columns and name != existing_column:
+            alt = f"{name}_input"
+            i = 2
+            while alt in gdf.columns:
+                alt, i = f"{name}_input{i}", i + 1
+            renamed[name] = alt
+    if renamed:
+        gdf = gdf.rename(columns=renamed)
+        facts["renamed_columns"] = renamed
+    if existing_column in new:  # e.g. rebalancing the column "territory": now territory_before
+        facts["replaced_column"] = existing_column
+    for name, values in new.items():
+        gdf[name] = values
     if solution.details.get("unreachable_areas"):
         facts["unreachable_areas"] = [
             str(areas.ids[v]) for v in solution.details["unreachable_areas"]
         ]
-    is_center = np.zeros(problem.n, bool)
-    ca = problem.candidates[solution.centers]
-    is_center[ca[ca >= 0]] = True
-    gdf["is_center"] = is_center
-    col = "minutes_to_center" if mode == "drive" else "km_to_center"
-    gdf[col] = dist / cost_unit
-    center_ids = [
-        str(anchors.ids[c]) if anchors is not None and c < k else areas.ids[problem.candidates[c]]
-        for c in solution.centers
-    ]
-    summary = _summary(gdf, problem, solution, measures, col, list(label), center_ids)
-    facts["unit"] = "minutes" if mode == "drive" else "km"
-    return TerritoryResult(areas=gdf, summary=summary, solution=solution, mode=mode, facts=facts)
+    return gdf, col
 
 
 def _adjacency(gdf: gpd.GeoDataFrame, contiguity: str, graph: CompiledGraph | None) -> Any:
     from roadnet.adjacency import polygon_adjacency, road_adjacency
 
-    if contiguity not in ("polygon", "road"):
-        raise AreaDataError(f"contiguity must be none, polygon or road, got {contiguity!r}")
     adj = polygon_adjacency(gdf)
     if contiguity == "road":
         if graph is None:
@@ -581,7 +767,7 @@ def _anchors(
 
         pts = areas_from_gdf(centers, id_column=id_column, source="centers")
     else:
-        pts = read_areas(centers, id_column=id_column)
+        pts = read_areas(centers, id_column=id_column, what="centers")
 
     def column(name: str | None) -> np.ndarray | None:
         if name is None:

@@ -1085,6 +1085,8 @@ def validate_territories(
             if not bad_r.size
             else f"{bad_r.size} territor(y/ies) not connected by road inside their polygons: "
             + _names(np.array([f"{terr[t]} ({road_count[t]} pieces)" for t in bad_r], dtype=object))
+            + " (stricter than contiguity: the roads between two neighbours may leave the "
+            "territory on the way)"
         )
         rules.append(_rule("road_connected", require_road_connected, True, not bad_r.size, detail))
     else:

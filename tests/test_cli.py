@@ -86,7 +86,7 @@ def _graph_file(tmp_path, pbf):
         (["--pbf", "{pbf}", "--place", "Andorra"], "give exactly one road source"),
         (["--pbf", "{pbf}", "--cutoff", "soon"], "cannot read duration 'soon'"),
         (["--pbf", "{pbf}", "--far", "maybe"], "--far must be"),
-        (["--pbf", "{pbf}", "--engine", "turbo"], "--engine must be one of auto, ch, scipy"),
+        (["--pbf", "{pbf}", "--engine", "turbo"], "engine must be one of auto, ch, scipy"),
     ],
 )
 def test_matrix_bad_input_one_line_exit_2(tmp_path, args: list[str], message: str) -> None:

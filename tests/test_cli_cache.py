@@ -186,3 +186,25 @@ def test_precompute_sigkilled_mid_run_resumes(tmp_path) -> None:
         rtol=1e-6,
     )
     assert Store(cdir).verify().all_ok
+
+
+def test_cache_keys_full_when_piped_and_unique_prefixes_accepted(tmp_path) -> None:
+    pbf = shared_file("osm", "andorra-latest.osm.pbf")
+    cdir = tmp_path / "cache"
+    pts = _csv(tmp_path, n=12)
+    res = _run("matrix", pts, "--pbf", pbf, "--out", tmp_path / "a.npz", "--cache-dir", cdir)
+    assert res.exit_code == 0, res.output
+    keys = sorted(e.key for e in Store(cdir).ls())
+    ls = _run("cache", "ls", "--cache-dir", cdir)
+    lines = ls.stdout.strip().splitlines()
+    assert lines[0].split("\t")[:2] == ["key", "kind"]
+    assert sorted(line.split("\t")[0] for line in lines[1:]) == keys  # full keys, not cut
+    matrix_line = next(line for line in lines if "\tmatrix\t" in line)
+    assert "by " in matrix_line  # the engine that computed it
+    mkey = Store(cdir).ls(kind="matrix")[0].key
+    info = _run("cache", "info", mkey[:14], "--cache-dir", cdir)
+    assert info.exit_code == 0 and json.loads(info.stdout)["meta"]["rows"] == 12
+    bad = _run("cache", "info", "zzzz-no-such", "--cache-dir", cdir)
+    assert bad.exit_code == 2 and "no cache entry" in bad.stderr
+    again = _run("matrix", pts, "--pbf", pbf, "--out", tmp_path / "b.npz", "--cache-dir", cdir)
+    assert "served from cache" in again.stderr and "computed earlier by" in again.stderr

@@ -332,7 +332,7 @@ W5 = np.ones(5)
         ({"xy": np.ones((5, 3))}, r"xy must have shape \(n, 2\)"),
         ({"xy": np.ones(10)}, r"xy must have shape \(n, 2\)"),
         ({"xy": np.array([[0, 0], [1, np.inf], [2, 2], [3, 3], [4, 4]])}, r"finite; row 1"),
-        ({"tolerance": -0.1}, r"tolerance must be finite and >= 0"),
+        ({"tolerance": -0.1}, r"tolerance \(lower\) must be between 0 and 1"),
         ({"tolerance": np.ones(3)}, r"shape \(1,\).*shape \(2, 1\)"),
         ({"n_directions": 0}, r"n_directions must be >= 1"),
         ({"node_limit": 0}, r"node_limit must be >= 1"),

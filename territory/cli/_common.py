@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -29,13 +32,17 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from cache import CacheError
+from cache import CacheCorruptWarning, CacheError
 from optimizer.exceptions import OptimizerError
+from roadnet.engine import check_engine
 from roadnet.exceptions import RoadnetError
 from roadnet.graph import CompiledGraph
 from roadnet.graph_cache import load_road_graph
 from roadnet.settings import settings
+from roadnet.sources import DEFAULT_CLIP_BUFFER_KM, check_clip_buffer
 from roadnet.speed import SpeedProfile
+from roadnet.units import parse_duration
+from roadnet.warmup import kernels_compiled, warm_kernels
 from territory.exceptions import OptionError, OutputError, TerritoryError
 
 __all__ = [
@@ -53,10 +60,14 @@ __all__ = [
     "SpeedsOpt",
     "VerboseOpt",
     "cache_settings",
+    "check_max_snap",
+    "engine_option",
     "err",
     "friendly",
+    "load_kernels",
     "out",
     "parse_bbox",
+    "parse_cutoff",
     "profile_from_options",
     "progress",
     "progress_pair",
@@ -202,7 +213,22 @@ def setup_logging(verbose: bool) -> None:
         stream=sys.stderr,
         force=True,
     )
-    logging.captureWarnings(True)
+    # the store logs a corrupt entry once (with where it was quarantined); its warning
+    # would say the same again
+    warnings.filterwarnings("ignore", category=CacheCorruptWarning)
+    warnings.showwarning = _warning_line
+
+
+def _warning_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """Other warnings as one log line, without the source path and line of the warner."""
+    logging.getLogger("py.warnings").warning("%s: %s", category.__name__, message)
 
 
 # ----------------------------------------------------------------------------- options
@@ -254,16 +280,48 @@ CacheDirOpt = Annotated[
 ]
 NoCacheOpt = Annotated[
     bool,
-    typer.Option("--no-cache", help="Neither read nor write the cache.", rich_help_panel=_CACHE),
+    typer.Option(
+        "--no-cache", help="Neither read nor write the cache.", rich_help_panel=_CACHE, metavar=""
+    ),
 ]
 RefreshOpt = Annotated[
     bool,
     typer.Option(
-        "--refresh", help="Recompute and overwrite cached results.", rich_help_panel=_CACHE
+        "--refresh",
+        help="Recompute and overwrite cached results.",
+        rich_help_panel=_CACHE,
+        metavar="",
     ),
 ]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.", metavar="")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.", metavar="")]
+ReaderOpt = Annotated[
+    str,
+    typer.Option(
+        "--reader",
+        help="PBF reader: auto (osmium), osmium (streaming, low memory) or pyrosm. Both build "
+        "the same graph.",
+        rich_help_panel=_SRC,
+    ),
+]
+ClipToAreasOpt = Annotated[
+    bool,
+    typer.Option(
+        "--clip-to-areas/--no-clip-to-areas",
+        help="Keep only the roads within --clip-buffer-km of the areas' hull (PBF source; the "
+        "clip enters the cache key, so a later run on a subset of the areas builds its own "
+        "graph instead of reusing precomputed tables).",
+        rich_help_panel=_SRC,
+    ),
+]
+ClipBufferOpt = Annotated[
+    float,
+    typer.Option(
+        "--clip-buffer-km",
+        help="Margin around the clip hull, km (0-5000).",
+        rich_help_panel=_SRC,
+    ),
+]
 EngineOpt = Annotated[
     str | None,
     typer.Option(
@@ -304,19 +362,61 @@ def profile_from_options(speeds: Path | None, speed: list[str] | None) -> SpeedP
     return profile.with_overrides(overrides) if overrides else profile
 
 
-def parse_bbox(text: str) -> tuple[float, float, float, float]:
-    """``WEST,SOUTH,EAST,NORTH`` in degrees."""
+def check_max_snap(value: float | None) -> float | None:
+    """``--max-snap``: a positive finite number of metres, or not given."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise OptionError(f"--max-snap must be a positive number of metres, got {value:g}")
+    return value
+
+
+def engine_option(engine: str | None) -> str:
+    """``--engine`` checked (default: the setting), naming the option in errors."""
+    try:
+        return check_engine(engine)
+    except RoadnetError as exc:
+        raise OptionError(f"--{exc}") from None
+
+
+def parse_cutoff(text: str | None) -> float | None:
+    """``--cutoff`` as seconds (``None`` when not given), naming the option in errors."""
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except RoadnetError as exc:
+        raise OptionError(f"--cutoff: {exc}") from None
+
+
+def parse_bbox(text: str, option: str = "--bbox") -> tuple[float, float, float, float]:
+    """``WEST,SOUTH,EAST,NORTH`` in degrees (``option`` names the flag in messages)."""
     try:
         w, s, e, n = (float(v) for v in text.split(","))
     except ValueError:
         raise OptionError(
-            f"--bbox expects WEST,SOUTH,EAST,NORTH in degrees, got {text!r}"
+            f"{option} expects WEST,SOUTH,EAST,NORTH in degrees, got {text!r}"
         ) from None
     if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
         raise OptionError(
-            f"--bbox {text!r}: need -180 <= WEST < EAST <= 180 and -90 <= SOUTH < NORTH <= 90"
+            f"{option} {text!r}: need -180 <= WEST < EAST <= 180 and -90 <= SOUTH < NORTH <= 90"
         )
     return (w, s, e, n)
+
+
+def areas_clip(*areas: Any) -> Any:
+    """What ``--clip-to-areas`` clips to: the areas' polygons (or points) and any extra points,
+    as one shapely geometry in EPSG:4326."""
+    import shapely
+
+    parts: list[Any] = []
+    for a in areas:
+        if a is None:
+            continue
+        gdf = getattr(a, "gdf", None)
+        if gdf is not None and gdf.crs is not None and len(gdf):
+            parts.extend(np.asarray(gdf.to_crs("EPSG:4326").geometry.values))
+        else:
+            parts.extend(shapely.points(np.column_stack([a.lon, a.lat])))
+    return shapely.union_all(parts)
 
 
 def given_sources(**sources: Any) -> list[str]:
@@ -333,14 +433,24 @@ def road_graph(
     graph: Path | None = None,
     speeds: Path | None = None,
     speed: list[str] | None = None,
+    reader: str = "auto",
+    clip: Any = None,
+    clip_buffer_km: float = DEFAULT_CLIP_BUFFER_KM,
 ) -> CompiledGraph:
-    """The road graph of the one source option given, with a line saying what it is."""
+    """The road graph of the one source option given, with a line saying what it is.
+
+    ``clip`` (a box, geometry or GeoDataFrame) keeps only the roads near it, PBF sources only.
+    """
     named = given_sources(pbf=pbf, osm=osm, place=place, bbox=bbox, graph=graph)
     if len(named) != 1:
         raise OptionError(
             "give exactly one road source: --pbf FILE, --osm FILE, --place NAME, --bbox W,S,E,N "
             f"or --graph FILE (got {', '.join(named) or 'none'})"
         )
+    if clip is not None and pbf is None:
+        raise OptionError(f"clipping applies to a --pbf source only (got {named[0]})")
+    if clip is not None:
+        check_clip_buffer(clip_buffer_km)
     profile = profile_from_options(speeds, speed)
     t0 = time.perf_counter()
     with status("reading the road network"):
@@ -351,6 +461,9 @@ def road_graph(
             bbox=parse_bbox(bbox) if bbox is not None else None,
             graph=graph,
             profile=profile,
+            reader=reader,
+            clip=clip,
+            clip_buffer_km=clip_buffer_km,
         )
     err.print(
         f"road graph: {g.n_nodes:,} nodes, {g.n_arcs:,} arcs, "
@@ -358,4 +471,18 @@ def road_graph(
         f"[{'from cache, ' if hit else ''}{time.perf_counter() - t0:.1f} s]",
         highlight=False,
     )
+    load_kernels()
     return g
+
+
+def load_kernels() -> None:
+    """Load the routing kernels with a line of its own (compiling them the first time)."""
+    if kernels_compiled():
+        with status("loading routing kernels"):
+            warm_kernels()
+        return
+    err.print(
+        "compiling routing kernels, once per installation (about a minute)...", highlight=False
+    )
+    seconds = warm_kernels()
+    err.print(f"routing kernels compiled in {seconds:.0f} s", highlight=False)

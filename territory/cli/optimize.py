@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Annotated
@@ -10,19 +11,28 @@ import typer
 
 import optimizer
 from optimizer.tolerance import parse_tolerance
+from optimizer.validation import check_count, check_p, check_time_limit
 from roadnet.areas import read_areas
+from roadnet.roads import road_lines
+from roadnet.settings import check_n_jobs
+from roadnet.sources import DEFAULT_CLIP_BUFFER_KM
 from territory.cli._common import (
     BboxOpt,
     CacheDirOpt,
+    ClipBufferOpt,
+    ClipToAreasOpt,
     GraphOpt,
     NoCacheOpt,
     OsmOpt,
     PbfOpt,
     PlaceOpt,
+    ReaderOpt,
     SpeedOpt,
     SpeedsOpt,
     VerboseOpt,
+    areas_clip,
     cache_settings,
+    check_max_snap,
     err,
     friendly,
     out,
@@ -33,9 +43,9 @@ from territory.cli._common import (
 from territory.cli._report import print_summary_table, stage_maps
 from territory.exceptions import OptionError
 from territory.outputs import AREA_FORMATS, OutputSet, check_output_path
-from territory.pipeline import design_territories
+from territory.pipeline import TerritoryResult, design_territories
 
-__all__ = ["optimize_cmd"]
+__all__ = ["optimize_cmd", "print_run_facts"]
 
 
 @friendly
@@ -53,90 +63,165 @@ def optimize_cmd(
             "-m",
             help="Activity measure column, 'count' or 'accounts' "
             "(repeatable; default: count, or accounts with --accounts).",
+            rich_help_panel="Areas and measures",
         ),
     ] = None,
-    tolerance: Annotated[float, typer.Option(help="Allowed deviation from the mean size.")] = 0.05,
+    tolerance: Annotated[
+        float,
+        typer.Option(
+            help="Allowed deviation from the mean size.", rich_help_panel="Areas and measures"
+        ),
+    ] = 0.05,
     pbf: PbfOpt = None,
     osm: OsmOpt = None,
     place: PlaceOpt = None,
     bbox: BboxOpt = None,
     graph: GraphOpt = None,
+    reader: ReaderOpt = "auto",
+    clip_to_areas: ClipToAreasOpt = False,
+    clip_buffer_km: ClipBufferOpt = DEFAULT_CLIP_BUFFER_KM,
     straight_line: Annotated[
-        bool, typer.Option("--straight-line", help="Straight-line distances (no roads).")
+        bool,
+        typer.Option(
+            "--straight-line",
+            help="Straight-line distances (no roads).",
+            rich_help_panel="Road source",
+            metavar="",
+        ),
     ] = False,
     method: Annotated[
         str,
         typer.Option(
             help="Solver: la, la-assignmax, la-mindist, "
             "interchange, dichotomies, dichotomies-split, "
-            "exact."
+            "exact.",
+            rich_help_panel="Solver",
         ),
     ] = "la",
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    starts: Annotated[int, typer.Option(help="Multi-start runs (location-allocation).")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed.", rich_help_panel="Solver")] = 0,
+    starts: Annotated[
+        int, typer.Option(help="Multi-start runs (location-allocation).", rich_help_panel="Solver")
+    ] = 1,
     accounts: Annotated[
-        Path | None, typer.Option(help="Account points aggregated into the areas.")
+        Path | None,
+        typer.Option(
+            help="Account points aggregated into the areas.", rich_help_panel="Areas and measures"
+        ),
     ] = None,
     accounts_measure: Annotated[
-        str | None, typer.Option(help="Account column to sum (default: count accounts).")
+        str | None,
+        typer.Option(
+            help="Account column to sum (default: count accounts).",
+            rich_help_panel="Areas and measures",
+        ),
     ] = None,
-    id_column: Annotated[str | None, typer.Option(help="Id column of the areas.")] = None,
-    lon_column: Annotated[str | None, typer.Option(help="Longitude column (CSV).")] = None,
-    lat_column: Annotated[str | None, typer.Option(help="Latitude column (CSV).")] = None,
+    id_column: Annotated[
+        str | None,
+        typer.Option(help="Id column of the areas.", rich_help_panel="Areas and measures"),
+    ] = None,
+    lon_column: Annotated[
+        str | None,
+        typer.Option(help="Longitude column (CSV).", rich_help_panel="Areas and measures"),
+    ] = None,
+    lat_column: Annotated[
+        str | None,
+        typer.Option(help="Latitude column (CSV).", rich_help_panel="Areas and measures"),
+    ] = None,
     summary_path: Annotated[
-        Path | None, typer.Option("--summary", help="Summary CSV (default: <out>_summary.csv).")
+        Path | None,
+        typer.Option(
+            "--summary", help="Summary CSV (default: <out>_summary.csv).", rich_help_panel="Outputs"
+        ),
     ] = None,
-    map_path: Annotated[Path | None, typer.Option("--map", help="Interactive map (.html).")] = None,
-    png_path: Annotated[Path | None, typer.Option("--png", help="Static map (.png).")] = None,
+    map_path: Annotated[
+        Path | None,
+        typer.Option("--map", help="Interactive map (.html).", rich_help_panel="Outputs"),
+    ] = None,
+    png_path: Annotated[
+        Path | None, typer.Option("--png", help="Static map (.png).", rich_help_panel="Outputs")
+    ] = None,
     max_snap: Annotated[
-        float | None, typer.Option(help="Flag snaps farther than this many metres.")
+        float | None,
+        typer.Option(
+            help="Flag snaps farther than this many metres.", rich_help_panel="Road source"
+        ),
     ] = None,
     centers: Annotated[
         Path | None,
         typer.Option(
             help="Fixed territory centers (reps' homes, offices): a point file. "
-            "Fewer than -p: the optimizer adds the rest."
+            "Fewer than -p: the optimizer adds the rest.",
+            rich_help_panel="Centers",
         ),
     ] = None,
-    center_id_column: Annotated[str | None, typer.Option(help="Id column of --centers.")] = None,
+    center_id_column: Annotated[
+        str | None, typer.Option(help="Id column of --centers.", rich_help_panel="Centers")
+    ] = None,
     share_column: Annotated[
-        str | None, typer.Option(help="Column of --centers: target share of the total.")
+        str | None,
+        typer.Option(
+            help="Column of --centers: target share of the total.", rich_help_panel="Centers"
+        ),
     ] = None,
     capacity_column: Annotated[
-        str | None, typer.Option(help="Column of --centers: capacity (first measure).")
+        str | None,
+        typer.Option(
+            help="Column of --centers: capacity (first measure).", rich_help_panel="Centers"
+        ),
     ] = None,
     locked_column: Annotated[
-        str | None, typer.Option(help="Column of the areas: center id an area is locked to.")
+        str | None,
+        typer.Option(
+            help="Column of the areas: center id an area is locked to.", rich_help_panel="Centers"
+        ),
     ] = None,
     forbidden_column: Annotated[
-        str | None, typer.Option(help="Boolean column of the areas: may not host a center.")
+        str | None,
+        typer.Option(
+            help="Boolean column of the areas: may not host a center.", rich_help_panel="Centers"
+        ),
     ] = None,
     contiguity: Annotated[
         str,
         typer.Option(
-            help="Require contiguous territories: none, polygon or road "
-            "(borders a short drive crosses; a river without bridge separates)."
+            help="Contiguous territories: auto (default: road with a road source, polygon "
+            "with --straight-line), road (neighbours whose shared border a road crosses; a "
+            "river without a bridge separates), polygon (shared borders), none.",
+            rich_help_panel="Contiguity and scenarios",
         ),
-    ] = "none",
+    ] = "auto",
     improve: Annotated[
-        bool, typer.Option("--improve/--no-improve", help="Tabu local search afterwards.")
+        bool,
+        typer.Option(
+            "--improve/--no-improve",
+            help="Tabu local search afterwards.",
+            rich_help_panel="Solver",
+            metavar="",
+        ),
     ] = True,
     existing_column: Annotated[
         str | None,
         typer.Option(
             help="Current territory of each area: rebalance it (same -p), "
-            "consolidate (smaller -p) or expand (larger -p) with few moves."
+            "consolidate (smaller -p) or expand (larger -p) with few moves.",
+            rich_help_panel="Contiguity and scenarios",
         ),
     ] = None,
     disruption: Annotated[
         float,
         typer.Option(
             help="With --existing-column: price of moving an area, in average trips "
-            "(1 = like serving it one average trip farther away; 0 = redesign freely)."
+            "(1 = like serving it one average trip farther away; 0 = redesign freely).",
+            rich_help_panel="Contiguity and scenarios",
         ),
     ] = 1.0,
-    time_limit: Annotated[float, typer.Option(help="Seconds for the local search.")] = 10.0,
-    jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
+    time_limit: Annotated[
+        float, typer.Option(help="Seconds for the local search.", rich_help_panel="Solver")
+    ] = 10.0,
+    jobs: Annotated[
+        int | None,
+        typer.Option(help="Worker processes (-1 = all cores).", rich_help_panel="Solver"),
+    ] = None,
     speeds: SpeedsOpt = None,
     speed: SpeedOpt = None,
     cache_dir: CacheDirOpt = None,
@@ -149,17 +234,14 @@ def optimize_cmd(
     current territories, consolidate them to fewer, or expand them to more, moving few areas.
     """
     setup_logging(verbose)
-    if method not in optimizer.METHODS:
-        raise OptionError(f"--method must be one of {', '.join(optimizer.METHODS)}, got {method!r}")
-    sources = [x for x in (pbf, osm, place, bbox, graph) if x is not None]
-    if straight_line and sources:
-        raise OptionError("--straight-line and a road source exclude each other")
-    if not straight_line and not sources:
-        raise OptionError(
-            "give a road source (--pbf, --osm, --place, --bbox, --graph) for drive "
-            "times, or --straight-line"
-        )
+    check_solver_options(method, straight_line, [pbf, osm, place, bbox, graph])
     parse_tolerance(tolerance)
+    check_count(starts, "--starts")
+    check_max_snap(max_snap)
+    if not (math.isfinite(disruption) and disruption >= 0):
+        raise OptionError(f"--disruption must be a finite number >= 0, got {disruption:g}")
+    check_time_limit(time_limit, "--time-limit", allow_none=False)
+    jobs = check_n_jobs(jobs, "--jobs")
     summary_file = summary_path or out_path.with_name(out_path.stem + "_summary.csv")
     report_file = summary_file.with_suffix(".json")
     check_output_path(out_path, "--out", AREA_FORMATS)
@@ -172,12 +254,22 @@ def optimize_cmd(
     areas = read_areas(
         areas_path, id_column=id_column, lon_column=lon_column, lat_column=lat_column
     )
+    check_p(territories, len(areas), name="-p")
     options = {"n_starts": starts} if method.startswith("la") else {}
     with cache_settings(cache_dir, no_cache):
         g = None
         if not straight_line:
             g = road_graph(
-                pbf=pbf, osm=osm, place=place, bbox=bbox, graph=graph, speeds=speeds, speed=speed
+                pbf=pbf,
+                osm=osm,
+                place=place,
+                bbox=bbox,
+                graph=graph,
+                speeds=speeds,
+                speed=speed,
+                reader=reader,
+                clip=areas_clip(areas) if clip_to_areas else None,
+                clip_buffer_km=clip_buffer_km,
             )
         t0 = time.perf_counter()
         with progress("drive times") as update:
@@ -208,8 +300,39 @@ def optimize_cmd(
                 time_limit=time_limit,
             )
     sol = res.solution
+    print_run_facts(res, time.perf_counter() - t0)
+    with OutputSet() as outs:
+        outs.write_areas(res.areas, out_path)
+        outs.write_csv(summary_file, res.summary)
+        outs.write_json(report_file, res.report())
+        stage_maps(
+            outs,
+            res.areas,
+            map_path,
+            png_path,
+            title=f"{territories} territories ({res.mode})",
+            roads=None if g is None else road_lines(g),
+        )
+    print_summary_table(res.summary, res.facts["unit"])
+    bound = (
+        f"lower bound {sol.lower_bound:,.6g} ({sol.bound_source}), gap {sol.gap:.2%}"
+        if sol.gap is not None
+        else "no lower bound applies"
+    )
+    out.print(
+        f"max deviation {sol.max_deviation:.1%} (tolerance {tolerance:.0%}: "
+        f"{'met' if sol.within_bounds else 'NOT met'}); weighted cost {sol.cost:,.6g}; "
+        f"{bound}",
+        highlight=False,
+    )
+    out.print("wrote " + ", ".join(str(p) for p in outs.written), highlight=False)
+
+
+def print_run_facts(res: TerritoryResult, seconds: float) -> None:
+    """What a run wants the user to know besides the table: engine, scenario, warnings."""
+    sol = res.solution
     err.print(
-        f"{res.mode} territories by {sol.method} [{time.perf_counter() - t0:.1f} s]"
+        f"{res.mode} territories by {sol.method} [{seconds:.1f} s]"
         + (f"; {res.facts['matrix']}" if "matrix" in res.facts else ""),
         highlight=False,
     )
@@ -229,8 +352,25 @@ def optimize_cmd(
             + (f"; dissolved {sc['dissolved']}" if sc["dissolved"] else ""),
             highlight=False,
         )
-    if contiguity != "none":
-        out.print(f"contiguous ({contiguity}): {res.facts.get('contiguous')}", highlight=False)
+    rule = res.facts.get("contiguity", "none")
+    if rule != "none":
+        verdict = "yes" if res.facts.get("contiguous") else "NO (see the summary)"
+        out.print(f"contiguous territories ({rule} adjacency): {verdict}", highlight=False)
+    elif res.facts.get("contiguity_note"):
+        err.print(f"note: {res.facts['contiguity_note']}", highlight=False)
+    for old, new in (res.facts.get("renamed_columns") or {}).items():
+        err.print(
+            f"[yellow]warning:[/] the input column {old!r} is kept as {new!r}: {old!r} now holds "
+            "the result",
+            highlight=False,
+        )
+    if res.facts.get("replaced_column"):
+        col = res.facts["replaced_column"]
+        err.print(
+            f"note: the existing alignment of column {col!r} is kept as 'territory_before'; "
+            f"'moved' marks the areas that changed territory",
+            highlight=False,
+        )
     if res.facts.get("unreachable_areas"):
         err.print(
             f"[yellow]warning:[/] {len(res.facts['unreachable_areas'])} area(s) no center "
@@ -244,23 +384,17 @@ def optimize_cmd(
             f"{', '.join(res.facts['far_snaps'][:10])}",
             highlight=False,
         )
-    with OutputSet() as outs:
-        outs.write_areas(res.areas, out_path)
-        outs.write_csv(summary_file, res.summary)
-        outs.write_json(report_file, res.report())
-        stage_maps(
-            outs, res.areas, map_path, png_path, title=f"{territories} territories ({res.mode})"
+
+
+def check_solver_options(method: str, straight_line: bool, sources: list[object]) -> None:
+    """The method is known, and either a road source or ``--straight-line`` is given."""
+    if method not in optimizer.METHODS:
+        raise OptionError(f"--method must be one of {', '.join(optimizer.METHODS)}, got {method!r}")
+    sources = [x for x in sources if x is not None]
+    if straight_line and sources:
+        raise OptionError("--straight-line and a road source exclude each other")
+    if not straight_line and not sources:
+        raise OptionError(
+            "give a road source (--pbf, --osm, --place, --bbox, --graph) for drive "
+            "times, or --straight-line"
         )
-    print_summary_table(res.summary, res.facts["unit"])
-    bound = (
-        f"lower bound {sol.lower_bound:,.6g} ({sol.bound_source}), gap {sol.gap:.2%}"
-        if sol.gap is not None
-        else "no lower bound applies"
-    )
-    out.print(
-        f"max deviation {sol.max_deviation:.1%} (tolerance {tolerance:.0%}: "
-        f"{'met' if sol.within_bounds else 'NOT met'}); weighted cost {sol.cost:,.6g}; "
-        f"{bound}",
-        highlight=False,
-    )
-    out.print("wrote " + ", ".join(str(p) for p in outs.written), highlight=False)

@@ -8,19 +8,25 @@ from typing import Annotated
 import typer
 
 from roadnet.areas import read_areas
+from roadnet.roads import road_lines
 from roadnet.settings import settings
+from roadnet.sources import DEFAULT_CLIP_BUFFER_KM
 from roadnet.units import parse_duration
 from territory.cli._common import (
     BboxOpt,
     CacheDirOpt,
+    ClipBufferOpt,
+    ClipToAreasOpt,
     GraphOpt,
     NoCacheOpt,
     OsmOpt,
     PbfOpt,
     PlaceOpt,
+    ReaderOpt,
     SpeedOpt,
     SpeedsOpt,
     VerboseOpt,
+    areas_clip,
     cache_settings,
     err,
     friendly,
@@ -47,48 +53,104 @@ def validate_cmd(
     place: PlaceOpt = None,
     bbox: BboxOpt = None,
     graph: GraphOpt = None,
+    reader: ReaderOpt = "auto",
+    clip_to_areas: ClipToAreasOpt = False,
+    clip_buffer_km: ClipBufferOpt = DEFAULT_CLIP_BUFFER_KM,
     straight_line: Annotated[
-        bool, typer.Option("--straight-line", help="No roads: balance and contiguity only.")
+        bool,
+        typer.Option(
+            "--straight-line",
+            help="No roads: balance and contiguity only.",
+            rich_help_panel="Road source",
+            metavar="",
+        ),
     ] = False,
     centers: Annotated[
-        Path | None, typer.Option(help="Center points with the territory column.")
+        Path | None,
+        typer.Option(help="Center points with the territory column.", rich_help_panel="Centers"),
     ] = None,
     center_column: Annotated[
-        str | None, typer.Option(help="Boolean column marking each territory's center area.")
+        str | None,
+        typer.Option(
+            help="Boolean column marking each territory's center area.", rich_help_panel="Centers"
+        ),
     ] = None,
     measure: Annotated[
-        list[str] | None, typer.Option("--measure", "-m", help="Measure for balance (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--measure",
+            "-m",
+            help="Measure for balance (repeatable).",
+            rich_help_panel="Areas and measures",
+        ),
     ] = None,
     max_drive: Annotated[
-        str | None, typer.Option(help="Rule: every area within this drive (e.g. 45min).")
+        str | None,
+        typer.Option(
+            help="Rule: every area within this drive (e.g. 45min).", rich_help_panel="Rules"
+        ),
     ] = None,
     tolerance: Annotated[
-        float | None, typer.Option(help="Rule: sizes within this deviation from the mean.")
+        float | None,
+        typer.Option(
+            help="Rule: sizes within this deviation from the mean.", rich_help_panel="Rules"
+        ),
     ] = None,
     require_contiguous: Annotated[
-        bool, typer.Option(help="Rule: each territory's polygons form one piece.")
+        bool,
+        typer.Option(
+            "--require-contiguous",
+            help="Rule: each territory's polygons form one piece.",
+            rich_help_panel="Rules",
+            metavar="",
+        ),
     ] = False,
     contiguity: Annotated[
         str,
         typer.Option(
             help="Adjacency of the contiguity rule: polygon (shared borders) or road "
-            "(borders a road crosses, as optimize --contiguity road; needs roads)."
+            "(borders a road crosses, as optimize --contiguity road; needs roads).",
+            rich_help_panel="Rules",
         ),
     ] = "polygon",
     require_road_connected: Annotated[
-        bool, typer.Option(help="Rule: each territory is connected by roads inside itself.")
+        bool,
+        typer.Option(
+            "--require-road-connected",
+            help="Rule: each territory is connected by roads inside itself.",
+            rich_help_panel="Rules",
+            metavar="",
+        ),
     ] = False,
     max_snap: Annotated[
-        float | None, typer.Option(help="Rule: areas within this many metres of a road.")
+        float | None,
+        typer.Option(
+            help="Rule: areas within this many metres of a road.", rich_help_panel="Rules"
+        ),
     ] = None,
     detour_threshold: Annotated[
-        float, typer.Option(help="Flag drive/straight-line time ratios above this.")
+        float,
+        typer.Option(
+            help="Flag drive/straight-line time ratios above this.", rich_help_panel="Rules"
+        ),
     ] = 2.5,
-    id_column: Annotated[str | None, typer.Option(help="Id column of the areas.")] = None,
-    report_path: Annotated[Path | None, typer.Option("--report", help="JSON report.")] = None,
-    map_path: Annotated[Path | None, typer.Option("--map", help="Map of flagged areas.")] = None,
-    png_path: Annotated[Path | None, typer.Option("--png", help="Static map (.png).")] = None,
-    jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
+    id_column: Annotated[
+        str | None,
+        typer.Option(help="Id column of the areas.", rich_help_panel="Areas and measures"),
+    ] = None,
+    report_path: Annotated[
+        Path | None, typer.Option("--report", help="JSON report.", rich_help_panel="Outputs")
+    ] = None,
+    map_path: Annotated[
+        Path | None, typer.Option("--map", help="Map of flagged areas.", rich_help_panel="Outputs")
+    ] = None,
+    png_path: Annotated[
+        Path | None, typer.Option("--png", help="Static map (.png).", rich_help_panel="Outputs")
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(help="Worker processes (-1 = all cores).", rich_help_panel="Solver"),
+    ] = None,
     speeds: SpeedsOpt = None,
     speed: SpeedOpt = None,
     cache_dir: CacheDirOpt = None,
@@ -124,12 +186,21 @@ def validate_cmd(
             f"territory column {territory_column!r} not found; columns are "
             f"{[c for c in areas.gdf.columns if c != areas.gdf.geometry.name]}"
         )
-    centers_gdf = read_areas(centers).gdf if centers is not None else None
+    centers_gdf = read_areas(centers, what="--centers").gdf if centers is not None else None
     with cache_settings(cache_dir, no_cache):
         g = None
         if not straight_line:
             g = road_graph(
-                pbf=pbf, osm=osm, place=place, bbox=bbox, graph=graph, speeds=speeds, speed=speed
+                pbf=pbf,
+                osm=osm,
+                place=place,
+                bbox=bbox,
+                graph=graph,
+                speeds=speeds,
+                speed=speed,
+                reader=reader,
+                clip=areas_clip(areas) if clip_to_areas else None,
+                clip_buffer_km=clip_buffer_km,
             )
         rep = validate_territories(
             areas,
@@ -169,6 +240,7 @@ def validate_cmd(
                 png_path,
                 title="territory validation",
                 flagged_column="flagged",
+                roads=None if g is None else road_lines(g),
             )
     if outs.written:
         out.print("wrote " + ", ".join(str(m) for m in outs.written), highlight=False)
