@@ -170,11 +170,11 @@ def create_app(config: ServiceConfig, *, load: bool = True) -> FastAPI:
     add_osrm_routes(app, state)
     add_native_routes(app, state)
 
-    app.add_middleware(_Guard, state=state)  # type: ignore[arg-type]
-    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)  # type: ignore[arg-type]
+    app.add_middleware(_Guard, state=state)
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     if config.cors_origins:
         app.add_middleware(
-            CORSMiddleware,  # type: ignore[arg-type]
+            CORSMiddleware,
             allow_origins=list(config.cors_origins),
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Accept"],

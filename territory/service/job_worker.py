@@ -69,8 +69,9 @@ def _graph(region: dict[str, Any]) -> CompiledGraph:
     profile = (
         SpeedProfile.from_file(region["speeds"]) if region.get("speeds") else SpeedProfile.default()
     )
-    kw = {"pbf": Path(region["pbf"])} if region.get("pbf") else {"graph": Path(region["graph"])}
-    return load_road_graph(**kw, profile=profile)[0]
+    if region.get("pbf"):
+        return load_road_graph(pbf=Path(region["pbf"]), profile=profile)[0]
+    return load_road_graph(graph=Path(region["graph"]), profile=profile)[0]
 
 
 def _territories(req: dict[str, Any], folder: Path, graph: CompiledGraph) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import json
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from territory.exceptions import RequestError
 
@@ -96,7 +96,7 @@ class WorkQueue:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._pool, work)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self.time_limit)  # type: ignore[return-value]
+            return cast(T, await asyncio.wait_for(asyncio.shield(future), self.time_limit))
         except TimeoutError:
             given_up.set()
             future.add_done_callback(_swallow)

@@ -414,8 +414,9 @@ def route_response(
     legs_sec = np.empty(n - 1)
     legs_met = np.empty(n - 1)
     for i in range(n - 1):  # one row each: the legs are the table's (i, i + 1) cells
+        row = np.array([i])
         one = drive_time_matrix(
-            g, o.subset([i]), d.subset([i]), distances=True, engine=region.engine,
+            g, o.subset(row), d.subset(row), distances=True, engine=region.engine,
             n_jobs=limits.threads,
         )  # fmt: skip
         legs_sec[i] = float(one.seconds[0, 0])
@@ -430,7 +431,7 @@ def route_response(
     ys: list[np.ndarray] = []
     if overview != "false":
         for i in range(n - 1):
-            oi, di = o.subset([i]), d.subset([i])
+            oi, di = o.subset(np.array([i])), d.subset(np.array([i]))
             if legs_sec[i] == 0.0:  # the same point twice
                 x, y = point_on_arc(g, oi.arc, oi.position_m)
             else:
