@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from cache._pause import pause_point
 from cache.exceptions import CacheCorruptError, InvalidKeyError, MatrixError, UnsupportedInputError
 
 __all__ = [
@@ -187,6 +188,7 @@ def write_array_file(
         f.write(byte_view(array))
         f.flush()
         os.fsync(f.fileno())
+    pause_point("array_written")
     return _record(
         path, array.shape, array.dtype, header, chunk_rows, chunk_hashes(array, chunk_rows)
     )
@@ -246,6 +248,7 @@ def write_blocks_file(
             f.seek(len(header) + start * per_row)
             f.write(byte_view(block))
             covered[start:stop] = True
+            pause_point("matrix_block_written")
             if start % chunk_rows == 0 and stop == min(start + chunk_rows, n_rows) and stop > start:
                 hashes[start // chunk_rows] = sha256_hex(byte_view(block))
         if not covered.all():

@@ -20,6 +20,8 @@ from types import TracebackType
 
 import filelock
 
+from cache._pause import pause_point
+
 __all__ = [
     "TempDir",
     "fsync_dir",
@@ -94,7 +96,9 @@ def write_atomic(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        pause_point("atomic_tmp_written")
         os.replace(tmp, path)
+        pause_point("atomic_replaced")
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -60,6 +60,7 @@ from cache._arrays import (
     write_blocks_file,
 )
 from cache._fsio import TempDir, fsync_dir, utc_stamp
+from cache._pause import pause_point
 from cache.exceptions import (
     CacheCorruptError,
     CacheWriteError,
@@ -732,6 +733,7 @@ class PartialMatrix:
                 os.fsync(f.fileno())
             os.replace(tmp, final)
             fsync_dir(self.folder)
+            pause_point("partial_block_written")
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()

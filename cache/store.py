@@ -86,6 +86,7 @@ from cache._fsio import (
     write_atomic,
 )
 from cache._index import Index, IndexRow
+from cache._pause import pause_point
 from cache.exceptions import (
     CacheCorruptError,
     CacheCorruptWarning,
@@ -736,8 +737,10 @@ class Store:
                 f.flush()
                 os.fsync(f.fileno())
             fsync_dir(tmp.path)
+            pause_point("meta_written")
             mkdir_durable(edir)
             os.rename(tmp.path, edir / version)
+            pause_point("version_renamed")
             try:
                 fsync_dir(edir)
                 write_atomic(edir / POINTER, f"{version}\n".encode("ascii"))
@@ -746,9 +749,11 @@ class Store:
                     remove_tree(edir / version)  # it never became current
                 raise
         self._remove_stale(edir, keep=version)
+        pause_point("stale_removed")
         self._index_call(
             lambda ix: ix.upsert(key, kind, version, created, record["size_bytes"]), None
         )
+        pause_point("indexed")
         logger.debug("stored cache entry %s (%s), %d bytes", key, kind, record["size_bytes"])
         return EntryInfo(
             key=key,

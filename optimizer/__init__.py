@@ -17,8 +17,14 @@ provider; :func:`solve` runs one of the methods of Kalcsics, Nickel & Schröder 
 ``"exact"``                   the MIP (HiGHS) for small instances, with its dual bound
 ============================  ===============================================================
 
-Every method returns a :class:`Solution` with the assignment, centers, sizes, deviations,
-cost, a lower bound and the gap where one is known.
+Every method returns a :class:`Solution` with the assignment, centers, sizes, deviations and
+cost, and two certificates: ``lower_bound`` / ``optimality_gap``, a bound on the whole problem
+(:mod:`optimizer.bounds`: the MIP's dual bound, the LP relaxation or a Lagrangian bound;
+``bound="none"`` skips it), and, for location–allocation, ``allocation_bound`` /
+``allocation_gap``, the TRANSP bound for the chosen centers only (no optimality certificate).
+
+:func:`optimizer.polish.polish` spends a time budget on a (restricted) exact MIP after any
+heuristic and attaches the certificates; it is what the application's default runs.
 
 After any of them, :func:`optimizer.local.local_search` improves balance, drive time and
 (against an existing alignment) disruption, keeping contiguity when required
@@ -43,7 +49,7 @@ from optimizer.problem import (
     HaversineCost,
     TerritoryProblem,
 )
-from optimizer.solution import Solution, evaluate
+from optimizer.solution import Solution, evaluate, with_lower_bound
 from optimizer.transp import TranspResult, solve_transp
 
 __all__ = [
@@ -78,9 +84,20 @@ METHODS = (
 
 
 def solve(
-    problem: TerritoryProblem, method: str = "la", *, seed: int | None = 0, **options: Any
+    problem: TerritoryProblem,
+    method: str = "la",
+    *,
+    seed: int | None = 0,
+    bound: str = "auto",
+    bound_time_limit: float = 2.0,
+    **options: Any,
 ) -> Solution:
     """Solve ``problem`` with ``method`` (see the module docstring); options go to the solver.
+
+    ``bound`` (``"auto"``, ``"lp"``, ``"lagrangian"`` or ``"none"``) selects the bound on the
+    whole problem attached to the result (:func:`optimizer.bounds.global_lower_bound`, within
+    ``bound_time_limit`` seconds) when the method has none of its own; it respects the
+    options ``fixed_centers``, ``allowed_centers`` and ``locked``.
 
     Examples
     --------
@@ -90,7 +107,24 @@ def solve(
     >>> sol = solve(prob, "la")
     >>> sol.sizes[:, 0].tolist()
     [20.0, 20.0, 20.0]
+    >>> sol.lower_bound <= sol.cost
+    True
     """
+    sol = _solve(problem, method, seed=seed, **options)
+    if bound == "none" or sol.lower_bound is not None:
+        return sol
+    from optimizer.bounds import global_lower_bound
+
+    side = {k: options.get(k) for k in ("fixed_centers", "allowed_centers", "locked")}
+    glob = global_lower_bound(
+        problem, method=bound, upper=sol.cost, time_limit=bound_time_limit, **side
+    )
+    if glob.value is None:
+        return sol
+    return with_lower_bound(sol, glob.value, glob.source, glob.relaxed)
+
+
+def _solve(problem: TerritoryProblem, method: str, *, seed: int | None, **options: Any) -> Solution:
     if method == "la":
         return location_allocation(problem, seed=seed, **options)
     if method == "la-assignmax":

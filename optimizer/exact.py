@@ -19,9 +19,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
+from optimizer.bounds import build_model
 from optimizer.exceptions import InfeasibleError, InputError, SolverError
 from optimizer.problem import TerritoryProblem
 from optimizer.solution import Solution, evaluate
@@ -36,12 +36,27 @@ def solve_exact(
     time_limit: float = 60.0,
     max_variables: int = 200_000,
     mip_rel_gap: float = 1e-6,
+    fixed_centers: np.ndarray | None = None,
     allowed_centers: np.ndarray | None = None,
+    locked: np.ndarray | None = None,
+    pairs: np.ndarray | None = None,
 ) -> Solution:
     """Solve the MIP to optimality (or to the time limit) with HiGHS.
 
-    ``allowed_centers`` (``(n_candidates,)`` booleans, optional) restricts the candidates
-    that may become centers.
+    Parameters
+    ----------
+    problem
+        The territory problem (the model is :func:`optimizer.bounds.build_model`'s).
+    time_limit, mip_rel_gap
+        HiGHS limits.
+    max_variables
+        Refuse models larger than this.
+    fixed_centers, allowed_centers, locked
+        Side constraints: candidates that must be centers, the mask of candidates that may
+        be, and the candidate each area is locked to (-1 = free).
+    pairs
+        ``(n_candidates, n)`` mask restricting the pairs (a restricted MIP for polishing; its
+        dual bound is then not reported).
 
     Returns
     -------
@@ -56,81 +71,33 @@ def solve_exact(
         When the model would exceed ``max_variables``.
     """
     t0 = time.perf_counter()
-    nc, n = problem.cost.shape
-    p, m = problem.p, problem.m
+    _nc, n = problem.cost.shape
+    p = problem.p
     time_limit = float(check_time_limit(time_limit, allow_none=False) or 0.0)
-    may_host = check_allowed_centers(allowed_centers, nc, p)
-    nv = nc * n + nc
+    may_host = check_allowed_centers(allowed_centers, _nc, p)
+    mdl = build_model(
+        problem,
+        fixed_centers=fixed_centers,
+        allowed_centers=may_host,
+        locked=locked,
+        pairs=pairs,
+    )
+    nv = mdl.c.size
     if nv > max_variables:
         raise InputError(
             f"exact MIP would have {nv:,} variables (> max_variables={max_variables:,}); use a "
             "heuristic for instances this large"
         )
-    d = problem.cost.rows(np.arange(nc))  # (nc, n)
-    allowed = np.isfinite(d)
-    cw = problem.objective_weights
-    big = np.where(allowed, d * cw[None, :], 0.0)
-    c = np.concatenate([big.ravel(), np.zeros(nc)])
-    ub = np.concatenate(
-        [allowed.ravel().astype(float), np.ones(nc) if may_host is None else may_host * 1.0]
-    )
-    xi = np.arange(nc * n).reshape(nc, n)  # variable index of x_jv
-    yi = nc * n + np.arange(nc)
-    rows, cols, vals, lo_b, hi_b = [], [], [], [], []
-    r = 0
-    # (5.1): each area exactly once
-    for v in range(n):
-        rows += [r] * nc
-        cols += xi[:, v].tolist()
-        vals += [1.0] * nc
-        lo_b.append(1.0)
-        hi_b.append(1.0)
-        r += 1
-    # x_jv <= y_j
-    jj, vv = np.nonzero(allowed)
-    k = jj.size
-    rr = r + np.arange(k)
-    rows += np.repeat(rr, 2).tolist()
-    cols += np.column_stack([xi[jj, vv], yi[jj]]).ravel().tolist()
-    vals += [1.0, -1.0] * k
-    lo_b += [-np.inf] * k
-    hi_b += [0.0] * k
-    r += k
-    # sum y = p
-    rows += [r] * nc
-    cols += yi.tolist()
-    vals += [1.0] * nc
-    lo_b.append(float(p))
-    hi_b.append(float(p))
-    r += 1
-    # size bounds
-    if problem.capacity is not None:
-        for j in range(nc):
-            rows += [r] * (n + 1)
-            cols += [*xi[j].tolist(), int(yi[j])]
-            vals += [*problem.weights[:, 0].tolist(), -float(problem.capacity[j])]
-            lo_b.append(-np.inf)
-            hi_b.append(0.0)
-            r += 1
-    else:
-        low, high = problem.bounds()
-        for j in range(nc):
-            for mm in range(m):
-                for bound, sign in ((high[mm], 1.0), (low[mm], -1.0)):
-                    if sign < 0 and bound <= 0:
-                        continue
-                    rows += [r] * (n + 1)
-                    cols += [*xi[j].tolist(), int(yi[j])]
-                    vals += [*(sign * problem.weights[:, mm]).tolist(), -sign * float(bound)]
-                    lo_b.append(-np.inf)
-                    hi_b.append(0.0)
-                    r += 1
-    a = sp.csr_matrix((vals, (rows, cols)), shape=(r, nv))
+    if not mdl.feasible:
+        raise InfeasibleError(
+            "the territory MIP is infeasible: an area has no permitted center that reaches it",
+            {"p": p},
+        )
     res = milp(
-        c,
-        constraints=LinearConstraint(a, np.asarray(lo_b), np.asarray(hi_b)),
+        mdl.c,
+        constraints=LinearConstraint(mdl.a, mdl.row_lo, mdl.row_hi),
         integrality=np.ones(nv),
-        bounds=Bounds(np.zeros(nv), ub),
+        bounds=Bounds(mdl.lb, mdl.ub),
         options={"time_limit": float(time_limit), "mip_rel_gap": mip_rel_gap, "disp": False},
     )
     if res.status == 2:
@@ -147,19 +114,28 @@ def solve_exact(
                 f"(stopped after {spent:.1f} s): raise time_limit or use a heuristic"
             )
         raise SolverError(f"HiGHS stopped after {spent:.1f} s without a solution: {res.message}")
-    x = np.round(res.x[: nc * n].reshape(nc, n)).astype(bool)
-    centers = np.flatnonzero(np.round(res.x[nc * n :]) > 0.5)
-    owner = np.argmax(x, axis=0)
+    k = mdl.pair_j.size
+    xv = res.x[:k]
+    centers = np.flatnonzero(np.round(res.x[k:]) > 0.5)
+    owner = np.full(n, -1, dtype=np.int64)
+    order = np.lexsort((xv, mdl.pair_v))  # by area, largest x last
+    pv = mdl.pair_v[order]
+    last = np.r_[pv[1:] != pv[:-1], True]
+    owner[pv[last]] = mdl.pair_j[order][last]
     pos = {int(j): t for t, j in enumerate(centers)}
     assignment = np.array([pos[int(j)] for j in owner], dtype=np.int64)
     bound = getattr(res, "mip_dual_bound", None)
     status = "optimal" if res.status == 0 else "time-limit"
+    # a restricted model's dual bound bounds the restricted model only: no certificate then
+    value = None if pairs is not None or bound is None else float(bound)
+    certified = value is not None and bool(np.isfinite(value))
     return evaluate(
         problem,
         assignment,
         centers,
-        lower_bound=float(bound) if bound is not None else None,
-        bound_source="mip",
+        lower_bound=value if certified else None,
+        bound_source="mip" if certified else "none",
+        bound_relaxes=mdl.relaxed,
         method="exact-mip",
         seconds=time.perf_counter() - t0,
         details={"status": status, "mip_gap": float(getattr(res, "mip_gap", np.nan) or 0.0)},

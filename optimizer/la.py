@@ -14,7 +14,9 @@ bounds first, then lowest cost).
 
 Certificate: for the final centers, the dual of the allocation LP (made feasible for the pairs
 that sparsification left out) bounds the cost of *any* allocation to these centers that meets
-the same bounds; the solution reports it and the gap honestly.
+the same bounds; the solution reports it as ``allocation_bound`` / ``allocation_gap`` (other
+centers may do better: it is no optimality certificate). A bound on the whole problem comes
+from :mod:`optimizer.bounds` (:func:`optimizer.solve` attaches one by default).
 
 Balance repair: when the resolved splits leave territories outside the bounds (the deviation
 is only bounded by the largest split area, Theorem 5.5), single boundary areas are moved
@@ -358,11 +360,9 @@ def location_allocation(
             problem,
             assignment,
             centers,
-            # with soft bounds the LP value holds penalties: no bound on the cost then
-            lower_bound=None if facts.get("elastic") else facts.get("lp_bound"),
-            bound_source="transp-lp"
-            if "lp_bound" in facts and not facts.get("elastic")
-            else "none",
+            # the TRANSP bound holds for these centers only: an allocation bound, never a
+            # bound on the problem; with soft bounds the LP value holds penalties: none then
+            allocation_bound=None if facts.get("elastic") else facts.get("lp_bound"),
             method=f"la-{allocation}" + (f"-{split}" if allocation == "transp" else ""),
             seed=seed,
             details={

@@ -14,7 +14,7 @@ import numpy as np
 from optimizer.exceptions import InputError
 from optimizer.problem import TerritoryProblem
 
-__all__ = ["Solution", "evaluate"]
+__all__ = ["Solution", "evaluate", "with_lower_bound"]
 
 
 @dataclasses.dataclass
@@ -37,20 +37,32 @@ class Solution:
     cost
         Total weighted distance ``sum_v c_v d(center(v), v)``.
     lower_bound
-        A lower bound on the cost (see ``bound_source``), or ``None``.
+        A lower bound on the cost of **every** plan of the problem (all centers, all
+        assignments over reachable pairs, the same balance bounds; see ``bound_source`` and
+        ``bound_relaxes``), or ``None``.
     bound_source
-        ``"transp-lp"``: the allocation LP for these centers with the same bounds (a bound for
-        the allocation given the centers); ``"mip"``: the MIP's dual bound (a bound for the
-        whole problem); ``"lp-relaxation"``; ``"none"``.
-    gap
-        ``(cost - lower_bound) / cost`` when a bound is known and applies (a TRANSP bound
-        certifies only solutions within the bounds, so a solution outside them has no gap).
+        Where ``lower_bound`` comes from: ``"mip"`` (a MIP's dual bound), ``"lp-relaxation"``,
+        ``"lagrangian"`` (:mod:`optimizer.bounds`) or ``"none"``.
+    optimality_gap
+        ``(cost - lower_bound) / cost``: the plan is at most this far above the optimum. Only
+        when the plan meets the balance bounds and serves every area from a center that
+        reaches it (otherwise its cost is not comparable and there is no gap).
     within_bounds
         All territories meet the tolerance (or capacity) bounds.
     method, iterations, starts, seconds, seed
         How it was obtained.
     details
         Method-specific facts (splits resolved, nodes explored, ...).
+    allocation_bound
+        A lower bound on the cost of any allocation **to these centers** that meets the
+        bounds (the TRANSP LP, ``"transp-lp"``); no bound on the problem: other centers may do
+        better.
+    allocation_gap
+        ``(cost - allocation_bound) / cost``: how far the allocation could still improve with
+        the centers kept. Not an optimality gap.
+    bound_relaxes
+        Constraints ``lower_bound`` leaves out (it bounds a relaxation, still a valid lower
+        bound): ``"contiguity"``, ``"balance (target shares)"``, ...
     """
 
     assignment: np.ndarray
@@ -61,7 +73,7 @@ class Solution:
     cost: float
     lower_bound: float | None
     bound_source: str
-    gap: float | None
+    optimality_gap: float | None
     within_bounds: bool
     method: str = ""
     iterations: int = 0
@@ -69,11 +81,41 @@ class Solution:
     seconds: float = 0.0
     seed: int | None = None
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    allocation_bound: float | None = None
+    allocation_gap: float | None = None
+    bound_relaxes: tuple[str, ...] = ()
 
     @property
     def p(self) -> int:
         """Number of territories."""
         return int(self.centers.shape[0])
+
+    def certificate(self) -> str:
+        """One honest line on the certificates, e.g. for a CLI or a report.
+
+        Examples: "at most 0.42 % above the optimum (optimality gap; lower bound 123 from
+        the LP relaxation, without contiguity); allocation gap for these centers 0.10 %".
+        """
+        names = {"mip": "the MIP's dual bound", "lp-relaxation": "the LP relaxation"}
+        names["lagrangian"] = "a Lagrangian bound"
+        if self.optimality_gap is not None and self.lower_bound is not None:
+            without = list(self.bound_relaxes)
+            note = f", without {' and '.join(without)}" if without else ""
+            text = (
+                f"at most {self.optimality_gap:.2%} above the optimum (optimality gap; lower "
+                f"bound {self.lower_bound:,.6g} from {names.get(self.bound_source, 'a bound')}"
+                f"{note})"
+            )
+        elif self.lower_bound is not None:
+            text = (
+                f"no optimality gap (lower bound {self.lower_bound:,.6g}, but the plan breaks "
+                "the balance bounds or uses unreachable pairs)"
+            )
+        else:
+            text = "no optimality gap (no bound on the whole problem)"
+        if self.allocation_gap is not None:
+            text += f"; allocation gap for these centers {self.allocation_gap:.2%}"
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (no per-area arrays)."""
@@ -83,7 +125,10 @@ class Solution:
             "cost": self.cost,
             "lower_bound": self.lower_bound,
             "bound_source": self.bound_source,
-            "gap": self.gap,
+            "bound_relaxes": list(self.bound_relaxes),
+            "optimality_gap": self.optimality_gap,
+            "allocation_bound": self.allocation_bound,
+            "allocation_gap": self.allocation_gap,
             "max_deviation": self.max_deviation,
             "within_bounds": self.within_bounds,
             "sizes": self.sizes.tolist(),
@@ -102,9 +147,15 @@ def evaluate(
     *,
     lower_bound: float | None = None,
     bound_source: str = "none",
+    bound_relaxes: tuple[str, ...] = (),
+    allocation_bound: float | None = None,
     **info: Any,
 ) -> Solution:
     """Recompute all metrics of an assignment to centers.
+
+    ``lower_bound`` must bound the whole problem (``bound_source`` says how it was
+    obtained); ``allocation_bound`` bounds the allocations to ``centers`` only. Each gap is
+    reported only for a plan within the balance bounds that uses reachable pairs only.
 
     Raises
     ------
@@ -157,11 +208,15 @@ def evaluate(
             np.all(sizes >= lo * (1 - 1e-9) - 1e-9) and np.all(sizes <= hi * (1 + 1e-9) + 1e-9)
         )
         max_dev = float(np.max(np.abs(dev)))
-    gap = None
-    # a TRANSP bound only holds for allocations that meet the bounds: no gap otherwise
-    certifies = within or bound_source != "transp-lp"
-    if lower_bound is not None and certifies and np.isfinite(cost) and cost > 0:
-        gap = max(0.0, (cost - lower_bound) / cost)
+    if bound_source not in _GLOBAL_SOURCES:
+        raise InputError(
+            f"bound_source must be one of {sorted(_GLOBAL_SOURCES)} (a bound on the whole "
+            f"problem), got {bound_source!r}; pass a bound for given centers as allocation_bound"
+        )
+    # both bounds hold for plans within the balance bounds over reachable pairs only
+    comparable = within and not unreachable.any() and np.isfinite(cost)
+    gap = _gap(cost, lower_bound) if comparable else None
+    alloc_gap = _gap(cost, allocation_bound) if comparable else None
     return Solution(
         assignment=a,
         centers=c,
@@ -170,8 +225,50 @@ def evaluate(
         max_deviation=max_dev,
         cost=cost,
         lower_bound=lower_bound,
-        bound_source=bound_source,
-        gap=gap,
+        bound_source=bound_source if lower_bound is not None else "none",
+        optimality_gap=gap,
         within_bounds=within,
+        allocation_bound=allocation_bound,
+        allocation_gap=alloc_gap,
+        bound_relaxes=tuple(bound_relaxes) if lower_bound is not None else (),
         **info,
+    )
+
+
+#: sources of bounds on the whole problem (``Solution.lower_bound``)
+_GLOBAL_SOURCES = frozenset({"mip", "lp-relaxation", "lagrangian", "none"})
+
+
+def _gap(cost: float, bound: float | None) -> float | None:
+    """``(cost - bound) / cost`` (0 for a zero-cost plan at a zero bound), or ``None``."""
+    if bound is None or not np.isfinite(bound):
+        return None
+    if cost <= 0:
+        return 0.0 if bound <= cost else None
+    return max(0.0, (cost - bound) / cost)
+
+
+def with_lower_bound(
+    solution: Solution, value: float | None, source: str, relaxes: tuple[str, ...] = ()
+) -> Solution:
+    """``solution`` with a bound on the whole problem attached (and its optimality gap).
+
+    Raises
+    ------
+    InputError
+        When ``source`` is no source of a bound on the whole problem.
+    """
+    if source not in _GLOBAL_SOURCES:
+        raise InputError(f"source must be one of {sorted(_GLOBAL_SOURCES)}, got {source!r}")
+    comparable = (
+        solution.within_bounds
+        and not solution.details.get("unreachable_areas")
+        and bool(np.isfinite(solution.cost))
+    )
+    return dataclasses.replace(
+        solution,
+        lower_bound=value,
+        bound_source=source if value is not None else "none",
+        bound_relaxes=tuple(relaxes) if value is not None else (),
+        optimality_gap=_gap(solution.cost, value) if comparable else None,
     )

@@ -31,6 +31,13 @@ Contraction hierarchies
     progress), stored, and kept in memory for the process (:func:`cached_hierarchy`).
     :func:`choose_engine` decides between the hierarchy and Dijkstra for each matrix.
 
+Zarr matrix stores
+    :func:`precompute_matrix` with ``out`` writes a square table into a chunked Zarr v3 store
+    (:mod:`roadnet.zarr_store`; with ``client``, one Dask task per row block, see
+    :mod:`roadnet.precompute`). A finished store is referenced by the cache (kind
+    ``matrix-zarr``): requests of its family read the chunks holding their cells from it,
+    checked against the recorded checksums; cells of damaged chunks are computed.
+
 A failing cache (read-only or full disk) never costs the caller the result: it is computed,
 returned, and a warning names the folder.
 """
@@ -41,6 +48,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,9 +65,9 @@ from cache import (
     put_matrix,
 )
 from roadnet.engine import EngineChoice, resolve_engine
-from roadnet.exceptions import InvalidArgumentError
+from roadnet.exceptions import CorruptChunkError, InvalidArgumentError, RoadnetError
 from roadnet.graph import CompiledGraph
-from roadnet.graph_cache import ProgressCallback, graph_key, open_store
+from roadnet.graph_cache import ProgressCallback, ensure_cached, graph_key, open_store
 from roadnet.matrix import (
     CHJob,
     DriveTimeMatrix,
@@ -71,8 +79,23 @@ from roadnet.matrix import (
     run_blocks,
     zero_same_points,
 )
+from roadnet.precompute import (
+    BlockJob,
+    StorePlan,
+    points_arrays,
+    points_cache_key,
+    run_here,
+    run_on_dask,
+    verify_on_dask,
+)
 from roadnet.settings import check_n_jobs, settings
 from roadnet.snap import SnappedPoints
+from roadnet.zarr_store import (
+    check_same_table,
+    create_matrix_store,
+    matrix_store_exists,
+    open_matrix_store,
+)
 
 __all__ = [
     "MATRIX_FORMAT",
@@ -87,6 +110,7 @@ log = logging.getLogger(__name__)
 MATRIX_FORMAT = 1
 _KIND_SECONDS = "matrix"
 _KIND_METRES = "matrix-metres"
+_KIND_ZARR = "matrix-zarr"
 
 
 @dataclasses.dataclass
@@ -254,6 +278,7 @@ def cached_drive_time_matrix(
     report = CacheReport(status="miss", key=key)
 
     if not refresh and not _exact_hit(store, key, rl, cl, seconds, metres, report):
+        _assemble_from_zarr(store, family_key, rl, cl, cutoff, distances, seconds, metres)
         _assemble(store, family_key, rl, cl, cutoff, distances, seconds, metres, report)
     filled = ~np.isnan(seconds)
     if metres is not None:
@@ -337,6 +362,94 @@ def _exact_hit(
     report.key = key
     report.cached_engines.update(engines)
     return True
+
+
+def _assemble_from_zarr(
+    store: Store,
+    family_key: str,
+    rl: np.ndarray,
+    cl: np.ndarray,
+    cutoff: float | None,
+    distances: bool,
+    seconds: np.ndarray,
+    metres: np.ndarray | None,
+) -> None:
+    """Fill missing cells from the Zarr matrix stores the cache references (see
+    :func:`precompute_matrix` with ``out``): only the chunks holding requested cells are read
+    and checked; cells of chunks that fail their checksum stay missing (and are computed)."""
+    for info in store.ls(kind=_KIND_ZARR):
+        if not np.isnan(seconds).any():
+            return
+        described = store.info(info.key)
+        meta = described[1].get("meta", {}) if described else {}
+        if not _usable(meta, family_key, cutoff, distances):
+            continue
+        entry = store.get(info.key)
+        if entry is None:
+            continue
+        try:
+            zs = open_matrix_store(meta["url"], storage_options=meta.get("storage_options"))
+        except RoadnetError as exc:  # moved or deleted: forget the reference
+            log.warning("matrix store %s unusable (%s); reference dropped", meta.get("url"), exc)
+            store.delete(info.key)
+            continue
+        rows_req, rows_ent = _positions(entry.arrays["row_labels"], rl)
+        cols_req, cols_ent = _positions(entry.arrays["col_labels"], cl)
+        if rows_req.size == 0 or cols_req.size == 0:
+            continue
+        keep = np.isnan(seconds[np.ix_(rows_req, cols_req)]).any(axis=1)
+        rows_req, rows_ent = rows_req[keep], rows_ent[keep]
+        tgt = np.ix_(rows_req, cols_req)
+        for name, out in (("seconds", seconds), ("metres", metres)):
+            if out is None:
+                continue
+            try:
+                block = zs.read(rows_ent, cols_ent, name=name)
+            except CorruptChunkError as exc:
+                log.warning("%s; their cells are computed instead", exc)
+                block = zs.read(rows_ent, cols_ent, name=name, damaged="nan")
+            out[tgt] = np.where(np.isnan(out[tgt]), block, out[tgt])
+        log.info("matrix cells read from store %s", meta["url"])
+
+
+def _register_store(
+    store: Store | None,
+    graph: CompiledGraph,
+    points: SnappedPoints,
+    url: str,
+    storage_options: dict[str, Any] | None,
+    cutoff: float | None,
+    distances: bool,
+) -> None:
+    """Reference a finished Zarr store in the cache, so matrix requests read from it."""
+    store = store if store is not None else open_store()
+    if store is None:
+        return
+    if "://" not in url:
+        url = str(Path(url).resolve())
+    family = _family(graph, points)
+    inputs = {"url": url, "family": family, "cutoff_s": cutoff, "metres": distances}
+    meta = {
+        "family_key": make_key("matrix-family", family),
+        "family": family,
+        "url": url,
+        "storage_options": storage_options,
+        "rows": len(points),
+        "cols": len(points),
+        "cutoff_s": cutoff,
+        "metres_key": url if distances else None,
+    }
+    labels = points.labels
+    try:
+        store.put(
+            make_key(_KIND_ZARR, inputs),
+            _KIND_ZARR,
+            inputs,
+            {"row_labels": labels, "col_labels": labels},
+            meta,
+        )
+    except CacheError as exc:
+        log.warning("%s; the store %s is not referenced by the cache", exc, url)
 
 
 def _assemble(
@@ -570,16 +683,61 @@ def precompute_matrix(
     engine: str | EngineChoice | None = None,
     build_progress: ProgressCallback | None = None,
     on_engine: Callable[[EngineChoice], None] | None = None,
+    out: str | Path | None = None,
+    client: Any = None,
+    ids: np.ndarray | None = None,
+    block_cols: int | None = None,
+    compression: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    verify: bool = True,
+    on_plan: Callable[[StorePlan], None] | None = None,
 ) -> tuple[str, int, int]:
-    """Fill the cache with the square matrix of ``points``, resumably.
+    """Fill the cache (or a Zarr matrix store) with the square matrix of ``points``, resumably.
 
     Rows are computed in blocks of ``block_rows`` and each finished block is written at once;
     a run that is interrupted (Ctrl-C, a killed process, a reboot) resumes from the finished
     blocks. ``engine`` and ``build_progress`` are those of
     :func:`~roadnet.matrix.drive_time_matrix`; ``on_engine`` receives the engine chosen.
     Returns ``(key, blocks computed now, blocks total)``.
+
+    With ``out`` (a folder or fsspec URL), the table goes into a Zarr v3 matrix store
+    (:mod:`roadnet.zarr_store`) instead of a cache entry, chunked ``block_rows`` x
+    ``block_cols``, and ``key`` is ``out``. Rows keep the order (and duplicates) of ``points``;
+    ``ids`` names them (default: their positions). A store left by an interrupted run is
+    resumed: with ``verify`` every block already written is read back and checked against its
+    checksums, good blocks are skipped, damaged ones computed again (``on_plan`` receives the
+    :class:`~roadnet.precompute.StorePlan` before computing). With ``client`` (a
+    ``distributed.Client``) each block is one Dask task; the workers load the snapped points and
+    the hierarchy (or graph) once from the cache folder, which they must be able to read at the
+    same path, and write their blocks straight into the store, which they must be able to write.
     """
     n_jobs = check_n_jobs(n_jobs)
+    if out is not None:
+        return _precompute_into_store(
+            graph,
+            points,
+            out=out,
+            client=client,
+            ids=ids,
+            cutoff=cutoff,
+            distances=distances,
+            n_jobs=n_jobs,
+            block_rows=block_rows,
+            block_cols=block_cols,
+            compression=compression,
+            storage_options=storage_options,
+            verify=verify,
+            progress=progress,
+            store=store,
+            engine=engine,
+            build_progress=build_progress,
+            on_engine=on_engine,
+            on_plan=on_plan,
+        )
+    if client is not None:
+        raise InvalidArgumentError(
+            "client needs out: distributed precompute writes into a Zarr store"
+        )
     store = store if store is not None else open_store()
     if store is None:
         raise CacheError("precompute needs the cache: caching is disabled (--no-cache?)")
@@ -736,3 +894,161 @@ def _compute_blocks(
         ch=ch,
     )
     return choice
+
+
+def _precompute_into_store(
+    graph: CompiledGraph,
+    points: SnappedPoints,
+    *,
+    out: str | Path,
+    client: Any,
+    ids: np.ndarray | None,
+    cutoff: float | None,
+    distances: bool,
+    n_jobs: int | None,
+    block_rows: int,
+    block_cols: int | None,
+    compression: str | None,
+    storage_options: dict[str, Any] | None,
+    verify: bool,
+    progress: ProgressCallback | None,
+    store: Store | None,
+    engine: str | EngineChoice | None,
+    build_progress: ProgressCallback | None,
+    on_engine: Callable[[EngineChoice], None] | None,
+    on_plan: Callable[[StorePlan], None] | None,
+) -> tuple[str, int, int]:
+    """:func:`precompute_matrix` into a Zarr matrix store (see there)."""
+    if cutoff is not None and not cutoff > 0:
+        raise InvalidArgumentError(f"cutoff must be > 0 seconds or None, got {cutoff!r}")
+    if isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1:
+        raise InvalidArgumentError(f"block_rows must be an integer >= 1, got {block_rows!r}")
+    url = str(out)
+    n = len(points)
+    labels = points.labels
+    gkey = graph_key(graph)
+    expected = {
+        "graph_key": gkey,
+        "cutoff_s": cutoff,
+        "metres": distances,
+        "snap": points.params(),
+        "block_rows": min(block_rows, n),
+    }
+    if matrix_store_exists(url, storage_options=storage_options):
+        zs = open_matrix_store(url, mode="r+", storage_options=storage_options)
+        check_same_table(zs, expected, (labels, labels))
+        written, damaged = zs.scan(verify=verify and client is None)
+        if verify and client is not None:  # the workers read back what is written
+            damaged = verify_on_dask(client, zs, written)
+            written = [b for b in written if b not in set(damaged)]
+    else:
+        zs = create_matrix_store(
+            url,
+            origin_ids=np.arange(n) if ids is None else ids,
+            destination_ids=np.arange(n) if ids is None else ids,
+            origin_lonlat=np.column_stack([points.lon, points.lat]),
+            destination_lonlat=np.column_stack([points.lon, points.lat]),
+            origin_labels=labels,
+            destination_labels=labels,
+            block_rows=block_rows,
+            block_cols=block_cols,
+            metres=distances,
+            compression=compression,
+            storage_options=storage_options,
+            attrs={
+                **expected,
+                "speed_profile": graph.meta.get("speed_profile"),
+                "graph_source": graph.meta.get("source"),
+                "osm_timestamp": graph.meta.get("osm_timestamp"),
+                "matrix_format": MATRIX_FORMAT,
+            },
+        )
+        written, damaged = [], []
+    done = set(written)
+    todo = tuple(b for b in range(zs.n_row_blocks) if b not in done)
+    plan = StorePlan(zs.n_row_blocks, len(written), len(damaged), todo)
+    log.info(
+        "matrix store %s: %d of %d row block(s) already written and verified, %d damaged, "
+        "%d to compute",
+        url,
+        plan.skipped,
+        plan.total,
+        plan.damaged,
+        len(todo),
+    )
+    if on_plan is not None:
+        on_plan(plan)
+    if not todo:
+        if not zs.complete:
+            zs.finish()
+        _register_store(store, graph, points, url, storage_options, cutoff, distances)
+        return url, 0, plan.total
+    if zs.complete:
+        zs.unfinish()
+    rows_todo = sum(zs.row_block_range(b)[1] - zs.row_block_range(b)[0] for b in todo)
+    choice = resolve_engine(graph, engine, rows_todo, build_progress)
+    if on_engine is not None:
+        on_engine(choice)
+    zs.set_attrs(engine=choice.name)
+    if client is None:
+        receipts = run_here(
+            zs,
+            todo,
+            points=points,
+            hierarchy=choice.hierarchy,
+            graph=graph if choice.hierarchy is None else None,
+            cutoff=cutoff,
+            distances=distances,
+            n_jobs=n_jobs,
+            progress=progress,
+        )
+    else:
+        job = _block_job(graph, points, choice, store, url, storage_options, cutoff, distances)
+        receipts = run_on_dask(client, job, todo, zs, progress=progress)
+    recorded = zs.recorded_checksums()
+    for r in receipts:
+        if tuple(recorded[r.block].tolist()) != r.checksums:
+            raise CacheError(
+                f"row block {r.block} of {url} was overwritten by another writer after "
+                f"{r.worker} wrote it: run one precompute per store at a time"
+            )
+    zs.finish(engine=choice.name)
+    _register_store(store, graph, points, url, storage_options, cutoff, distances)
+    return url, len(todo), plan.total
+
+
+def _block_job(
+    graph: CompiledGraph,
+    points: SnappedPoints,
+    choice: EngineChoice,
+    store: Store | None,
+    url: str,
+    storage_options: dict[str, Any] | None,
+    cutoff: float | None,
+    distances: bool,
+) -> BlockJob:
+    """Put what the workers load into the cache and describe it (keys, not arrays)."""
+    store = store if store is not None else open_store()
+    if store is None:
+        raise CacheError(
+            "distributed precompute needs the cache: the workers load the snapped points and "
+            "the hierarchy from the cache folder (caching is disabled: --no-cache?)"
+        )
+    gkey = graph_key(graph)
+    arrays, meta = points_arrays(points)
+    pkey, pinputs = points_cache_key(gkey, points)
+    if not store.contains(pkey):
+        store.put(pkey, "snapped-points", pinputs, arrays, meta)
+    rkey = ensure_cached(graph, store, choice.hierarchy)
+    return BlockJob(
+        url=url,
+        storage_options=storage_options,
+        cache_dir=str(store.root),
+        points_key=pkey,
+        engine="ch" if choice.hierarchy is not None else "scipy-dijkstra",
+        hierarchy_key=rkey if choice.hierarchy is not None else None,
+        graph_key=None if choice.hierarchy is not None else rkey,
+        cutoff=cutoff,
+        distances=distances,
+        n_jobs=1,
+    )

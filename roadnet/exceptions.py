@@ -11,9 +11,12 @@ __all__ = [
     "AreaDataError",
     "CRSError",
     "ClipError",
+    "CorruptChunkError",
     "GraphFormatError",
     "GraphSourceError",
     "InvalidArgumentError",
+    "MatrixStoreError",
+    "MatrixStoreMismatchError",
     "PlaceNotFoundError",
     "RoadnetError",
     "SnapError",
@@ -64,3 +67,25 @@ class CRSError(AreaDataError):
 
 class SnapError(RoadnetError, ValueError):
     """Points cannot be attached to the road network (e.g. all lie far outside it)."""
+
+
+class MatrixStoreError(RoadnetError, OSError):
+    """A Zarr matrix store cannot be created, opened or written (path, format, permissions)."""
+
+
+class MatrixStoreMismatchError(MatrixStoreError, ValueError):
+    """An existing matrix store holds another table (shape, points, graph, cutoff, blocks)."""
+
+
+class CorruptChunkError(MatrixStoreError, ValueError):
+    """Chunks of a matrix store are missing or fail their checksum.
+
+    Attributes
+    ----------
+    blocks
+        ``(row_block, col_block)`` pairs of the bad chunks (sorted).
+    """
+
+    def __init__(self, message: str, blocks: list[tuple[int, int]]) -> None:
+        super().__init__(message)
+        self.blocks = blocks

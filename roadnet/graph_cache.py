@@ -39,6 +39,7 @@ __all__ = [
     "ProgressCallback",
     "cached_graph",
     "cached_hierarchy",
+    "ensure_cached",
     "forget_hierarchies",
     "graph_key",
     "hierarchy_available",
@@ -205,6 +206,22 @@ def cached_hierarchy(
         raise CacheError(f"cached hierarchy {key} has {h.n_nodes} nodes, graph {graph.n_nodes}")
     log.info("contraction hierarchy %s %s", key, "served from cache" if hit else "built and cached")
     return _remember(key, h), hit
+
+
+def ensure_cached(graph: CompiledGraph, store: Store, hierarchy: Hierarchy | None = None) -> str:
+    """Key of the cache entry of ``hierarchy`` (of ``graph`` when none), stored if absent.
+
+    Processes that share the cache folder (Dask workers) load it by this key.
+    """
+    if hierarchy is not None:
+        key, inputs = _hierarchy_key(graph)
+        if not store.contains(key):
+            store.put(key, _KIND_CH, inputs, hierarchy.arrays(), hierarchy.meta)
+        return key
+    key = graph_key(graph)
+    if not store.contains(key):
+        store.put(key, _KIND_GRAPH, {"graph": key}, graph.arrays(), graph.meta)
+    return key
 
 
 def forget_hierarchies() -> None:

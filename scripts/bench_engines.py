@@ -54,7 +54,8 @@ computed too) are compared with scipy's: the inf pattern must be equal and
 (ours returns float32) and atol 0.05 s, rtol 1e-4 for the millisecond engines (rounding every
 arc to whole ms moves a path by up to 0.5 ms per arc).
 
-It prints figures and ratios measured in the same run and a goals block (issue 7); it asserts
+It prints figures and ratios measured in the same run and a goals block (one verdict per
+performance goal: PASS, MISS or n/a when its case was not run); it asserts
 no timing. The exit status is 1 when a correctness check fails or an engine crashes.
 
 Run from the repository root::
@@ -107,7 +108,7 @@ TOL_MS = (0.05, 1e-4)
 LARGE_GRAPH = 200_000
 #: pandana runs all pairs up to this many, else a row sample of about this many pairs
 PANDANA_PAIRS = 1_000_000
-#: issue 7 goals
+#: performance goals of the routing engine (the goals block; docs/benchmarks.md)
 GOAL_VS_PRK = 2.0
 GOAL_VS_SCIPY = 25.0
 GOAL_10K_S = 10.0
@@ -690,7 +691,7 @@ def _print_goals(results: dict[tuple[str, int], list[Run]]) -> None:
     def get(kind: str, n: int, engine: str) -> Run | None:
         return next((r for r in results.get((kind, n), []) if r.engine == engine and r.ok), None)
 
-    print("\n## goals (issue 7)")
+    print("\n## goals")
     ours, prk, sci = get("porto", 1000, "ours"), get("porto", 1000, "pyroutingkit"), None
     sci = get("porto", 1000, "scipy")
     for peer, need, name in ((prk, GOAL_VS_PRK, "pyroutingkit"), (sci, GOAL_VS_SCIPY, "scipy")):

@@ -28,6 +28,7 @@ from roadnet.areas import Areas, read_areas
 from roadnet.exceptions import AreaDataError
 from roadnet.graph import CompiledGraph
 from roadnet.settings import check_n_jobs
+from territory.outputs import to_jsonable
 
 __all__ = [
     "CONTIGUITY",
@@ -80,19 +81,9 @@ class TerritoryResult:
 
 
 def json_records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """DataFrame rows as JSON-safe dicts (inf/NaN -> None)."""
-    out = []
-    for rec in df.to_dict(orient="records"):
-        clean: dict[str, Any] = {}
-        for k, v in rec.items():
-            if isinstance(v, float | np.floating) and not np.isfinite(v):
-                clean[str(k)] = None
-            elif isinstance(v, np.generic):
-                clean[str(k)] = v.item()
-            else:
-                clean[str(k)] = v
-        out.append(clean)
-    return out
+    """DataFrame rows as JSON-safe dicts (:func:`territory.outputs.to_jsonable`: inf/NaN ->
+    None, numpy values -> Python values)."""
+    return to_jsonable(df.to_dict(orient="records"))
 
 
 def measures_from_table(gdf: pd.DataFrame, measures: Sequence[str]) -> np.ndarray:
@@ -206,6 +197,7 @@ def design_territories(
     existing_column: str | None = None,
     disruption: float = 1.0,
     time_limit: float = 10.0,
+    polish_time_limit: float = 20.0,
 ) -> TerritoryResult:
     """Design ``p`` balanced, compact territories from basic areas.
 
@@ -265,6 +257,11 @@ def design_territories(
         farther away).
     time_limit
         Seconds for the local search.
+    polish_time_limit
+        Seconds for the polish after the local search (:func:`optimizer.polish.polish`: the
+        exact MIP up to :data:`optimizer.polish.EXACT_MAX_N` areas, a MIP restricted to the
+        neighbourhood of the plan beyond) and for the bound on the whole problem that
+        certifies the result (``solution.optimality_gap``); 0 skips both.
     """
     measures = [measures] if isinstance(measures, str) else list(measures)
     p = check_p(p, len(areas), name="p")  # the one validator of p (optimizer.validation)
@@ -305,10 +302,25 @@ def design_territories(
         )
         facts["scenario"] = scenario.to_dict(problem.weights[:, 0])
     else:
-        solution = optimizer.solve(problem, method, seed=seed, **options)
+        # the bound on the whole problem comes once, at the end (polish)
+        solution = optimizer.solve(problem, method, seed=seed, bound="none", **options)
         if improve or contiguity != "none":
             solution = _improve(
                 problem, solution, adjacency, contiguity != "none", options, seed, time_limit
+            )
+        if polish_time_limit > 0:
+            from optimizer.polish import polish
+
+            solution = polish(
+                problem,
+                solution,
+                time_limit=polish_time_limit,
+                adjacency=adjacency,
+                require_contiguity=contiguity != "none",
+                fixed_centers=options.get("fixed_centers"),
+                allowed_centers=options.get("allowed_centers"),
+                locked=options.get("locked"),
+                exact_max_n=polish_exact_max_n(method, improve),
             )
     if adjacency is not None:
         from optimizer.contiguity import is_contiguous
@@ -636,16 +648,20 @@ def _improve(
             },
         },
     )
-    # the constructive run's LP bound holds for its centers only; keep it if they did not move
-    if solution.lower_bound is not None and np.array_equal(
+    # a bound on the whole problem holds for any plan; the allocation bound of the
+    # constructive run holds for its centers only: keep it only if they did not move
+    keep_alloc = solution.allocation_bound is not None and np.array_equal(
         np.sort(res.centers), np.sort(solution.centers)
-    ):
+    )
+    if solution.lower_bound is not None or keep_alloc:
         improved = optimizer.evaluate(
             problem,
             res.assignment,
             res.centers,
             lower_bound=solution.lower_bound,
             bound_source=solution.bound_source,
+            bound_relaxes=solution.bound_relaxes,
+            allocation_bound=solution.allocation_bound if keep_alloc else None,
             method=improved.method,
             seed=seed,
             iterations=improved.iterations,
@@ -653,6 +669,14 @@ def _improve(
             details=improved.details,
         )
     return improved
+
+
+def polish_exact_max_n(method: str, improve: bool) -> int:
+    """Largest ``n`` for the polishing MIP: the default (``optimizer.polish.EXACT_MAX_N``),
+    0 after the exact method itself (nothing to polish) or without ``improve``."""
+    from optimizer.polish import EXACT_MAX_N
+
+    return 0 if method == "exact" or not improve else EXACT_MAX_N
 
 
 def _run_existing(

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 import roadnet
 from roadnet.graph import CompiledGraph
 from roadnet.graph_cache import forget_hierarchies
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-
-
-def shared_file(*parts: str) -> Path:
-    """Path of a file in ../shared/data, skipping the test when it is absent."""
-    path = SHARED.joinpath(*parts)
-    if not path.is_file():
-        pytest.skip(f"shared data not available: {path}")
-    return path
+from tests.support import shared_file
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import shapely
 
 import roadnet
 from roadnet.areas import areas_from_gdf, read_areas
-from tests.conftest import shared_file
+from tests.support import shared_file
 
 
 def test_porto_parishes_representative_points_inside(caplog: pytest.LogCaptureFixture) -> None:

@@ -1,5 +1,9 @@
 """Crash and concurrency tests of the cache: SIGKILLed writers, racing readers and writers.
 
+Writers are killed at the cache's named pause points (``CACHE_TEST_PAUSE_AT``, see
+``cache/_pause.py``): the worker stops there and the test SIGKILLs it, so where a crash lands
+never depends on the machine's speed.
+
 Workers live in ``tests/cache_helpers/workers.py``; every value they write is derived from the
 entry name and a generation number, so after each kill the test knows exactly what every entry
 may hold: the value of the previous generation or of the killed one, complete and verified.
@@ -13,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
 
@@ -21,6 +24,7 @@ import numpy as np
 import pytest
 
 from cache import Store, open_matrix, partial_matrix
+from cache._pause import PAUSE_ENV, POINTS
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().parent / "cache_helpers" / "workers.py"
@@ -40,12 +44,17 @@ def _load_workers() -> ModuleType:
 workers = _load_workers()
 
 
-def _start(*args: str) -> subprocess.Popen[str]:
+def _start(*args: str, pause_at: str | None = None) -> subprocess.Popen[str]:
+    """Start a worker; with ``pause_at``, it stops at those cache pause points (``*``: all)."""
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     )
+    env.pop(PAUSE_ENV, None)
+    if pause_at is not None:
+        env[PAUSE_ENV] = pause_at
     proc = subprocess.Popen(
         [sys.executable, str(WORKER), *args],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -58,6 +67,26 @@ def _start(*args: str) -> subprocess.Popen[str]:
         _, err = proc.communicate()
         pytest.fail(f"worker {args} did not start: {line!r}\n{err}")
     return proc
+
+
+def _next_pause(proc: subprocess.Popen[str]) -> str | None:
+    """The pause point the worker stopped at next, or ``None`` when it finished instead."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if line == "done":
+        return None
+    if not line.startswith("cache-pause "):
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"unexpected worker output {line!r}\n{err}")
+    return line.removeprefix("cache-pause ")
+
+
+def _go_on(proc: subprocess.Popen[str]) -> None:
+    """Let a paused worker run on to its next pause point."""
+    assert proc.stdin is not None
+    proc.stdin.write("\n")
+    proc.stdin.flush()
 
 
 def _finish(proc: subprocess.Popen[str], timeout: float = 60) -> str:
@@ -120,40 +149,72 @@ def _check_store(root: Path, state: dict[str, int | None], names: list[str], gen
     return n_new
 
 
+def _calibrate(root: Path) -> dict[str, int]:
+    """Run one overwriting generation through every pause point; count each point's visits."""
+    proc = _start("crash", str(root), "2", pause_at="*")
+    counts: dict[str, int] = {}
+    while (point := _next_pause(proc)) is not None:
+        counts[point] = counts.get(point, 0) + 1
+        _go_on(proc)
+    _finish(proc)
+    return counts
+
+
 def test_sigkill_during_writes_never_serves_corrupt_entries(tmp_path: Path) -> None:
-    """>= 50 writers killed at random moments: every served entry is complete and exact."""
+    """Writers SIGKILLed at every pause point of the write path, at several visits of each:
+    every served entry is complete and exact, and an entry holds the killed generation exactly
+    when its pointer was replaced before the kill."""
     root = tmp_path / "store"
     state: dict[str, int | None] = {}
     seen: list[str] = []
 
-    # Calibration: generations 1 (creates) and 2 (overwrites) run to completion; the second
-    # one measures how long a worker writes, which spreads the kill delays below.
-    duration = 0.05
-    for gen in (1, 2):
-        proc = _start("crash", str(root), str(gen))
-        t0 = time.monotonic()
-        _finish(proc)
-        duration = max(duration, time.monotonic() - t0)
-        seen.extend(n for n in workers.entry_names(gen) if n not in seen)
-        assert _check_store(root, state, seen, gen) == len(workers.entry_names(gen))
+    # generation 1 creates every entry, generation 2 overwrites them, pausing at every point
+    _finish(_start("crash", str(root), "1"))
+    seen.extend(workers.entry_names(1))
+    assert _check_store(root, state, seen, 1) == len(workers.entry_names(1))
+    visits = _calibrate(root)
+    seen.extend(n for n in workers.entry_names(2) if n not in seen)
+    assert _check_store(root, state, seen, 2) == len(workers.entry_names(2))
+    n_entries = len(workers.entry_names(2))
+    write_points = set(POINTS) - {"partial_block_written"}
+    assert set(visits) == write_points, visits
+    assert visits["atomic_replaced"] == visits["indexed"] == n_entries
 
+    # one kill per (point, visit): each point of the write path at 4 of its visits (the last
+    # one, then three drawn at random with a fixed seed)
     rng = np.random.default_rng(20240611)
-    n_trials, mid_way, killed = 55, 0, 0
-    budget = time.monotonic() + 50.0
-    for gen in range(3, n_trials + 3):
-        proc = _start("crash", str(root), str(gen))
-        time.sleep(rng.uniform(0.0, 1.05 * duration))
-        killed += _kill(proc)
+    rounds = 4
+    plan = [
+        (point, int(visit))
+        for r in range(rounds)
+        for point in sorted(write_points)
+        for visit in [rng.integers(visits[point]) if r else visits[point] - 1]
+    ]
+    mid_way = 0
+    killed_at: dict[str, int] = {}
+    for gen, (target, visit) in enumerate(plan, start=3):
+        proc = _start("crash", str(root), str(gen), pause_at="*")
+        n_visit, commits = 0, 0
+        while True:
+            point = _next_pause(proc)
+            assert point is not None, f"generation {gen} never reached visit {visit} of {target}"
+            commits += point == "atomic_replaced"
+            if point == target:
+                if n_visit == visit:
+                    break
+                n_visit += 1
+            _go_on(proc)
+        assert _kill(proc), "the paused worker was not running"
+        killed_at[target] = killed_at.get(target, 0) + 1
         names = workers.entry_names(gen)
         seen.extend(n for n in names if n not in seen)
         n_new = _check_store(root, state, seen, gen)
+        # the pointer switch is the commit: entries whose pointer was replaced hold `gen`
+        assert n_new == commits, f"{target} visit {visit}: {n_new} new entries, {commits} commits"
         mid_way += 0 < n_new < len(names)
-        if time.monotonic() > budget and gen - 2 >= 50:
-            break
-    print(f"trials={gen - 2} killed={killed} mid_way={mid_way} duration={duration:.2f}")
-    assert gen - 2 >= 50
-    assert killed >= 25, f"only {killed} workers were killed while writing"
-    assert mid_way >= 10, f"only {mid_way} kills landed between the first and the last write"
+    print(f"kills={len(plan)} per point={killed_at} mid_way={mid_way} visits={visits}")
+    assert killed_at == dict.fromkeys(sorted(write_points), rounds)
+    assert mid_way >= len(plan) // 2, f"only {mid_way} kills landed between first and last write"
 
 
 def test_readers_racing_an_overwriting_writer_see_only_complete_values(tmp_path: Path) -> None:
@@ -201,19 +262,21 @@ def test_two_processes_computing_one_key_compute_once(tmp_path: Path) -> None:
 
 
 def test_killed_resumable_matrix_keeps_finished_blocks(tmp_path: Path) -> None:
+    """Writers of a resumable matrix killed after 0, 1, 2, ... finished blocks lose none."""
     root = tmp_path / "store"
-    rng = np.random.default_rng(7)
     shape, block_rows = workers.PARTIAL_SHAPE, workers.PARTIAL_BLOCK_ROWS
     n_blocks = -(-shape[0] // block_rows)
     done_before: set[int] = set()
-    for _ in range(6):
-        proc = _start("partial", str(root))
-        time.sleep(rng.uniform(0.0, 0.03))
-        _kill(proc)
+    for n_written in (0, 1, 2, 3, 1, 2, 3):  # 12 of the 15 blocks, then one run finishes
+        proc = _start("partial", str(root), pause_at="partial_block_written")
+        for k in range(n_written):  # killed right after its n_written-th block
+            assert _next_pause(proc) == "partial_block_written"
+            if k < n_written - 1:
+                _go_on(proc)
+        assert _kill(proc), "the paused worker was not running"
         store = Store(root)
         store.cleanup()
-        if store.contains(workers.PARTIAL_KEY):
-            break  # the worker got to finish() before the kill
+        assert not store.contains(workers.PARTIAL_KEY)
         part = partial_matrix(
             store,
             workers.PARTIAL_KEY,
@@ -226,6 +289,7 @@ def test_killed_resumable_matrix_keeps_finished_blocks(tmp_path: Path) -> None:
         )
         done = part.done_blocks()
         assert done >= done_before, "finished blocks were lost"
+        assert len(done) == len(done_before) + n_written
         for i in done:  # every block on disk is complete and exact
             path = next(part.folder.glob(f"block-{i:06d}-*.npy"))
             np.testing.assert_array_equal(

@@ -136,7 +136,7 @@ def test_precompute_resumes_after_interruption(andorra, store) -> None:
 
 
 def test_graph_cache_hit_and_refresh(store) -> None:
-    from tests.conftest import shared_file
+    from tests.support import shared_file
 
     pbf = shared_file("osm", "andorra-latest.osm.pbf")
     builds = []

@@ -15,7 +15,7 @@ from roadnet import ch_bucket
 from roadnet.ch import Hierarchy, build_hierarchy
 from roadnet.ch_bucket import bucket_node_table, bucket_table
 from roadnet.graph import CompiledGraph
-from tests.test_ch import Toy, assert_same, random_nodes, reference, toy_graph
+from tests.support.toy_graphs import Toy, assert_same, random_nodes, reference, toy_graph
 
 
 @pytest.fixture(scope="module")

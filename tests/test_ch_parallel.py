@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from roadnet.ch import build_hierarchy
 from roadnet.graph import CompiledGraph
 from roadnet.synthetic import synthetic_road_graph
-from tests.test_ch import assert_same, random_nodes, reference, toy_graph
+from tests.support.toy_graphs import assert_same, random_nodes, reference, toy_graph
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -63,5 +63,7 @@ def test_sequential_build_is_still_exact(malta: CompiledGraph) -> None:
 
 def test_bad_thread_count_is_named() -> None:
     g = toy_graph(30, np.random.default_rng(0), one_way=0.2)
-    with pytest.raises(ValueError, match=r"n_jobs must be -1 \(all cores\) or >= 1, got 0"):
+    with pytest.raises(
+        ValueError, match=r"n_jobs must be -1 \(all cores\) or a number of workers >= 1, got 0"
+    ):
         build_hierarchy(g, n_jobs=0)

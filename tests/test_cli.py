@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from roadnet.matrix_io import read_matrix
 from territory.cli import app
-from tests.conftest import shared_file
+from tests.support import shared_file
 
 runner = CliRunner()
 

@@ -15,7 +15,7 @@ from roadnet.graph import load_graph
 from roadnet.graph_cache import open_store
 from roadnet.matrix_io import read_matrix
 from territory.cli import app
-from tests.conftest import shared_file
+from tests.support import shared_file
 
 runner = CliRunner()
 BOX = "1.50,42.49,1.54,42.52"  # Andorra la Vella

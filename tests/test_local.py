@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,65 +21,16 @@ from optimizer.contiguity import (
 )
 from optimizer.exceptions import InputError
 from optimizer.local import LocalSearchWeights, local_search, objective_terms
-
-CT_ZCTA = Path(__file__).resolve().parents[2] / "shared" / "data" / "areas" / "ct_zcta_2010.gpkg"
-
+from tests.support import shared_file
+from tests.support.grids import (
+    grid_adjacency,
+    grid_problem,
+    grid_xy,
+    grow_regions,
+    reference_contiguous,
+)
 
 # --------------------------------------------------------------------------- helpers
-
-
-def grid_adjacency(r: int, c: int) -> sp.csr_matrix:
-    """Rook adjacency of an ``r x c`` grid of squares (row-major cell numbers)."""
-    idx = np.arange(r * c).reshape(r, c)
-    a = np.concatenate([idx[:, :-1].ravel(), idx[:-1, :].ravel()])
-    b = np.concatenate([idx[:, 1:].ravel(), idx[1:, :].ravel()])
-    g = sp.csr_matrix((np.ones(a.size, dtype=bool), (a, b)), shape=(r * c, r * c))
-    return (g + g.T).tocsr()
-
-
-def grid_xy(r: int, c: int) -> np.ndarray:
-    y, x = np.divmod(np.arange(r * c), c)
-    return np.c_[x, y].astype(float)
-
-
-def grow_regions(
-    adj: sp.csr_matrix, p: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """A deliberately poor contiguous start: regions grown at random from random seed areas
-    (one area at a time, a random region each step). Returns ``(assignment, seeds)``."""
-    n = adj.shape[0]
-    seeds = rng.choice(n, p, replace=False)
-    a = np.full(n, -1)
-    a[seeds] = np.arange(p)
-    frontier = [set(adj[s].indices.tolist()) for s in seeds]
-    while (a < 0).any():
-        open_regions = [t for t in range(p) if any(a[v] < 0 for v in frontier[t])]
-        if not open_regions:  # areas no region can reach (islands): give them to region 0
-            a[a < 0] = 0
-            break
-        t = open_regions[int(rng.integers(len(open_regions)))]
-        cand = sorted(v for v in frontier[t] if a[v] < 0)
-        v = cand[int(rng.integers(len(cand)))]
-        a[v] = t
-        frontier[t] |= set(adj[v].indices.tolist())
-    return a, seeds
-
-
-def reference_contiguous(adj: sp.csr_matrix, a: np.ndarray, p: int) -> bool:
-    """Every territory is one connected component (scipy, territory by territory)."""
-    for t in range(p):
-        members = np.flatnonzero(a == t)
-        if members.size and connected_components(adj[members][:, members], directed=False)[0] > 1:
-            return False
-    return True
-
-
-def grid_problem(
-    r: int, c: int, p: int, seed: int, m: int = 1, tol: float = 0.05
-) -> tuple[TerritoryProblem, sp.csr_matrix]:
-    rng = np.random.default_rng(seed)
-    w = rng.gamma(2.0, 50.0, size=(r * c, m))
-    return TerritoryProblem.from_points(grid_xy(r, c), w, p, tolerance=tol), grid_adjacency(r, c)
 
 
 def independent_objective(
@@ -467,17 +417,66 @@ def test_local_search_input_errors() -> None:
         LocalSearchWeights(band_penalty=-1.0)
 
 
+# ------------------------------------------------ kicks, reference cost, allowed centers
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_kicks_reach_the_bounds_deterministically(seed: int) -> None:
+    prob, adj = grid_problem(9, 9, 6, seed, tol=0.03)
+    a0, seeds = grow_regions(adj, 6, np.random.default_rng(seed))
+    runs = [
+        local_search(
+            prob,
+            a0,
+            seeds,
+            adjacency=adj,
+            require_contiguity=True,
+            seed=seed,
+            time_limit=None,
+            kicks=k,
+        )
+        for k in (0, 30, 30)
+    ]
+    plain, kicked, again = runs
+    assert np.array_equal(kicked.assignment, again.assignment)  # deterministic for a seed
+    assert kicked.kicks == again.kicks <= 30
+    ok = [evaluate(prob, r.assignment, r.centers).within_bounds for r in runs]
+    assert ok[1] >= ok[0]  # kicks never lose the bounds the plain search reached
+    if not ok[0]:
+        assert kicked.kicks > 0
+    if ok[0]:
+        assert kicked.kicks == 0 and np.array_equal(plain.assignment, kicked.assignment)
+    for r in runs:
+        assert reference_contiguous(adj, r.assignment, 6)
+
+
+def test_reference_cost_and_allowed_centers() -> None:
+    prob, adj = grid_problem(6, 6, 3, 4)
+    a0, seeds = grow_regions(adj, 3, np.random.default_rng(4))
+    c0 = 2.0 * evaluate(prob, a0, seeds).cost
+    res = local_search(prob, a0, seeds, adjacency=adj, reference_cost=c0, seed=0)
+    f, _ = objective_terms(prob, a0, seeds, reference_cost=c0)
+    assert res.objective_before == pytest.approx(f)
+    assert res.terms_before["compactness"] == pytest.approx(0.5)
+    allowed = np.zeros(36, bool)
+    allowed[seeds] = True  # no other area may host a center: the centers cannot move
+    fixed_res = local_search(prob, a0, seeds, adjacency=adj, allowed_centers=allowed, seed=0)
+    assert np.array_equal(np.sort(fixed_res.centers), np.sort(seeds))
+    with pytest.raises(InputError, match="allowed_centers"):
+        local_search(prob, a0, seeds, allowed_centers=np.ones(3, bool))
+    with pytest.raises(InputError, match="kicks"):
+        local_search(prob, a0, seeds, kicks=-1)
+
+
 # --------------------------------------------------------------------------- real data
 
 
 @pytest.fixture(scope="module")
 def ct() -> tuple[TerritoryProblem, sp.csr_matrix]:
-    if not CT_ZCTA.is_file():
-        pytest.skip(f"shared data not available: {CT_ZCTA}")
     gpd = pytest.importorskip("geopandas")
     from roadnet.adjacency import polygon_adjacency  # tests may use roadnet; the optimizer not
 
-    gdf = gpd.read_file(CT_ZCTA)
+    gdf = gpd.read_file(shared_file("areas", "ct_zcta_2010.gpkg"))
     adj = polygon_adjacency(gdf, kind="rook")
     centroids = gdf.to_crs(gdf.estimate_utm_crs()).geometry.centroid
     xy = np.c_[centroids.x, centroids.y]

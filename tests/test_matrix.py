@@ -130,7 +130,7 @@ def test_raw_unsimplified_graph_gives_same_times(andorra: CompiledGraph) -> None
 
     from roadnet.sources import _arcs_from_segments
     from roadnet.speed import SpeedProfile
-    from tests.conftest import shared_file
+    from tests.support import shared_file
 
     nodes, edges = pyrosm.OSM(str(shared_file("osm", "andorra-latest.osm.pbf"))).get_network(
         network_type="driving", nodes=True

@@ -11,7 +11,7 @@ from scipy.optimize import linprog
 import optimizer
 from optimizer import TerritoryProblem, evaluate, solve, solve_exact, solve_transp
 from optimizer.exceptions import InfeasibleError, InputError
-from tests.conftest import shared_file
+from tests.support import shared_file
 
 
 def _instance(n: int, p: int, seed: int, m: int = 1, tol: float = 0.05) -> TerritoryProblem:
@@ -110,7 +110,8 @@ def test_bound_certifies_cost_when_within_bounds() -> None:
     sol = solve(prob, "la", n_starts=3)
     assert sol.within_bounds
     assert sol.lower_bound is not None and sol.lower_bound <= sol.cost + 1e-6
-    assert sol.gap is not None and 0 <= sol.gap < 0.2
+    assert sol.optimality_gap is not None and 0 <= sol.optimality_gap < 0.2
+    assert sol.allocation_gap is not None and sol.allocation_gap >= 0
 
 
 def _brute_force(prob: TerritoryProblem) -> float:

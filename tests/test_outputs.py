@@ -80,6 +80,7 @@ def test_a_failing_output_leaves_every_previous_file_as_it_was(tmp_path: Path) -
 def test_an_exception_in_the_command_discards_the_staged_outputs(tmp_path: Path) -> None:
     target = tmp_path / "out.csv"
     target.write_text("previous\n")
+
     def command() -> None:
         with OutputSet() as outs:
             outs.write_text(target, "new\n")

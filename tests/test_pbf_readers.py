@@ -14,7 +14,7 @@ from roadnet.areas import read_areas
 from roadnet.exceptions import ClipError, GraphSourceError, UnknownReaderError
 from roadnet.graph import CompiledGraph
 from roadnet.matrix import drive_time_matrix
-from tests.conftest import shared_file
+from tests.support import shared_file
 
 EXTRACTS = ["andorra-latest.osm.pbf", "malta-latest.osm.pbf", "porto_portugal.osm.pbf"]
 ARRAYS = [

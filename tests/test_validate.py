@@ -1,10 +1,9 @@
-"""Territory validation: polygon adjacency invariants, then reachability and connectivity
-reports on real alignments (Malta + Gozo, the Douro in Porto, Connecticut ZCTAs)."""
+"""Territory validation: reachability, contiguity and road-connectivity reports on real
+alignments (Malta + Gozo, the Douro in Porto with polygon and road adjacency, Connecticut ZCTAs)."""
 
 from __future__ import annotations
 
 import json
-import logging
 from collections import deque
 from pathlib import Path
 
@@ -12,137 +11,17 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
 import shapely
+from typer.testing import CliRunner
 
 import roadnet
-from roadnet.adjacency import components_within, isolated_areas, polygon_adjacency
+from roadnet.adjacency import components_within, polygon_adjacency
+from roadnet.exceptions import AreaDataError
 from roadnet.graph import CompiledGraph
+from territory.cli import app
 from territory.validate import RULES, ValidationReport, great_circle_m, validate_territories
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def shared_areas(name: str) -> Path:
-    path = DATA / "areas" / name
-    if not path.is_file():
-        pytest.skip(f"shared data not available: {path}")
-    return path
-
-
-def grid(nx: int, ny: int, side: float = 100.0, gap: float = 0.0) -> gpd.GeoDataFrame:
-    """nx * ny squares in a metric CRS, row by row, ``gap`` metres apart."""
-    boxes = [
-        shapely.box(x * side, y * side, (x + 1) * side - gap, (y + 1) * side - gap)
-        for y in range(ny)
-        for x in range(nx)
-    ]
-    return gpd.GeoDataFrame({"cell": np.arange(nx * ny)}, geometry=boxes, crs="EPSG:32631")
-
-
-def pairs(adj: sp.csr_matrix) -> set[tuple[int, int]]:
-    coo = sp.triu(adj, k=1).tocoo()
-    return set(zip(coo.row.tolist(), coo.col.tolist(), strict=True))
-
-
-# ------------------------------------------------------------------------------ adjacency
-@pytest.mark.parametrize("crs", ["EPSG:32631", "EPSG:4326"])
-def test_grid_rook_is_4_neighbour_queen_is_8_neighbour(crs: str) -> None:
-    nx, ny = 6, 5
-    g = grid(nx, ny).to_crs(crs)
-    rook = polygon_adjacency(g, kind="rook")
-    queen = polygon_adjacency(g, kind="queen")
-    n_rook = (nx - 1) * ny + nx * (ny - 1)
-    assert rook.nnz == 2 * n_rook
-    assert queen.nnz == 2 * (n_rook + 2 * (nx - 1) * (ny - 1))
-    assert rook.dtype == bool and rook.shape == (nx * ny, nx * ny)
-    # cell (x, y) = y * nx + x: the right neighbour is rook, the diagonal one queen only
-    assert rook[0, 1] and rook[0, nx] and not rook[0, nx + 1] and queen[0, nx + 1]
-
-
-def test_grid_tolerance_bridges_gaps_only_up_to_its_width() -> None:
-    gapped = grid(4, 3, gap=0.5)  # 0.5 m gaps, 0.71 m across the corners
-    exact = grid(4, 3)
-    for kind in ("rook", "queen"):
-        ref = polygon_adjacency(exact, kind=kind, tolerance_m=0.0)
-        assert pairs(polygon_adjacency(gapped, kind=kind, tolerance_m=1.0)) == pairs(ref)
-        assert polygon_adjacency(gapped, kind=kind, tolerance_m=0.4).nnz == 0
-    assert polygon_adjacency(exact, kind="rook", tolerance_m=0.0).nnz == 2 * (3 * 3 + 4 * 2)
-
-
-def test_components_within_checkerboard() -> None:
-    nx, ny = 4, 4
-    g = grid(nx, ny)
-    colour = np.array([(c % nx + c // nx) % 2 for c in range(nx * ny)])
-    labels = np.where(colour == 0, "black", "white")
-    rook = components_within(polygon_adjacency(g, kind="rook"), labels)
-    assert [t for t, _ in rook] == ["black", "white"]
-    assert all(len(pieces) == 8 for _, pieces in rook)  # no two same-colour cells share a side
-    queen = components_within(polygon_adjacency(g, kind="queen"), labels)
-    assert all(len(pieces) == 1 for _, pieces in queen)  # corners join them diagonally
-    assert queen[0][1][0].tolist() == np.flatnonzero(labels == "black").tolist()
-
-
-def test_components_within_orders_pieces_largest_first() -> None:
-    # a row of 5 cells: territory "a" = cells 0, 2, 3 -> pieces [2, 3] then [0]
-    adj = polygon_adjacency(grid(5, 1))
-    out = dict(components_within(adj, ["a", "b", "a", "a", "b"]))
-    assert [p.tolist() for p in out["a"]] == [[2, 3], [0]]
-    assert [p.tolist() for p in out["b"]] == [[1], [4]]
-    assert isolated_areas(adj).size == 0
-    assert isolated_areas(sp.csr_matrix((3, 3), dtype=bool)).tolist() == [0, 1, 2]
-
-
-@pytest.mark.parametrize(
-    ("name", "id_col", "known"),
-    [
-        ("porto_parishes.gpkg", "parish_code", ("131216", "131218")),  # Foz - Lordelo do Ouro
-        ("ct_zcta_2010.gpkg", "zcta", ("06510", "06511")),  # New Haven downtown - East Rock
-    ],
-)
-def test_real_polygon_adjacency_invariants(name: str, id_col: str, known: tuple[str, str]) -> None:
-    gdf = gpd.read_file(shared_areas(name))
-    rook = polygon_adjacency(gdf, kind="rook")
-    queen = polygon_adjacency(gdf, kind="queen")
-    n = len(gdf)
-    for adj in (rook, queen):
-        assert adj.shape == (n, n)
-        assert (adj != adj.T).nnz == 0
-        assert not adj.diagonal().any()
-    assert pairs(rook) <= pairs(queen)
-    assert len(pairs(queen)) > len(pairs(rook))  # some areas meet only at a corner
-    ids = gdf[id_col].astype(str).tolist()
-    i, j = ids.index(known[0]), ids.index(known[1])
-    assert rook[i, j] and rook[j, i]
-    assert isolated_areas(rook).size == 0  # both layers are one landmass
-    # every area has at least 1 and typically a handful of neighbours
-    assert 3 < rook.nnz / n < 8
-
-
-def test_rhode_island_islands_are_reported() -> None:
-    gdf = gpd.read_file(shared_areas("ri_zcta_2010.gpkg"))
-    islands = gdf["zcta"].iloc[isolated_areas(polygon_adjacency(gdf))].tolist()
-    # Prudence Island, Jamestown (Conanicut Island), Block Island
-    assert sorted(islands) == ["02807", "02835", "02872"]
-
-
-def test_points_have_no_adjacency(caplog: pytest.LogCaptureFixture) -> None:
-    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy([0, 1, 2], [0, 0, 0]), crs="EPSG:32631")
-    with caplog.at_level(logging.WARNING, logger="roadnet.adjacency"):
-        adj = polygon_adjacency(pts)
-    assert adj.shape == (3, 3) and adj.nnz == 0
-    assert "no area has a neighbour" in caplog.text
-
-
-def test_adjacency_bad_input() -> None:
-    g = grid(2, 1)
-    with pytest.raises(roadnet.AreaDataError, match="kind must be 'rook' or 'queen'"):
-        polygon_adjacency(g, kind="bishop")  # type: ignore[arg-type]
-    with pytest.raises(roadnet.AreaDataError, match="tolerance_m must be a finite number >= 0"):
-        polygon_adjacency(g, tolerance_m=-1)
-    with pytest.raises(roadnet.CRSError, match="no CRS"):
-        polygon_adjacency(g.set_crs(None, allow_override=True))
-
+from tests.support import shared_file
+from tests.support.grids import grid
 
 # ---------------------------------------------------------------------------- Malta + Gozo
 _SEEDS = {
@@ -160,7 +39,7 @@ def malta_alignment() -> gpd.GeoDataFrame:
     """67 councils in 6 territories: Gozo ("G"), and 5 on Malta grown from seed councils by
     breadth-first search over rook adjacency (so each is contiguous); then the Gozo council
     Il-Qala is moved into M1 (north-west Malta)."""
-    gdf = gpd.read_file(shared_areas("malta_councils.gpkg"))
+    gdf = gpd.read_file(shared_file("areas", "malta_councils.gpkg"))
     lat = shapely.get_y(shapely.point_on_surface(gdf.geometry.values))
     gozo = lat > 36.0
     assert gozo.sum() == 14
@@ -379,7 +258,7 @@ _PORTO = {
 
 
 def test_porto_douro_detours_and_road_connectivity(porto: CompiledGraph) -> None:
-    gdf = gpd.read_file(shared_areas("porto_parishes.gpkg"))
+    gdf = gpd.read_file(shared_file("areas", "porto_parishes.gpkg"))
     sel = gdf[gdf["parish_code"].isin(list(_PORTO))].copy()
     sel["territory"] = sel["parish_code"].map(_PORTO)
     report = validate_territories(sel, "territory", graph=porto, require_road_connected=True)
@@ -402,10 +281,55 @@ def test_porto_douro_detours_and_road_connectivity(porto: CompiledGraph) -> None
     assert report.failed_rules() == ["road_connected"]
 
 
+@pytest.fixture(scope="module")
+def parishes() -> gpd.GeoDataFrame:
+    return gpd.read_file(shared_file("areas", "porto_parishes.gpkg"))
+
+
+def test_validate_contiguity_on_road_adjacency(porto: CompiledGraph, parishes) -> None:
+    sel = parishes[parishes["parish_code"].isin(list(_PORTO))].copy()
+    sel["territory"] = sel["parish_code"].map(_PORTO)
+    rook = validate_territories(sel, "territory", graph=porto, require_contiguity=True)
+    road = validate_territories(
+        sel, "territory", graph=porto, require_contiguity=True, adjacency="road"
+    )
+    assert rook.territories["contiguous"].all() and rook.rule("contiguity")["passed"] is True
+    t = road.territories.set_index("territory")
+    # Gondomar and Avintes face each other across the Douro: no bridge between them
+    assert not t.loc["river", "contiguous"] and t.loc["river", "n_polygon_pieces"] == 2
+    # Lordelo do Ouro and Afurada: the Arrábida bridge joins them
+    assert t.loc["bridge", "contiguous"] and t.loc["north", "contiguous"]
+    assert road.rule("contiguity")["passed"] is False
+    assert "river (2 pieces)" in road.rule("contiguity")["detail"]
+    assert road.params["adjacency"] == "road"
+    with pytest.raises(AreaDataError, match="needs a road graph"):
+        validate_territories(sel, "territory", graph=None, adjacency="road")
+
+
+def test_cli_validate_contiguity_road(tmp_path, porto: CompiledGraph, parishes) -> None:
+    sel = parishes[parishes["parish_code"].isin(list(_PORTO))].copy()
+    sel["territory"] = sel["parish_code"].map(_PORTO)
+    src = tmp_path / "sel.gpkg"
+    sel.to_file(src, driver="GPKG")
+    graph = porto.save(tmp_path / "porto.npz")
+    base = ["validate", str(src), "-t", "territory", "--graph", str(graph), "--no-cache"]
+    polygon = CliRunner().invoke(app, [*base, "--require-contiguous"], catch_exceptions=False)
+    assert polygon.exit_code == 0, polygon.output
+    road = CliRunner().invoke(
+        app, [*base, "--require-contiguous", "--contiguity", "road"], catch_exceptions=False
+    )
+    assert road.exit_code == 1, road.output
+    assert "validation failed: contiguity" in road.stderr
+    bad = CliRunner().invoke(
+        app, ["validate", str(src), "-t", "territory", "--straight-line", "--contiguity", "road"]
+    )
+    assert bad.exit_code == 2 and "needs a road source" in bad.stderr
+
+
 # ----------------------------------------------------------------- straight-line (no graph)
 @pytest.fixture(scope="module")
 def ct_zctas() -> gpd.GeoDataFrame:
-    gdf = gpd.read_file(shared_areas("ct_zcta_2010.gpkg"))
+    gdf = gpd.read_file(shared_file("areas", "ct_zcta_2010.gpkg"))
     gdf["territory"] = "T" + gdf["zcta"].str[:3]
     return gdf
 

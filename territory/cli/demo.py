@@ -115,8 +115,7 @@ def demo_cmd(
     sol = res.solution
     out.print(
         f"max deviation {sol.max_deviation:.1%} (tolerance {ex.tolerance:.0%}: "
-        f"{'met' if sol.within_bounds else 'NOT met'}); "
-        + (f"gap to the LP bound {sol.gap:.2%}" if sol.gap is not None else "no bound applies"),
+        f"{'met' if sol.within_bounds else 'NOT met'}); " + sol.certificate(),
         highlight=False,
     )
     if res.facts.get("unreachable_pairs"):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -270,8 +272,36 @@ def precompute_cmd(
         float | None, typer.Option(help="Flag snaps farther than this many metres.")
     ] = None,
     block_rows: Annotated[
-        int, typer.Option(help="Rows per resumable block.", rich_help_panel="Solver")
-    ] = 64,
+        int | None,
+        typer.Option(
+            help="Rows per resumable block (default 64 into the cache; with --out 1000, "
+            "one Dask task and the chunk height of the store).",
+            rich_help_panel="Solver",
+        ),
+    ] = None,
+    store_out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            help="Write a Zarr v3 matrix store here (folder or fsspec URL such as "
+            "s3://bucket/t.zarr) instead of the cache; rerunning resumes it.",
+            rich_help_panel="Scale out",
+        ),
+    ] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the blocks on Dask: 'local' (a LocalCluster of --workers processes on "
+            "127.0.0.1) or a scheduler address (tcp://HOST:8786). Needs --out.",
+            rich_help_panel="Scale out",
+        ),
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Worker processes of --dask local (1 thread each).", rich_help_panel="Scale out"
+        ),
+    ] = 2,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
     engine: EngineOpt = None,
     speeds: SpeedsOpt = None,
@@ -279,15 +309,21 @@ def precompute_cmd(
     cache_dir: CacheDirOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Fill the cache with the drive times between all areas (resumable after interruption).
+    """Fill the cache (or a Zarr store) with the drive times between all areas, resumably.
 
     Later `roadnet matrix` (and the optimizer) calls on any subset of these areas read the
-    cache instead of routing.
+    cache instead of routing; a finished --out store is referenced by the cache and read
+    chunk-wise. --dask runs one task per row block; the workers load the hierarchy from the
+    cache folder and write into the store, so on a cluster both must be on shared storage.
     """
     setup_logging(verbose)
     engine = engine_option(engine)
-    if block_rows < 1:
+    if block_rows is not None and block_rows < 1:
         raise OptionError(f"--block-rows must be >= 1, got {block_rows}")
+    if dask is not None and store_out is None:
+        raise OptionError("--dask needs --out STORE.zarr: the workers write into a Zarr store")
+    if workers < 1:
+        raise OptionError(f"--workers must be >= 1, got {workers}")
     jobs = check_n_jobs(jobs, "--jobs")
     cut = parse_cutoff(cutoff)
     check_max_snap(max_snap)
@@ -308,20 +344,39 @@ def precompute_cmd(
             clip_buffer_km=clip_buffer_km,
         )
         pts = snap_points(g, areas.lon, areas.lat, max_distance_m=max_snap)
-        t0 = time.perf_counter()
-        with progress_pair("precompute") as (update, build):
-            key, done, total = precompute_matrix(
-                g,
-                pts,
-                cutoff=cut,
-                distances=distances,
-                n_jobs=jobs,
-                block_rows=block_rows,
-                progress=update,
-                engine=engine,
-                build_progress=build,
-                on_engine=lambda c: err.print(c.describe(), highlight=False),
+        if store_out is None:
+            _precompute_cache(g, pts, areas, cut, distances, jobs, block_rows or 64, engine)
+            return
+        with _dask_client(dask, workers) as client:
+            _precompute_store(
+                g, pts, areas, store_out, client, cut, distances, jobs, block_rows or 1000, engine
             )
+
+
+def _precompute_cache(
+    g: CompiledGraph,
+    pts: Any,
+    areas: Areas,
+    cut: float | None,
+    distances: bool,
+    jobs: int | None,
+    block_rows: int,
+    engine: str | None,
+) -> None:
+    t0 = time.perf_counter()
+    with progress_pair("precompute") as (update, build):
+        key, done, total = precompute_matrix(
+            g,
+            pts,
+            cutoff=cut,
+            distances=distances,
+            n_jobs=jobs,
+            block_rows=block_rows,
+            progress=update,
+            engine=engine,
+            build_progress=build,
+            on_engine=lambda c: err.print(c.describe(), highlight=False),
+        )
     if total == 0:
         out.print(
             f"already cached: {len(areas):,} x {len(areas):,} matrix (entry {key})", highlight=False
@@ -333,3 +388,89 @@ def precompute_cmd(
             f"{total} block(s){resumed} [{time.perf_counter() - t0:.1f} s]",
             highlight=False,
         )
+
+
+@contextlib.contextmanager
+def _dask_client(address: str | None, workers: int) -> Iterator[Any]:
+    """A ``distributed.Client``: none, on a new LocalCluster, or on a running scheduler."""
+    if address is None:
+        yield None
+        return
+    try:
+        import distributed
+    except ImportError as exc:  # pragma: no cover - a runtime dependency
+        raise OptionError(f"--dask needs the 'distributed' package ({exc})") from exc
+    from roadnet.precompute import local_cluster
+
+    if address == "local":
+        with local_cluster(workers) as cluster, distributed.Client(cluster) as client:
+            err.print(
+                f"Dask LocalCluster: {workers} worker process(es) on 127.0.0.1; dashboard "
+                f"{cluster.dashboard_link}",
+                highlight=False,
+            )
+            yield client
+        return
+    if "://" not in address:
+        raise OptionError(
+            f"--dask must be 'local' or a scheduler address such as tcp://HOST:8786, got "
+            f"{address!r}"
+        )
+    try:
+        client = distributed.Client(address, timeout="30s")
+    except OSError as exc:
+        raise OptionError(f"--dask: cannot reach the scheduler at {address} ({exc})") from exc
+    with client:
+        n = len(client.scheduler_info().get("workers", {}))
+        err.print(
+            f"Dask scheduler {address}: {n} worker(s); dashboard {client.dashboard_link}",
+            highlight=False,
+        )
+        yield client
+
+
+def _precompute_store(
+    g: CompiledGraph,
+    pts: Any,
+    areas: Areas,
+    url: str,
+    client: Any,
+    cut: float | None,
+    distances: bool,
+    jobs: int | None,
+    block_rows: int,
+    engine: str | None,
+) -> None:
+    def say_plan(plan: Any) -> None:
+        if plan.skipped or plan.damaged:
+            err.print(
+                f"{url}: {plan.skipped} of {plan.total} block(s) already written and verified "
+                f"(skipped), {plan.damaged} damaged (recomputed); computing {len(plan.todo)}",
+                highlight=False,
+            )
+
+    t0 = time.perf_counter()
+    with progress_pair("precompute") as (update, build):
+        _, done, total = precompute_matrix(
+            g,
+            pts,
+            out=url,
+            client=client,
+            ids=np.asarray(areas.ids),
+            cutoff=cut,
+            distances=distances,
+            n_jobs=jobs,
+            block_rows=block_rows,
+            progress=update,
+            engine=engine,
+            build_progress=build,
+            on_engine=lambda c: err.print(c.describe(), highlight=False),
+            on_plan=say_plan,
+        )
+    n = len(areas)
+    where = "on Dask" if client is not None else "in this process"
+    out.print(
+        f"{n:,} x {n:,} matrix in {url}: computed {done} of {total} block(s) {where}, "
+        f"{total - done} already written and verified [{time.perf_counter() - t0:.1f} s]",
+        highlight=False,
+    )

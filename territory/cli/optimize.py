@@ -218,6 +218,15 @@ def optimize_cmd(
     time_limit: Annotated[
         float, typer.Option(help="Seconds for the local search.", rich_help_panel="Solver")
     ] = 10.0,
+    polish_time_limit: Annotated[
+        float,
+        typer.Option(
+            help="Seconds for the exact polish after the local search (the MIP up to 250 "
+            "areas, a MIP around the plan beyond) and the lower bound that certifies the "
+            "optimality gap; 0 = neither.",
+            rich_help_panel="Solver",
+        ),
+    ] = 20.0,
     jobs: Annotated[
         int | None,
         typer.Option(help="Worker processes (-1 = all cores).", rich_help_panel="Solver"),
@@ -298,6 +307,7 @@ def optimize_cmd(
                 existing_column=existing_column,
                 disruption=disruption,
                 time_limit=time_limit,
+                polish_time_limit=polish_time_limit,
             )
     sol = res.solution
     print_run_facts(res, time.perf_counter() - t0)
@@ -314,11 +324,7 @@ def optimize_cmd(
             roads=None if g is None else road_lines(g),
         )
     print_summary_table(res.summary, res.facts["unit"])
-    bound = (
-        f"lower bound {sol.lower_bound:,.6g} ({sol.bound_source}), gap {sol.gap:.2%}"
-        if sol.gap is not None
-        else "no lower bound applies"
-    )
+    bound = sol.certificate()
     out.print(
         f"max deviation {sol.max_deviation:.1%} (tolerance {tolerance:.0%}: "
         f"{'met' if sol.within_bounds else 'NOT met'}); weighted cost {sol.cost:,.6g}; "

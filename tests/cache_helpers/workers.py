@@ -7,13 +7,15 @@ Modes
 -----
 crash ROOT GEN
     Write every entry of :func:`entry_names` (shuffled by ``GEN``) with generation ``GEN``,
-    overwriting older generations, then print ``done``. The test kills it at random moments.
+    overwriting older generations, then print ``done``. The test runs it with the cache's
+    pause points on (``CACHE_TEST_PAUSE_AT``, see ``cache/_pause.py``) and kills it at one.
 overwrite ROOT N
     Overwrite one key with generations 1..N (readers race against it).
 concurrent ROOT KEY BARRIER LOG
     Wait for the file BARRIER, then ``get_or_compute`` KEY; the compute appends a line to LOG.
 partial ROOT
-    Resume the partial matrix of :data:`PARTIAL_KEY`, write its missing blocks, finish it.
+    Resume the partial matrix of :data:`PARTIAL_KEY`, write its missing blocks, finish it
+    (killed at its ``partial_block_written`` pause points).
 """
 
 from __future__ import annotations
@@ -192,7 +194,6 @@ def _partial(root: str) -> None:
     for i in part.missing_blocks():
         start, stop = part.block_range(i)
         part.write_block(i, partial_block(start, stop))
-        time.sleep(0.004)
     part.finish()
     print("done", flush=True)
 

@@ -1,0 +1,317 @@
+"""Polish a heuristic plan towards the optimum and certify it with a global bound.
+
+After a constructive solver (and the local search), :func:`polish` spends what is left of a
+time budget on the true objective (weighted distance) with the balance bounds kept as hard
+constraints:
+
+* up to :data:`EXACT_MAX_N` areas (where HiGHS usually proves the optimum within seconds to
+  a minute; measured by ``scripts/bench_quality.py``): the exact MIP
+  (:func:`optimizer.exact.solve_exact`) with the run's fixed centers, forbidden centers and
+  locked areas. ``scipy.optimize.milp`` takes no starting solution, so the heuristic plan is
+  kept whenever the MIP ends without a better one;
+* beyond: a restricted MIP around the incumbent: the candidates near its centers may become
+  centers, and each area may go to its few nearest of them (or stay where it is, so the
+  incumbent is a solution of the restricted model).
+
+A MIP plan replaces the incumbent only when it is cheaper, within the balance bounds, and,
+when contiguity is required, with no more fragments than the incumbent (whole islands of the
+adjacency, which nothing can join, do not count). The MIP does not model contiguity: a plan
+with more fragments is first repaired and searched by :func:`optimizer.local.local_search`
+with contiguity kept, and then compared.
+
+The certificate attached to the result is a bound on the whole problem
+(:mod:`optimizer.bounds`): the MIP's dual bound when the full MIP ran, else the LP relaxation
+or the Lagrangian bound; and, for the final centers, the allocation bound (TRANSP).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from optimizer.bounds import Bound, global_lower_bound
+from optimizer.exact import solve_exact
+from optimizer.exceptions import InfeasibleError, InputError, SolverError
+from optimizer.problem import TerritoryProblem
+from optimizer.solution import Solution, evaluate
+from optimizer.transp import solve_transp
+
+__all__ = ["EXACT_MAX_N", "allocation_bound", "polish"]
+
+log = logging.getLogger(__name__)
+
+#: the full MIP runs up to this many areas (see the module docstring)
+EXACT_MAX_N = 250
+#: restricted MIP: candidates per incumbent center, centers per area
+_NEAR_CANDIDATES = 25
+_NEAR_CENTERS = 8
+#: at most this many restricted MIPs, each around the previous one's plan
+_ROUNDS = 4
+#: share of the budget the polishing MIP may use (the rest is for the bound)
+_MIP_SHARE = 0.8
+
+
+def allocation_bound(
+    problem: TerritoryProblem, centers: np.ndarray, locked: np.ndarray | None = None
+) -> float | None:
+    """The TRANSP bound for ``centers``: no allocation to them within the bounds costs less.
+
+    ``None`` when no such allocation exists or an area no center reaches.
+    """
+    rows = problem.cost.rows(centers)
+    allowed = None
+    if locked is not None:
+        lk = np.asarray(locked, dtype=np.int64)
+        allowed = np.ones(rows.shape, bool)
+        cols = np.flatnonzero(lk >= 0)
+        allowed[:, cols] = centers[:, None] == lk[None, cols]
+    ok = np.isfinite(rows) if allowed is None else np.isfinite(rows) & allowed
+    if not ok.any(axis=0).all():
+        return None
+    lo, hi = problem.center_bounds(centers)
+    try:
+        tr = solve_transp(
+            rows,
+            problem.weights,
+            lower=lo,
+            upper=hi,
+            cost_weights=problem.objective_weights,
+            k_nearest=None,
+            allowed=allowed,
+        )
+    except (InfeasibleError, SolverError):
+        return None
+    return float(tr.lower_bound)
+
+
+def _restricted_pairs(
+    problem: TerritoryProblem, sol: Solution, allowed_centers: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(pairs mask (nc, n), candidate mask (nc,)) of the restricted MIP around ``sol``."""
+    nc, n = problem.cost.shape
+    cand_area = problem.candidates
+    area_cands = np.flatnonzero(cand_area >= 0)
+    may = np.ones(nc, bool) if allowed_centers is None else np.asarray(allowed_centers, bool)
+    keep = np.zeros(nc, bool)
+    keep[sol.centers] = True
+    if area_cands.size:
+        d = problem.cost.block(sol.centers, cand_area[area_cands])  # center -> candidate area
+        d = np.where(may[area_cands][None, :], d, np.inf)
+        k = min(_NEAR_CANDIDATES, area_cands.size)
+        near = np.argpartition(d, k - 1, axis=1)[:, :k]
+        sel = area_cands[near.ravel()]
+        keep[sel[np.isfinite(d[np.repeat(np.arange(d.shape[0]), k), near.ravel()])]] = True
+    cands = np.flatnonzero(keep)
+    rows = problem.cost.rows(cands)
+    kk = min(_NEAR_CENTERS, cands.size)
+    near_c = np.argpartition(rows, kk - 1, axis=0)[:kk]
+    pairs = np.zeros((nc, n), bool)
+    pairs[cands[near_c], np.arange(n)[None, :]] = True
+    pairs[sol.centers[sol.assignment], np.arange(n)] = True  # the incumbent stays feasible
+    return pairs, keep
+
+
+def polish(
+    problem: TerritoryProblem,
+    solution: Solution,
+    *,
+    time_limit: float = 30.0,
+    adjacency: Any = None,
+    require_contiguity: bool = False,
+    fixed_centers: np.ndarray | None = None,
+    allowed_centers: np.ndarray | None = None,
+    locked: np.ndarray | None = None,
+    exact_max_n: int = EXACT_MAX_N,
+    bound: str = "auto",
+) -> Solution:
+    """Improve ``solution`` with a (restricted) MIP and certify it (module docstring).
+
+    Parameters
+    ----------
+    problem
+        The territory problem.
+    solution
+        The incumbent plan (e.g. location–allocation + local search).
+    time_limit
+        Seconds for the MIP and the bound together.
+    adjacency, require_contiguity
+        A MIP plan must be contiguous in ``adjacency`` when contiguity is required.
+    fixed_centers, allowed_centers, locked
+        The run's side constraints (candidate indices that must be centers, mask of
+        candidates that may be, candidate each area is locked to or -1).
+    exact_max_n
+        Largest ``n`` for the full MIP; 0 disables the MIP (certificate only).
+    bound
+        ``"auto"``, ``"lp"``, ``"lagrangian"`` (see :func:`optimizer.bounds.global_lower_bound`)
+        or ``"none"``.
+
+    Returns
+    -------
+    Solution
+        The better plan with ``lower_bound`` / ``optimality_gap`` (whole problem) and
+        ``allocation_bound`` / ``allocation_gap`` (its centers); ``details["polish"]`` says
+        what ran.
+    """
+    if require_contiguity and adjacency is None:
+        raise InputError("require_contiguity needs the adjacency of the areas")
+    t0 = time.perf_counter()
+    side: dict[str, Any] = {
+        "fixed_centers": fixed_centers,
+        "allowed_centers": allowed_centers,
+        "locked": locked,
+    }
+    best = solution
+    facts: dict[str, Any] = {}
+    mip_bound: Bound | None = None
+    n = problem.n
+    shares = problem.target_share is not None
+    mip_time = _MIP_SHARE * time_limit
+
+    comp_size: np.ndarray | None = None
+    comp: np.ndarray | None = None
+    if require_contiguity:
+        from scipy.sparse import csgraph, csr_matrix
+
+        _, comp = csgraph.connected_components(csr_matrix(adjacency), directed=False)
+        comp_size = np.bincount(comp)
+
+    def n_fragments(assignment: np.ndarray) -> int:
+        """Pieces beyond one per territory, not counting whole islands (components of the
+        adjacency, which no plan can join to anything)."""
+        from optimizer.contiguity import territory_pieces
+
+        assert comp is not None
+        assert comp_size is not None
+        total = 0
+        for pieces in territory_pieces(adjacency, assignment, problem.p):
+            joinable = [x for x in pieces if x.size < comp_size[comp[x[0]]]]
+            total += max(0, len(joinable) - 1)
+        return total
+
+    # a plan must not have more (joinable) fragments than the incumbent
+    max_fragments = n_fragments(solution.assignment) if require_contiguity else 0
+
+    def acceptable(cand: Solution) -> bool:
+        if not cand.within_bounds or cand.details.get("unreachable_areas"):
+            return False
+        if require_contiguity and n_fragments(cand.assignment) > max_fragments:
+            return False
+        if not best.within_bounds:
+            return True
+        return cand.cost < best.cost - 1e-9 * max(1.0, abs(best.cost))
+
+    def made_contiguous(cand: Solution) -> Solution | None:
+        """The MIP plan repaired and searched with contiguity kept (local search)."""
+        from optimizer.local import local_search
+
+        if n_fragments(cand.assignment) <= max_fragments:
+            return None
+        facts["mip_plan_contiguous"] = False
+        left = time_limit - (time.perf_counter() - t0)
+        if left < 1.0:
+            return None
+        res = local_search(
+            problem,
+            cand.assignment,
+            cand.centers,
+            adjacency=adjacency,
+            require_contiguity=True,
+            locked=None if locked is None else np.asarray(locked) >= 0,
+            fixed_centers=None if fixed_centers is None else np.isin(cand.centers, fixed_centers),
+            allowed_centers=allowed_centers,
+            time_limit=min(left * 0.5, 10.0),
+        )
+        return evaluate(problem, res.assignment, res.centers, method=cand.method + "+contiguity")
+
+    if not shares and exact_max_n > 0 and mip_time > 0.5:
+        full = n <= exact_max_n
+        try:
+            if full:
+                ex = solve_exact(problem, time_limit=mip_time, max_variables=10**8, **side)
+                if ex.lower_bound is not None:
+                    mip_bound = Bound(ex.lower_bound, "mip", ex.bound_relaxes)
+            else:
+                # rounds around the latest plan while it improves and time is left
+                ex = best
+                for rnd in range(_ROUNDS):
+                    left = mip_time - (time.perf_counter() - t0)
+                    if left < 0.5:
+                        break
+                    pairs, cand_mask = _restricted_pairs(problem, ex, allowed_centers)
+                    may = cand_mask if allowed_centers is None else cand_mask & allowed_centers
+                    nxt = solve_exact(
+                        problem,
+                        time_limit=left,
+                        max_variables=10**8,
+                        fixed_centers=fixed_centers,
+                        allowed_centers=may,
+                        locked=locked,
+                        pairs=pairs,
+                    )
+                    facts["rounds"] = rnd + 1
+                    if rnd > 0 and nxt.cost >= ex.cost - 1e-9 * max(1.0, abs(ex.cost)):
+                        break
+                    ex = nxt
+            facts["mip"] = "full" if full else "restricted"
+            facts["mip_status"] = ex.details.get("status")
+            facts["mip_cost"] = ex.cost
+            if require_contiguity and ex.within_bounds:
+                fixed_up = made_contiguous(ex)
+                if fixed_up is not None:
+                    facts["contiguous_cost"] = fixed_up.cost
+                    ex = fixed_up
+            if acceptable(ex):
+                facts["improved_from"] = best.cost
+                best = ex
+        except (SolverError, InfeasibleError, InputError) as exc:
+            facts["mip"] = f"no plan: {exc}"
+            log.info("polishing MIP gave no plan: %s", exc)
+    # the certificate
+    glob = mip_bound
+    if solution.lower_bound is not None and (
+        glob is None or glob.value is None or solution.lower_bound > glob.value
+    ):
+        glob = Bound(solution.lower_bound, solution.bound_source, solution.bound_relaxes)
+    left = time_limit - (time.perf_counter() - t0)
+    if glob is None and bound != "none":
+        try:
+            glob = global_lower_bound(
+                problem, method=bound, upper=best.cost, time_limit=max(2.0, left), **side
+            )
+        except SolverError as exc:
+            facts["bound_error"] = str(exc)
+    centers = np.asarray(best.centers)
+    out = evaluate(
+        problem,
+        best.assignment,
+        centers,
+        lower_bound=None if glob is None else glob.value,
+        bound_source="none" if glob is None or glob.value is None else glob.source,
+        bound_relaxes=() if glob is None else glob.relaxed,
+        allocation_bound=allocation_bound(problem, centers, locked),
+        method=solution.method + ("+mip" if best is not solution else "") + "+polish",
+        seed=solution.seed,
+        iterations=solution.iterations,
+        starts=solution.starts,
+        seconds=solution.seconds + (time.perf_counter() - t0),
+        details={
+            **solution.details,
+            "polish": {
+                **facts,
+                "seconds": time.perf_counter() - t0,
+                "bound_seconds": None if glob is None else glob.seconds,
+            },
+        },
+    )
+    log.info(
+        "polish: cost %.6g (from %.6g), bound %s (%s), %.2f s",
+        out.cost,
+        solution.cost,
+        out.lower_bound,
+        out.bound_source,
+        time.perf_counter() - t0,
+    )
+    return out

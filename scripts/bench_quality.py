@@ -1,0 +1,320 @@
+"""Solution quality of the default territory pipeline against the proved optimum (issue 15).
+
+Territory cases (tolerance 5 %, p in 4, 8, 12, 20):
+
+* Porto parishes (170), drive times on ``porto_portugal.osm.pbf`` through the cached matrix
+  API (:func:`roadnet.cached.cached_drive_time_matrix`), measure = land area in km² (the
+  file has no population), contiguity ``road`` (the pipeline's ``auto`` with a road graph);
+* Connecticut ZCTAs (282) and Rhode Island ZCTAs (77: the file lists 02861 twice, merged
+  into one area with the population summed), straight lines in UTM metres, measure =
+  population, contiguity ``polygon``.
+
+Rows per case, all on the same :class:`optimizer.TerritoryProblem`:
+
+* ``LA``: location–allocation alone (:func:`optimizer.solve`, ``"la"``, one start);
+* ``default``: what ``design_territories`` runs by default: LA, the tabu local search with
+  contiguity (``--time-limit`` 10 s) and :func:`optimizer.polish.polish` (20 s: the exact MIP
+  up to 250 areas, a restricted MIP beyond, and the bound on the whole problem);
+* ``default-free``: the same without contiguity (comparable with the MIP, which has none);
+* ``exact``: the MIP alone (:func:`optimizer.solve_exact`, ``--exact-time`` seconds): the
+  proved optimum, or its best plan and dual bound at the limit.
+
+Columns: cost, ``true %`` = (cost - optimum) / cost against the proved optimum (against the
+best bound on the whole problem of any row when the MIP did not prove one: then an upper
+bound of the true gap, marked ``<=``), ``cert %`` = the optimality gap the result reports
+itself (its own certificate; ``-`` when it has none), max deviation, within the tolerance,
+contiguous, seconds (solver time; the matrix and the adjacency are computed once per area set
+and not counted).
+
+OR-Library: pmedcap01-10 with seeds 0-4 (:func:`optimizer.pmedian.solve_capacitated_pmedian`,
+5 s each; optimum count) and pmed1-20 with seeds 0-4 (:func:`optimizer.pmedian.solve_pmedian`;
+mean gap).
+
+Run from the repository root (the machine is shared: times are noisy)::
+
+    python scripts/bench_quality.py
+    python scripts/bench_quality.py --cases ri --p 4 8 --no-orlib
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import optimizer
+from optimizer import TerritoryProblem, solve, solve_exact
+from optimizer.contiguity import is_contiguous
+from optimizer.exceptions import OptimizerError
+from optimizer.local import local_search
+from optimizer.polish import polish
+from optimizer.problem import CostMatrix, EuclideanCost
+from optimizer.tolerance import parse_tolerance
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import code_version  # scripts/ helper
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+
+def _areas_case(name: str) -> tuple[np.ndarray, np.ndarray, Any, Any, str] | None:
+    """(weights, planar xy, cost provider, adjacency, description) of a case."""
+    import geopandas as gpd
+
+    from roadnet.adjacency import polygon_adjacency, road_adjacency
+
+    if name in ("ct", "ri"):
+        path = DATA / "areas" / f"{name}_zcta_2010.gpkg"
+        if not path.is_file():
+            return None
+        gdf = gpd.read_file(path)
+        dup = int(gdf["zcta"].duplicated().sum())
+        if dup:  # RI lists 02861 twice: one area, population summed
+            gdf = gdf.dissolve(by="zcta", aggfunc={"population": "sum"}).reset_index()
+        gdf = gdf.to_crs(gdf.estimate_utm_crs())
+        gdf["geometry"] = gdf.geometry.make_valid()
+        pts = gdf.geometry.representative_point()
+        xy = np.column_stack([pts.x, pts.y])
+        w = gdf["population"].to_numpy(float)[:, None]
+        adj = polygon_adjacency(gdf)
+        desc = (
+            f"{name.upper()} ZCTAs: {len(gdf)} areas"
+            + (f" ({dup} duplicate merged)" if dup else "")
+            + ", population, straight-line metres, polygon contiguity"
+        )
+        return w, xy, EuclideanCost(xy, xy), adj, desc
+    if name == "porto":
+        import roadnet
+        from roadnet.cached import cached_drive_time_matrix
+        from roadnet.graph_cache import load_road_graph
+        from roadnet.snap import snap_points
+
+        pbf = DATA / "osm" / "porto_portugal.osm.pbf"
+        path = DATA / "areas" / "porto_parishes.gpkg"
+        if not pbf.is_file() or not path.is_file():
+            return None
+        areas = roadnet.read_areas(path)
+        graph, _ = load_road_graph(pbf=pbf)
+        snapped = snap_points(graph, areas.lon, areas.lat)
+        matrix, rep = cached_drive_time_matrix(graph, snapped)
+        gdf = areas.gdf.to_crs(areas.gdf.estimate_utm_crs())
+        pts = gdf.geometry.representative_point()
+        xy = np.column_stack([pts.x, pts.y])
+        w = (gdf.geometry.area.to_numpy() / 1e6)[:, None]
+        adj = road_adjacency(polygon_adjacency(areas.gdf), graph, areas.gdf)
+        desc = (
+            f"Porto parishes: {len(areas)} areas, land area km2, drive seconds "
+            f"({rep.describe()}), road contiguity"
+        )
+        return w, xy, CostMatrix(np.asarray(matrix.seconds)), adj, desc
+    raise SystemExit(f"unknown case {name!r}")
+
+
+def _problem(w: np.ndarray, xy: np.ndarray, cost: Any, p: int, tol: float) -> TerritoryProblem:
+    lo, hi = parse_tolerance(tol, w.shape[1])
+    return TerritoryProblem(
+        weights=w,
+        p=p,
+        cost=cost,
+        candidates=np.arange(w.shape[0]),
+        tol_lower=lo,
+        tol_upper=hi,
+        coords=xy,
+    )
+
+
+def _default(
+    prob: TerritoryProblem, adj: Any, contiguous: bool, ls_time: float, polish_time: float
+) -> optimizer.Solution:
+    """The steps of ``design_territories`` with its defaults (no side constraints)."""
+    t0 = time.perf_counter()
+    la = solve(prob, "la", bound="none")
+    res = local_search(
+        prob,
+        la.assignment,
+        la.centers,
+        adjacency=adj,
+        require_contiguity=contiguous,
+        time_limit=ls_time,
+    )
+    ls = optimizer.evaluate(prob, res.assignment, res.centers, method="la+local-search")
+    out = polish(prob, ls, time_limit=polish_time, adjacency=adj, require_contiguity=contiguous)
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _row(
+    label: str,
+    sol: optimizer.Solution,
+    adj: Any,
+    opt: float | None,
+    bound: float | None,
+    secs: float,
+) -> tuple[str, float | None]:
+    if opt is not None:
+        true = (sol.cost - opt) / sol.cost
+        true_s = f"{100 * true:8.3f}"
+    elif bound is not None:
+        true = (sol.cost - bound) / sol.cost
+        true_s = f"<={100 * true:6.3f}"
+    else:
+        true, true_s = None, f"{'-':>8}"
+    cert = "-" if sol.optimality_gap is None else f"{100 * sol.optimality_gap:.3f}"
+    contig = is_contiguous(adj, sol.assignment, sol.p)
+    line = (
+        f"  {label:<13} {sol.cost:>14,.6g} {true_s} {cert:>8} {100 * sol.max_deviation:>7.2f} "
+        f"{'yes' if sol.within_bounds else 'NO':>6} {'yes' if contig else 'no':>6} "
+        f"{secs:>7.1f}  {sol.bound_source}"
+    )
+    return line, (true if opt is not None else None)
+
+
+def _territories(args: argparse.Namespace) -> None:
+    summary: dict[str, list[float]] = {"default-free": [], "default": [], "LA": []}
+    slow: list[str] = []
+    for name in args.cases:
+        t = time.perf_counter()
+        case = _areas_case(name)
+        if case is None:
+            print(f"\nskipped {name}: data not found under {DATA}")
+            continue
+        w, xy, cost, adj, desc = case
+        print(f"\n## {desc} [prepared in {time.perf_counter() - t:.1f} s]")
+        for p in args.p:
+            prob = _problem(w, xy, cost, p, args.tolerance)
+            print(
+                f"\np = {p}, tolerance {args.tolerance:.0%}\n"
+                f"  {'method':<13} {'cost':>14} {'true %':>8} {'cert %':>8} {'maxdev%':>7} "
+                f"{'within':>6} {'contig':>6} {'seconds':>7}  bound"
+            )
+            t = time.perf_counter()
+            try:
+                ex = solve_exact(prob, time_limit=args.exact_time, max_variables=10**8)
+            except OptimizerError as exc:
+                print(f"  exact: {exc}")
+                ex = None
+            t_ex = time.perf_counter() - t
+            proved = ex is not None and ex.details.get("status") == "optimal"
+            opt = ex.cost if proved and ex is not None else None
+            bnd = None if ex is None else ex.lower_bound
+            rows: list[tuple[str, optimizer.Solution, float]] = []
+            t = time.perf_counter()
+            la = solve(prob, "la")
+            rows.append(("LA", la, time.perf_counter() - t))
+            for label, contiguous in (("default", True), ("default-free", False)):
+                t = time.perf_counter()
+                sol = _default(prob, adj, contiguous, args.ls_time, args.polish_time)
+                rows.append((label, sol, time.perf_counter() - t))
+            if ex is not None:
+                rows.append(("exact", ex, t_ex))
+            # without a proved optimum: the best bound on the whole problem any run found
+            bounds = [s.lower_bound for _, s, _ in rows if s.lower_bound is not None]
+            if bnd is not None:
+                bounds.append(bnd)
+            bnd = max(bounds) if bounds else None
+            for label, sol, secs in rows:
+                line, true = _row(label, sol, adj, opt, bnd, secs)
+                print(line, flush=True)
+                if label in summary and true is not None and sol.within_bounds:
+                    summary[label].append(true)
+                if label.startswith("default") and secs > 30 and prob.n <= 300:
+                    slow.append(f"{name} p={p} {label} {secs:.1f} s")
+                understated = (
+                    sol.optimality_gap is not None
+                    and opt is not None
+                    and sol.optimality_gap < (sol.cost - opt) / sol.cost - 1e-9
+                )
+                if understated:
+                    print(f"  !! {label}: reported gap below the true gap")
+            if not proved:
+                print(f"  (the MIP did not prove an optimum in {args.exact_time:.0f} s)")
+    print("\n## summary over the cases where the MIP proved the optimum (plans within tolerance)")
+    for label, vals in summary.items():
+        if vals:
+            print(
+                f"  {label:<13} mean {100 * statistics.mean(vals):.3f} %, max "
+                f"{100 * max(vals):.3f} %, within 0.5 %: {sum(v <= 0.005 for v in vals)}/"
+                f"{len(vals)}"
+            )
+    print("  default runs over 30 s (n <= 300): " + (", ".join(slow) if slow else "none"))
+
+
+def _orlib(args: argparse.Namespace) -> None:
+    from optimizer.orlib import euclidean_distances, read_pmed, read_pmedcap, read_pmedopt
+    from optimizer.pmedian import solve_capacitated_pmedian, solve_pmedian
+
+    bench = DATA / "benchmarks"
+    cap_files = sorted((bench / "pmedcap").glob("pmedcap*.txt"))
+    if cap_files:
+        print(f"\n## pmedcap01-10, seeds {args.seeds}, {args.cap_time:.0f} s each")
+        hits, runs, worst = 0, 0, 0.0
+        for f in cap_files:
+            xy, demand, p, q, opt = read_pmedcap(f)
+            dist = euclidean_distances(xy, floor=True)
+            objs, secs = [], []
+            for seed in args.seeds:
+                res = solve_capacitated_pmedian(
+                    dist, demand, p, q, seed=seed, time_limit=args.cap_time
+                )
+                objs.append(res.objective)
+                secs.append(res.seconds)
+                runs += 1
+                hits += opt is not None and res.objective <= opt + 1e-6
+                worst = max(worst, res.seconds)
+            print(
+                f"  {f.stem:<10} optimum {opt}: objectives {[round(o) for o in objs]}, "
+                f"seconds max {max(secs):.2f}",
+                flush=True,
+            )
+        print(f"  optimum in {hits}/{runs} runs; slowest run {worst:.2f} s")
+    pmed_files = sorted((bench / "pmed").glob("pmed[0-9]*.txt"), key=lambda x: int(x.stem[4:]))
+    if pmed_files:
+        optima = read_pmedopt(bench / "pmed" / "pmedopt.txt")
+        print(f"\n## pmed1-20, seeds {args.seeds}")
+        gaps = []
+        for f in pmed_files:
+            dist, p, n = read_pmed(f)
+            g = []
+            for seed in args.seeds:
+                res = solve_pmedian(dist, None, p, seed=seed)
+                g.append(100 * (res.objective - optima[f.stem]) / optima[f.stem])
+            gaps += g
+            print(f"  {f.stem:<7} n={n} p={p}: gaps % {[round(x, 3) for x in g]}", flush=True)
+        print(
+            f"  mean gap {statistics.mean(gaps):.4f} % over {len(gaps)} runs, max "
+            f"{max(gaps):.3f} %, optimum in {sum(x <= 1e-9 for x in gaps)}/{len(gaps)}"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cases", nargs="+", default=["porto", "ct", "ri"])
+    ap.add_argument("--p", nargs="+", type=int, default=[4, 8, 12, 20])
+    ap.add_argument("--tolerance", type=float, default=0.05)
+    ap.add_argument("--exact-time", type=float, default=60.0)
+    ap.add_argument("--ls-time", type=float, default=10.0, help="local search (pipeline default)")
+    ap.add_argument("--polish-time", type=float, default=20.0, help="polish (pipeline default)")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    ap.add_argument("--cap-time", type=float, default=5.0)
+    ap.add_argument("--no-orlib", action="store_true")
+    ap.add_argument("--no-territories", action="store_true")
+    args = ap.parse_args()
+    print(
+        f"bench_quality: python {platform.python_version()}, {platform.machine()}, "
+        f"code {code_version()}"
+    )
+    if not args.no_territories:
+        _territories(args)
+    if not args.no_orlib:
+        _orlib(args)
+
+
+if __name__ == "__main__":
+    main()
