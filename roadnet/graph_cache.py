@@ -44,6 +44,7 @@ __all__ = [
     "graph_key",
     "hierarchy_available",
     "load_road_graph",
+    "mapped_from_cache",
     "open_store",
 ]
 
@@ -235,6 +236,45 @@ def hierarchy_available(graph: CompiledGraph, store: Store | None = None) -> boo
         return True
     store = store if store is not None else open_store()
     return store is not None and store.contains(key)
+
+
+def mapped_from_cache(
+    graph: CompiledGraph, hierarchy: Hierarchy, store: Store | None = None
+) -> tuple[CompiledGraph, Hierarchy, bool]:
+    """The graph and its hierarchy re-read from the cache as read-only memory maps.
+
+    Processes that map the same cache entries share one copy of their pages (a server with
+    several worker processes holds the arrays once). Checksums are verified on the way.
+
+    Parameters
+    ----------
+    graph, hierarchy
+        A cached graph (from :func:`cached_graph` or :func:`load_road_graph`) and its
+        hierarchy (from :func:`cached_hierarchy`).
+    store
+        The cache (default: the settings' cache).
+
+    Returns
+    -------
+    tuple of (CompiledGraph, Hierarchy, bool)
+        The mapped graph and hierarchy and ``True``; or the given ones and ``False`` when they
+        are not in the cache (caching off, a graph read from a ``.npz`` file).
+    """
+    store = store if store is not None else open_store()
+    key = graph.meta.get("cache_key")
+    if store is None or not isinstance(key, str) or key.startswith("content-"):
+        return graph, hierarchy, False
+    g_entry = store.get(key, mmap=True)
+    h_key, _ = _hierarchy_key(graph)
+    h_entry = store.get(h_key, mmap=True)
+    if g_entry is None or h_entry is None:
+        return graph, hierarchy, False
+    g = CompiledGraph.from_arrays(dict(g_entry.arrays), dict(g_entry.meta))
+    g.meta["cache_key"] = key
+    h = Hierarchy.from_arrays(dict(h_entry.arrays), dict(h_entry.meta))
+    if h.n_nodes != g.n_nodes:
+        raise CacheError(f"cached hierarchy {h_key} has {h.n_nodes} nodes, graph {g.n_nodes}")
+    return g, h, True
 
 
 # ------------------------------------------------------------------------------- any source

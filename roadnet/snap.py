@@ -25,6 +25,7 @@ reachable. Large separate components (an island such as Gozo) are eligible.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from typing import Any
 
@@ -36,7 +37,7 @@ from roadnet.exceptions import CRSError, SnapError
 from roadnet.graph import CompiledGraph
 from roadnet.settings import settings
 
-__all__ = ["SnappedPoints", "point_labels", "snap_points"]
+__all__ = ["SnappedPoints", "nearest_arcs", "point_labels", "snap_points"]
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,12 @@ def _segment_index(graph: CompiledGraph, min_component_nodes: int) -> _SegmentIn
     return idx
 
 
+@functools.lru_cache(maxsize=8)
+def _from_wgs84(crs: str) -> pyproj.Transformer:
+    """The lon/lat -> ``crs`` transformer (made once: creating one takes about a millisecond)."""
+    return pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+
+
 def _check_lonlat(lon: np.ndarray, lat: np.ndarray) -> None:
     if lon.shape != lat.shape or lon.ndim != 1:
         raise SnapError(
@@ -242,7 +249,7 @@ def snap_points(
     if not (max_d > 0 and kmh > 0):
         raise SnapError(f"max_distance_m and connector_speed_kmh must be > 0, got {max_d}, {kmh}")
     n = lon.shape[0]
-    to_xy = pyproj.Transformer.from_crs("EPSG:4326", graph.crs, always_xy=True)
+    to_xy = _from_wgs84(graph.crs)
     px, py = (np.asarray(c, dtype=np.float64) for c in to_xy.transform(lon, lat))
     index = _segment_index(graph, min_component_nodes)
     if n:
@@ -258,9 +265,15 @@ def snap_points(
         t = np.where(len2 > 0, ((px - x0) * dx + (py - y0) * dy) / np.where(len2 > 0, len2, 1), 0)
     t = np.clip(t, 0.0, 1.0)
     dist = np.hypot(x0 + t * dx - px, y0 + t * dy - py)
-    gm, gs = graph.geom_m.astype(np.float64), graph.geom_s.astype(np.float64)
-    pos_m = gm[p0] + t * (gm[p0 + 1] - gm[p0])
-    pos_s = gs[p0] + t * (gs[p0 + 1] - gs[p0])
+
+    def gm(i: np.ndarray) -> np.ndarray:  # only the entries needed, not the whole array
+        return graph.geom_m[i].astype(np.float64)
+
+    def gs(i: np.ndarray) -> np.ndarray:
+        return graph.geom_s[i].astype(np.float64)
+
+    pos_m = gm(p0) + t * (gm(p0 + 1) - gm(p0))
+    pos_s = gs(p0) + t * (gs(p0 + 1) - gs(p0))
     arc_s = graph.arc_seconds[arc].astype(np.float64)
     arc_m = graph.arc_metres[arc].astype(np.float64)
 
@@ -284,8 +297,8 @@ def snap_points(
         npts = ptr[arc[has] + 1] - ptr[arc[has]]
         q0 = ptr[b] + (npts - 2 - k)
         tb = 1.0 - t[has]
-        pos_sb = gs[q0] + tb * (gs[q0 + 1] - gs[q0])
-        pos_mb = gm[q0] + tb * (gm[q0 + 1] - gm[q0])
+        pos_sb = gs(q0) + tb * (gs(q0 + 1) - gs(q0))
+        pos_mb = gm(q0) + tb * (gm(q0 + 1) - gm(q0))
         bs = graph.arc_seconds[b].astype(np.float64)
         bm = graph.arc_metres[b].astype(np.float64)
         out_node[has, 1] = graph.arc_v[b]
@@ -340,3 +353,53 @@ def snap_points(
         max_distance_m=max_d,
         connector_speed_kmh=kmh,
     )
+
+
+def nearest_arcs(
+    graph: CompiledGraph,
+    lon: float,
+    lat: float,
+    number: int,
+    *,
+    min_component_nodes: int = 50,
+    max_distance_m: float = 5000.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``number`` roads nearest to one WGS84 point, nearest first.
+
+    Each road counts once (a two-way road's arcs share one geometry; the arc returned is the
+    one :func:`snap_points` would attach to). Only roads within ``max_distance_m`` are searched.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``arcs``, ``distance_m`` (straight line from the point to the road) and ``position_m``
+        (along the arc's geometry from its tail to the nearest point); at most ``number`` each.
+    """
+    pt = np.array([lon], dtype=np.float64), np.array([lat], dtype=np.float64)
+    _check_lonlat(*pt)
+    if number < 1:
+        raise SnapError(f"number must be >= 1, got {number!r}")
+    to_xy = _from_wgs84(graph.crs)
+    px, py = (float(np.asarray(c).ravel()[0]) for c in to_xy.transform(*pt))
+    point = shapely.Point(px, py)
+    index = _segment_index(graph, min_component_nodes)
+    radius = 50.0
+    while True:
+        seg = index.tree.query(point, predicate="dwithin", distance=radius)
+        arcs = np.unique(index.seg_arc[seg])
+        if arcs.shape[0] >= number or radius >= max_distance_m:
+            break
+        radius = min(radius * 4, max_distance_m)
+    ptr = graph.geom_indptr
+    lines = [
+        shapely.linestrings(
+            np.column_stack([graph.geom_x[ptr[a] : ptr[a + 1]], graph.geom_y[ptr[a] : ptr[a + 1]]])
+        )
+        for a in arcs
+    ]
+    dist = np.array([line.distance(point) for line in lines], dtype=np.float64)
+    pos = np.array([line.project(point) for line in lines], dtype=np.float64)
+    order = np.argsort(dist, kind="stable")[:number]
+    # the geometry's length equals the arc's metres up to rounding; keep positions inside
+    pos = np.minimum(pos[order], graph.arc_metres[arcs[order]].astype(np.float64))
+    return arcs[order].astype(np.int64), dist[order], pos

@@ -7,7 +7,7 @@ the layers below keep their own types (:class:`roadnet.RoadnetError`,
 
 from __future__ import annotations
 
-__all__ = ["OptionError", "OutputError", "TerritoryError"]
+__all__ = ["OptionError", "OutputError", "RequestError", "TerritoryError"]
 
 
 class TerritoryError(Exception):
@@ -24,3 +24,30 @@ class OutputError(TerritoryError, OSError):
     The message names the path and what to do; files written before by the same command are
     left exactly as they were.
     """
+
+
+class RequestError(TerritoryError, ValueError):
+    """A service request that cannot be answered, with what the client is told.
+
+    Parameters
+    ----------
+    code
+        The OSRM error code (``"InvalidQuery"``, ``"InvalidOptions"``, ``"InvalidValue"``,
+        ``"InvalidUrl"``, ``"NoSegment"``, ``"NoRoute"``, ``"TooBig"``, ...) or one of the native
+        API's (``"NotFound"``, ``"Unauthorized"``, ``"Busy"``, ``"Timeout"``, ...).
+    message
+        What is wrong: the argument, the value and what would be valid.
+    status
+        HTTP status (400 unless said otherwise).
+    headers
+        Extra response headers (``Retry-After``, ``WWW-Authenticate``).
+    """
+
+    def __init__(
+        self, code: str, message: str, status: int = 400, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.headers = headers or {}

@@ -11,6 +11,7 @@ from territory.cli.demo import demo_cmd
 from territory.cli.graph import graph_app
 from territory.cli.matrix import matrix_cmd, precompute_cmd
 from territory.cli.optimize import optimize_cmd
+from territory.cli.serve import serve_cmd
 from territory.cli.validate import validate_cmd
 
 __all__ = ["app", "main"]
@@ -30,6 +31,7 @@ app.add_typer(cache_app, name="cache")
 app.command("optimize")(optimize_cmd)
 app.command("validate")(validate_cmd)
 app.command("demo")(demo_cmd)
+app.command("serve")(serve_cmd)
 
 
 def main() -> None:

@@ -1,0 +1,423 @@
+"""Benchmark ``roadnet serve`` (issue: the routing extension service) on 127.0.0.1.
+
+In one run, on one cache folder holding the graph and hierarchy of the extract (Porto by
+default; built first when the folder is new):
+
+1. **warm table**: ``--n`` x ``--n`` (100 x 100) OSRM ``table`` requests over HTTP to a running
+   server, one at a time, p50/p95/p99; the same table through the CLI (``roadnet matrix``, a
+   cold process: start-up, graph and hierarchy from the cache, matrix, file) and through the
+   library call in this process (:func:`roadnet.matrix.drive_time_matrix` on the loaded
+   hierarchy). Ratios: CLI / HTTP p50, HTTP p50 / library.
+2. **10 x 10 throughput**: ``--clients`` concurrent clients sending 10 x 10 tables for
+   ``--burst`` seconds: requests/s, latency percentiles, errors by status.
+3. **mixed load**: ``--clients`` clients for ``--duration`` seconds, mixed 10 x 10 (90 %) and
+   100 x 100 (10 %) tables, plus ``--jobs`` territory jobs submitted at the start: throughput,
+   percentiles per kind (100 x 100 p99 under load is a goal), errors by status, server RSS and
+   PSS (all its processes) at the start and the end.
+4. **workers** (``--rss-workers 1,4``): the server's total RSS and PSS with 1 and with 4 worker
+   processes after the same warm-up: the graph and hierarchy arrays are memory maps of the cache,
+   so the workers share their pages (PSS counts a shared page once in total).
+
+Every point set comes from a seeded generator; every table is different (no request can be
+answered from a matrix cache), for HTTP and for the CLI alike. The load generator runs in this
+process on the same machine as the server (loopback only), so both compete for the same cores:
+the figures are a lower bound of what the server does alone. Bounded in time and count; stops by
+itself. Prints figures and the goals, asserts nothing.
+
+Run from the repository root::
+
+    python scripts/bench_service.py                       # Porto, 1 worker, 50 clients, 60 s
+    python scripts/bench_service.py --workers 2 --duration 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from _provenance import code_version  # scripts/ helper
+
+import roadnet
+from roadnet.engine import EngineChoice
+from roadnet.graph import CompiledGraph
+from roadnet.graph_cache import cached_hierarchy, load_road_graph
+from roadnet.matrix import drive_time_matrix
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PBF = REPO_ROOT / ".." / "shared" / "data" / "osm" / "porto_portugal.osm.pbf"
+READY_TIMEOUT_S = 600.0
+
+
+# ------------------------------------------------------------------------------ helpers
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tree_pids(root: int) -> list[int]:
+    """``root`` and all its descendants (from /proc)."""
+    parent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parent[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(c for c, pp in parent.items() if pp == p)
+    return out
+
+
+def tree_memory(root: int) -> dict[str, float]:
+    """Total RSS and PSS (MB) of a process tree (smaps_rollup)."""
+    rss = pss = 0
+    n = 0
+    for pid in tree_pids(root):
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        n += 1
+        for line in text.splitlines():
+            if line.startswith("Rss:"):
+                rss += int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss += int(line.split()[1])
+    return {"processes": n, "rss_mb": rss / 1024, "pss_mb": pss / 1024}
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def fmt_ms(values: list[float]) -> str:
+    if not values:
+        return "no samples"
+    return (
+        f"p50 {pct(values, 50) * 1e3:7.1f} ms  p95 {pct(values, 95) * 1e3:7.1f} ms  "
+        f"p99 {pct(values, 99) * 1e3:7.1f} ms  (n={len(values)})"
+    )
+
+
+class PointPool:
+    """Seeded random points near the roads of the largest strongly connected component."""
+
+    def __init__(self, graph: CompiledGraph, seed: int) -> None:
+        self.g = graph
+        self.rng = np.random.default_rng(seed)
+        self.rows = np.flatnonzero(graph.scc == 0)
+
+    def take(self, k: int) -> np.ndarray:
+        r = self.rng.choice(self.rows, size=k, replace=False)
+        pts = np.column_stack([self.g.lon[r], self.g.lat[r]])
+        return np.round(pts + self.rng.normal(0, 2e-4, size=(k, 2)), 6)
+
+
+def coords(pts: np.ndarray) -> str:
+    return ";".join(f"{x:.6f},{y:.6f}" for x, y in pts)
+
+
+class Server:
+    def __init__(self, pbf: Path, cache_dir: Path, workers: int, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "territory.cli", "serve", "--pbf", str(pbf),
+               "--port", str(self.port), "--cache-dir", str(cache_dir),
+               "--workers", str(workers), "--max-waiting", "512",
+               "--jobs-dir", str(cache_dir / f"bench-jobs-{self.port}")]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        self.log = log.open("wb")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.workers = workers
+
+    def wait_ready(self) -> float:
+        """Seconds until every worker answers /ready with 200 (20 in a row)."""
+        t0 = time.perf_counter()
+        streak = 0
+        with httpx.Client(timeout=5) as c:
+            while time.perf_counter() - t0 < READY_TIMEOUT_S:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("server exited; see its log")
+                try:
+                    ok = c.get(f"{self.url}/ready").status_code == 200
+                except httpx.TransportError:
+                    ok = False
+                streak = streak + 1 if ok else 0
+                if streak >= 10 * self.workers:
+                    return time.perf_counter() - t0
+                time.sleep(0.05 if ok else 0.2)
+        raise RuntimeError("server not ready in time")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+# ------------------------------------------------------------------------------ phases
+def warm_http(url: str, pool: PointPool, n: int, reps: int) -> list[float]:
+    times = []
+    with httpx.Client(timeout=60) as c:
+        c.get(f"{url}/table/v1/driving/{coords(pool.take(n))}")  # first request: warm-up
+        for _ in range(reps):
+            u = f"{url}/table/v1/driving/{coords(pool.take(n))}"
+            t0 = time.perf_counter()
+            r = c.get(u)
+            times.append(time.perf_counter() - t0)
+            if r.status_code != 200:
+                raise RuntimeError(f"warm table failed: {r.status_code} {r.text[:200]}")
+    return times
+
+
+def cold_cli(pbf: Path, cache_dir: Path, pool: PointPool, n: int, reps: int) -> list[float]:
+    times = []
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(reps):
+            pts = pool.take(n)
+            csv = Path(tmp) / f"p{i}.csv"
+            csv.write_text("id,lon,lat\n" + "".join(f"{j},{x},{y}\n" for j, (x, y) in
+                                                    enumerate(pts)))  # fmt: skip
+            cmd = [sys.executable, "-m", "territory.cli", "matrix", str(csv), "--pbf", str(pbf),
+                   "--out", str(Path(tmp) / f"m{i}.npz"), "--cache-dir", str(cache_dir),
+                   "--engine", "ch", "--jobs", "1"]  # fmt: skip
+            t0 = time.perf_counter()
+            subprocess.run(cmd, env=env, check=True, capture_output=True)
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def library(graph: CompiledGraph, engine: EngineChoice, pool: PointPool, n: int, reps: int):
+    times = []
+    for _ in range(reps):
+        pts = pool.take(n)
+        t0 = time.perf_counter()
+        drive_time_matrix(graph, pts, engine=engine, n_jobs=1)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def areas_fc(pool: PointPool, k: int) -> dict[str, Any]:
+    pts = pool.take(k)
+    return {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [float(x), float(y)]},
+         "properties": {"id": f"a{i}", "pop": 1 + i % 7}}
+        for i, (x, y) in enumerate(pts)]}  # fmt: skip
+
+
+async def load(
+    url: str, pool: PointPool, clients: int, seconds: float, big_share: float, n_jobs: int
+) -> dict[str, Any]:
+    """``clients`` concurrent clients for ``seconds``: mixed 10 x 10 / 100 x 100 tables."""
+    small = [coords(pool.take(10)) for _ in range(2000)]
+    big = [coords(pool.take(100)) for _ in range(200)]
+    lat: dict[str, list[float]] = {"10x10": [], "100x100": []}
+    status: Counter[str] = Counter()
+    rng = np.random.default_rng(7)
+    choices = rng.random(1_000_000) < big_share
+    counter = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as c:
+        job_ids = []
+        for _ in range(n_jobs):
+            r = await c.post(f"{url}/v1/territories", json={
+                "areas": areas_fc(pool, 30), "p": 3, "measures": ["pop"], "tolerance": 0.2,
+                "improve": False})  # fmt: skip
+            status[f"job-submit {r.status_code}"] += 1
+            if r.status_code == 202:
+                job_ids.append(r.json()["id"])
+        t_end = time.perf_counter() + seconds
+
+        async def client(k: int) -> None:
+            nonlocal counter
+            i = k
+            while time.perf_counter() < t_end:
+                counter += 1
+                is_big = bool(choices[counter % choices.shape[0]])
+                kind = "100x100" if is_big else "10x10"
+                u = big[i % len(big)] if is_big else small[i % len(small)]
+                i += clients
+                t0 = time.perf_counter()
+                try:
+                    r = await c.get(f"{url}/table/v1/driving/{u}")
+                    status[str(r.status_code)] += 1
+                    if r.status_code == 200:
+                        lat[kind].append(time.perf_counter() - t0)
+                except httpx.HTTPError as exc:
+                    status[type(exc).__name__] += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(k) for k in range(clients)))
+        wall = time.perf_counter() - t0
+        jobs = []
+        for jid in job_ids:  # wait (bounded) for the jobs to finish
+            deadline = time.perf_counter() + 300
+            while True:
+                j = (await c.get(f"{url}/v1/jobs/{jid}")).json()
+                if j["state"] not in ("queued", "running") or time.perf_counter() > deadline:
+                    break
+                await asyncio.sleep(0.5)
+            jobs.append(j)
+    total = sum(v for k, v in status.items() if not k.startswith("job"))
+    return {"wall": wall, "lat": lat, "status": status, "requests": total, "jobs": jobs}
+
+
+def report_load(name: str, res: dict[str, Any]) -> None:
+    print(f"\n{name}: {res['requests']} requests in {res['wall']:.1f} s = "
+          f"{res['requests'] / res['wall']:.0f} req/s")  # fmt: skip
+    for kind, v in res["lat"].items():
+        if v:
+            print(f"  {kind:8s} {fmt_ms(v)}")
+    print(f"  responses by status: {dict(sorted(res['status'].items()))}")
+    for j in res["jobs"]:
+        took = "-"
+        if j.get("started") and j.get("finished"):
+            took = f"{(dt.datetime.fromisoformat(j['finished']) - dt.datetime.fromisoformat(j['started'])).total_seconds():.1f} s"  # noqa: E501
+        print(f"  job {j['id']} territories: {j['state']} (ran {took})")
+
+
+# ------------------------------------------------------------------------------ main
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pbf", type=Path, default=DEFAULT_PBF)
+    ap.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="cache folder (default: a new temporary folder; graph built first)",
+    )
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--n", type=int, default=100, help="side of the warm table")
+    ap.add_argument("--reps", type=int, default=100, help="warm HTTP / library repetitions")
+    ap.add_argument("--cli-reps", type=int, default=3)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--burst", type=float, default=20.0, help="seconds of 10x10-only load")
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds of mixed load")
+    ap.add_argument("--big-share", type=float, default=0.1)
+    ap.add_argument("--jobs", type=int, default=3, help="territory jobs during the mixed load")
+    ap.add_argument("--rss-workers", default="1,4", help="worker counts to compare ('' = skip)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()  # fmt: skip
+    pbf = args.pbf.resolve()
+    if not pbf.is_file():
+        print(f"extract not found: {pbf}", file=sys.stderr)
+        return 2
+    tmp = None
+    if args.cache_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="bench-service-")
+        cache_dir = Path(tmp.name)
+    else:
+        cache_dir = args.cache_dir.resolve()
+    print(
+        f"roadnet serve benchmark — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(f"code: {code_version('territory', 'roadnet', 'scripts')}")
+    print(f"extract: {pbf.name}; cache: {cache_dir}; workers {args.workers}; "
+          f"clients {args.clients}; mixed load {args.duration:g} s")  # fmt: skip
+    with roadnet.settings.override(cache_dir=cache_dir):
+        t0 = time.perf_counter()
+        g, _ = load_road_graph(pbf=pbf)
+        h, _ = cached_hierarchy(g)
+        print(f"graph {g.n_nodes:,} nodes, {g.n_arcs:,} arcs; graph + hierarchy ready in "
+              f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
+    engine = EngineChoice("ch", "bench", h)
+    pool = PointPool(g, args.seed)
+    n = args.n
+
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-service-logs-"))
+    server = Server(pbf, cache_dir, args.workers, log_dir / "server.log")
+    try:
+        print(f"server ready in {server.wait_ready():.1f} s (pid {server.proc.pid})")
+        mem0 = tree_memory(server.proc.pid)
+        http = warm_http(server.url, pool, n, args.reps)
+        mem_warm = tree_memory(server.proc.pid)
+        with roadnet.settings.override(cache_dir=cache_dir):
+            lib = library(g, engine, pool, n, args.reps)
+        cli = cold_cli(pbf, cache_dir, pool, n, args.cli_reps)
+        print(f"\n1. warm {n} x {n} table, one request at a time")
+        print(f"  HTTP (OSRM table)   {fmt_ms(http)}")
+        print(f"  library call        {fmt_ms(lib)}")
+        print(f"  CLI, cold process   {fmt_ms(cli)}")
+        print(f"  CLI p50 / HTTP p50 = {pct(cli, 50) / pct(http, 50):.1f}x; "
+              f"HTTP p50 / library p50 = {pct(http, 50) / pct(lib, 50):.2f}x")  # fmt: skip
+        burst = asyncio.run(load(server.url, pool, args.clients, args.burst, 0.0, 0))
+        report_load(f"2. 10 x 10 tables, {args.clients} clients, {args.burst:g} s", burst)
+        mixed = asyncio.run(
+            load(server.url, pool, args.clients, args.duration, args.big_share, args.jobs)
+        )
+        report_load(
+            f"3. mixed load ({1 - args.big_share:.0%} 10 x 10, {args.big_share:.0%} 100 x 100, "
+            f"{args.jobs} territory jobs), {args.clients} clients, {args.duration:g} s",
+            mixed,
+        )
+        mem1 = tree_memory(server.proc.pid)
+        print(f"  server memory ({mem1['processes']} processes): RSS after start "
+              f"{mem0['rss_mb']:.0f} MB, after warm-up {mem_warm['rss_mb']:.0f} MB, after the "
+              f"load {mem1['rss_mb']:.0f} MB; PSS {mem_warm['pss_mb']:.0f} -> "
+              f"{mem1['pss_mb']:.0f} MB")  # fmt: skip
+    finally:
+        server.stop()
+
+    rss_rows = []
+    for w in [int(v) for v in args.rss_workers.split(",") if v.strip()]:
+        s = Server(pbf, cache_dir, w, log_dir / f"server-{w}.log")
+        try:
+            s.wait_ready()
+            warm_http(s.url, pool, n, 20 * w)
+            rss_rows.append((w, tree_memory(s.proc.pid)))
+        finally:
+            s.stop()
+    if rss_rows:
+        print("\n4. server memory by worker count (after 20 warm 100 x 100 tables per worker)")
+        for w, m in rss_rows:
+            print(f"  {w} worker(s): {m['processes']} processes, RSS {m['rss_mb']:.0f} MB "
+                  f"(sum over processes), PSS {m['pss_mb']:.0f} MB "
+                  "(shared pages counted once)")  # fmt: skip
+
+    errors_5xx = sum(v for k, v in (burst["status"] + mixed["status"]).items()
+                     if k[:1] == "5" and k.isdigit())  # fmt: skip
+    big_load = mixed["lat"]["100x100"]
+    growth = (mem1["rss_mb"] - mem_warm["rss_mb"]) / mem_warm["rss_mb"]
+    goals = [
+        ("warm 100x100 p50 <= 20 ms", pct(http, 50) * 1e3, pct(http, 50) <= 0.020),
+        ("100x100 p99 under load <= 100 ms", pct(big_load, 99) * 1e3, pct(big_load, 99) <= 0.1),
+        (">= 30x faster than the cold CLI", pct(cli, 50) / pct(http, 50),
+         pct(cli, 50) / pct(http, 50) >= 30),
+        (">= 300 req/s 10x10, 50 clients", burst["requests"] / burst["wall"],
+         burst["requests"] / burst["wall"] >= 300),
+        ("0 responses 5xx", errors_5xx, errors_5xx == 0),
+        ("RSS growth over the load <= 10 %", growth * 100, growth <= 0.10),
+    ]  # fmt: skip
+    print("\ngoals")
+    for name, value, ok in goals:
+        print(f"  {'MET ' if ok else 'MISSED'} {name}: {value:.1f}")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""Persisted jobs: territory design, validation and matrix precomputation, one process each.
+
+A job lives in a folder of its own under the cache folder (``service-jobs/<id>/``):
+
+``job.json``
+    id, kind, state, region, times, error; rewritten atomically at every change.
+``request.json``
+    The request body as received.
+``progress.json``
+    ``{"done": ..., "total": ..., "stage": ...}`` written by the running job.
+``result.json``
+    The result, written atomically when the job succeeds (before its state says so).
+``cancel``
+    Present when a client asked to cancel.
+
+States: ``queued`` -> ``running`` -> ``succeeded`` | ``failed`` | ``cancelled``; a job found
+``running`` when a server starts was cut off by a crash or a restart and becomes
+``interrupted`` — except a precompute job, which is queued again and resumes from the blocks
+already in the cache. Finished results stay until the job is deleted, so a restart loses none.
+
+Jobs run in a child process (``python -m territory.service.job_worker <folder>``), one at a
+time: a job can be cancelled by ending its process, and a failing job cannot take the server
+down. With several server worker processes, the one holding the folder's dispatcher lock runs
+the jobs; the others queue and read them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from roadnet.files import atomic_write
+from territory.exceptions import RequestError
+
+__all__ = ["FINAL_STATES", "JOB_KINDS", "JobManager", "read_json", "write_json"]
+
+log = logging.getLogger(__name__)
+
+JOB_KINDS = ("territories", "validate", "precompute")
+FINAL_STATES = ("succeeded", "failed", "cancelled", "interrupted")
+_POLL_S = 0.25
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (temporary file, fsync, rename)."""
+    text = json.dumps(obj, separators=(",", ":"), allow_nan=False)
+    atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file written by :func:`write_json`."""
+    return json.loads(path.read_text())
+
+
+class JobManager:
+    """Creates, runs, cancels and reports jobs kept in ``root``.
+
+    Parameters
+    ----------
+    root
+        The jobs folder.
+    max_jobs
+        Jobs queued or running at once; more are refused with 429 + ``Retry-After``.
+    env
+        Environment of the job processes (the cache folder, the road sources).
+    on_finish
+        Called with ``(kind, state)`` when a job ends (metrics).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        max_jobs: int,
+        env: dict[str, str],
+        on_finish: Any = None,
+    ) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.max_jobs = max_jobs
+        self.env = env
+        self.on_finish = on_finish
+        self._lock = filelock.FileLock(str(root / "dispatcher.lock"))
+        self._dispatching = False
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._running: tuple[str, subprocess.Popen[bytes]] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start the dispatcher thread."""
+        self._thread = threading.Thread(target=self._loop, name="jobs", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop dispatching; a running job is ended and will be reported as interrupted."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._running is not None:
+            _, proc = self._running
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if self._dispatching:
+            self._lock.release()
+
+    # ------------------------------------------------------------------ client side
+    def submit(self, kind: str, request: dict[str, Any], region: str) -> dict[str, Any]:
+        """Queue a job; returns its record."""
+        active = sum(1 for j in self.list() if j["state"] in ("queued", "running"))
+        if active >= self.max_jobs:
+            raise RequestError(
+                "TooManyJobs",
+                f"{active} jobs are queued or running (the server's limit is {self.max_jobs}); "
+                "retry later",
+                429,
+                {"Retry-After": "30"},
+            )
+        job_id = secrets.token_hex(8)
+        folder = self.root / job_id
+        folder.mkdir()
+        write_json(folder / "request.json", request)
+        record = {
+            "id": job_id,
+            "kind": kind,
+            "state": "queued",
+            "region": region,
+            "created": _now(),
+            "started": None,
+            "finished": None,
+            "error": None,
+        }
+        write_json(folder / "job.json", record)
+        self._wake.set()
+        return record
+
+    def _folder(self, job_id: str) -> Path:
+        if not (len(job_id) == 16 and all(c in "0123456789abcdef" for c in job_id)):
+            raise RequestError(
+                "NotFound", f"no job {job_id[:40]!r}: job ids are 16 hex digits", 404
+            )
+        folder = self.root / job_id
+        if not (folder / "job.json").is_file():
+            raise RequestError("NotFound", f"no job {job_id!r} (never created, or deleted)", 404)
+        return folder
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        """The job's record with its progress."""
+        folder = self._folder(job_id)
+        record: dict[str, Any] = read_json(folder / "job.json")
+        progress = folder / "progress.json"
+        record["progress"] = read_json(progress) if progress.is_file() else None
+        record["cancel_requested"] = (folder / "cancel").exists()
+        record["result_available"] = (folder / "result.json").is_file()
+        return record
+
+    def result(self, job_id: str) -> Path:
+        """The path of the job's ``result.json``; 409 while it has none."""
+        folder = self._folder(job_id)
+        record = read_json(folder / "job.json")
+        path = folder / "result.json"
+        if record["state"] != "succeeded" or not path.is_file():
+            raise RequestError(
+                "NoResult",
+                f"job {job_id} is {record['state']}"
+                + (f": {record['error']}" if record.get("error") else "")
+                + "; a result exists once it has succeeded",
+                409,
+            )
+        return path
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel a queued or running job; delete a finished one (and its result)."""
+        folder = self._folder(job_id)
+        record = read_json(folder / "job.json")
+        if record["state"] in FINAL_STATES:
+            shutil.rmtree(folder, ignore_errors=True)
+            return {**record, "deleted": True}
+        (folder / "cancel").touch()
+        self._wake.set()
+        return {**record, "cancel_requested": True}
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every job's record, oldest first."""
+        out = []
+        for folder in self.root.iterdir():
+            path = folder / "job.json"
+            if path.is_file():
+                try:
+                    out.append(read_json(path))
+                except (OSError, ValueError):
+                    continue
+        return sorted(out, key=lambda r: r["created"])
+
+    # ------------------------------------------------------------------ dispatcher
+    def _update(self, job_id: str, **changes: Any) -> dict[str, Any]:
+        path = self.root / job_id / "job.json"
+        record: dict[str, Any] = read_json(path)
+        record.update(changes)
+        write_json(path, record)
+        return record
+
+    def _finish(self, job_id: str, state: str, error: str | None = None) -> None:
+        record = self._update(job_id, state=state, finished=_now(), error=error)
+        log.info("job %s (%s): %s%s", job_id, record["kind"], state, f": {error}" if error else "")
+        if self.on_finish is not None:
+            self.on_finish(record["kind"], state)
+
+    def _recover(self) -> None:
+        """Jobs left running by a process that died: interrupted (precompute: queued again)."""
+        for record in self.list():
+            if record["state"] == "running":
+                _end_orphan(record.get("pid"), self.root / record["id"])
+                if record["kind"] == "precompute":
+                    self._update(record["id"], state="queued", resumed=True)
+                else:
+                    self._finish(
+                        record["id"],
+                        "interrupted",
+                        "the server stopped while the job ran; submit it again",
+                    )
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._step()
+            except Exception:  # the dispatcher must survive anything a job folder holds
+                log.exception("job dispatcher")
+            self._wake.wait(_POLL_S)
+            self._wake.clear()
+
+    def _step(self) -> None:
+        if not self._dispatching:
+            try:
+                self._lock.acquire(timeout=0)
+            except filelock.Timeout:
+                return
+            self._dispatching = True
+            self._recover()
+        if self._running is not None:
+            job_id, proc = self._running
+            folder = self.root / job_id
+            code = proc.poll()
+            if code is None:
+                if (folder / "cancel").exists():
+                    proc.terminate()
+                return
+            self._running = None
+            if (folder / "cancel").exists() and not (folder / "result.json").is_file():
+                self._finish(job_id, "cancelled")
+            elif code == 0 and (folder / "result.json").is_file():
+                self._finish(job_id, "succeeded")
+            else:
+                err = folder / "error.txt"
+                reason = err.read_text().strip() if err.is_file() else f"exit code {code}"
+                self._finish(job_id, "failed", reason)
+        for record in self.list():
+            if record["state"] != "queued":
+                continue
+            folder = self.root / record["id"]
+            if (folder / "cancel").exists():
+                self._finish(record["id"], "cancelled")
+                continue
+            self._update(record["id"], state="running", started=_now())
+            log_file = (folder / "worker.log").open("ab")
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "territory.service.job_worker", str(folder)],
+                env={**os.environ, **self.env},
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+            log_file.close()
+            self._update(record["id"], pid=proc.pid)
+            self._running = (record["id"], proc)
+            return
+
+
+def _end_orphan(pid: int | None, folder: Path) -> None:
+    """End the job process of a server that died, if it still runs (checked by its command
+    line, so that a reused pid is never hit)."""
+    if not pid:
+        return
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return
+    if str(folder).encode() in cmdline:
+        with contextlib.suppress(OSError):
+            os.kill(pid, 9)

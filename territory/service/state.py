@@ -1,0 +1,131 @@
+"""What the endpoints of one server share: configuration, regions, queue, metrics, jobs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi.responses import Response
+
+from roadnet.settings import default_cache_dir
+from roadnet.speed import SpeedProfile
+from territory.exceptions import RequestError
+from territory.service.config import ServiceConfig
+from territory.service.limits import WorkQueue
+from territory.service.metrics import Metrics
+from territory.service.regions import Region, RegionSet, load_region
+
+__all__ = ["RawJSON", "ServiceState", "error_response", "json_response", "matrix_json"]
+
+log = logging.getLogger(__name__)
+
+
+class RawJSON(str):
+    """JSON text already encoded (a large matrix), inserted as is by :func:`json_response`."""
+
+    __slots__ = ()
+
+
+def matrix_json(values: np.ndarray) -> RawJSON:
+    """A 2-D array as JSON rows, ``null`` where not finite.
+
+    float32 arrays are written with 9 significant digits, which read back as the same float32
+    (exactly the library's value) and are shorter than float64's repr; other arrays with 17.
+    """
+    arr = np.asarray(values)
+    digits = 9 if arr.dtype == np.float32 else 17
+    if arr.size == 0:
+        return RawJSON("[" + ",".join("[]" for _ in range(arr.shape[0])) + "]")
+    fmt = ",".join([f"%.{digits}g"] * arr.shape[1])
+    rows = ",".join(["[" + (fmt % tuple(r)) + "]" for r in arr.tolist()])
+    text = "[" + rows + "]"
+    if not np.isfinite(arr).all():
+        text = text.replace("-inf", "null").replace("inf", "null").replace("nan", "null")
+    return RawJSON(text)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A compact JSON response (no NaN: callers pass ``None`` for missing values).
+
+    Top-level values of type :class:`RawJSON` are inserted as they are.
+    """
+    raw: dict[str, str] = {}
+    if isinstance(body, dict):
+        body = dict(body)
+        for key, value in body.items():
+            if isinstance(value, RawJSON):
+                raw[key] = value
+                body[key] = f"@@raw:{key}@@"
+    text = json.dumps(body, separators=(",", ":"), allow_nan=False)
+    for key, value in raw.items():
+        text = text.replace(f'"@@raw:{key}@@"', value, 1)
+    return Response(text, status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(
+    code: str, message: str, status: int, headers: dict[str, str] | None = None
+) -> Response:
+    """The JSON error every failure is answered with."""
+    return json_response({"code": code, "message": message}, status, headers)
+
+
+class ServiceState:
+    """What the endpoints share: configuration, regions (once loaded), queue, metrics, jobs."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self.token = config.token()
+        self.cache_root = (
+            Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
+        )
+        self.metrics = Metrics()
+        self.queue = WorkQueue(1, config.max_waiting, config.time_limit)
+        self._regions: RegionSet | None = None
+        self.load_error: str | None = None
+        self.loaded = threading.Event()
+        self.started = time.time()
+        self.jobs: Any = None  # territory.service.jobs.JobManager, set by the native API
+
+    @property
+    def regions(self) -> RegionSet:
+        """The served regions; 503 until they are loaded."""
+        if self._regions is None:
+            if self.load_error is not None:
+                raise RequestError(
+                    "NotReady", f"the road graphs failed to load: {self.load_error}", 503
+                )
+            raise RequestError(
+                "NotReady",
+                "the road graphs are still loading; retry after the time in Retry-After",
+                503,
+                {"Retry-After": "2"},
+            )
+        return self._regions
+
+    def load(self) -> None:
+        """Load every region (called once, in a background thread)."""
+        cfg = self.config
+        try:
+            profile = SpeedProfile.from_file(cfg.speeds) if cfg.speeds else SpeedProfile.default()
+            regions: list[Region] = []
+            for p in cfg.pbf:
+                regions.append(load_region(pbf=Path(p), profile=profile))
+            for p in cfg.graph:
+                regions.append(load_region(graph=Path(p), profile=profile))
+            names = [r.name for r in regions]
+            for i, r in enumerate(regions):  # two files with one name: number them
+                if names.count(r.name) > 1:
+                    r.name = f"{r.name}-{i}"
+            self._regions = RegionSet(regions)
+            self.metrics.ready.set(1)
+            log.info("serving %s", ", ".join(r.name for r in regions))
+        except Exception as exc:  # reported by /ready and every request, and logged
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            log.exception("loading the road graphs failed")
+        finally:
+            self.loaded.set()
