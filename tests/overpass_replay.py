@@ -314,6 +314,12 @@ def guard_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """
     attempts: list[str] = []
     real_getaddrinfo = socket.getaddrinfo
+    if getattr(real_getaddrinfo, "__module__", "socket") != "socket":
+        # an earlier osmnx call left its DNS-pinning wrapper in place: wrap the function it
+        # saved, not the wrapper (which would call back into ours without end)
+        from osmnx import _http as _osmnx_http
+
+        real_getaddrinfo = _osmnx_http._original_getaddrinfo
     real_gethostbyname = socket.gethostbyname
     real_connect = socket.socket.connect
     real_connect_ex = socket.socket.connect_ex
