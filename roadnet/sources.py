@@ -382,10 +382,20 @@ def clip_region(clip: Any, buffer_km: float = DEFAULT_CLIP_BUFFER_KM) -> Any:
         When the buffer is negative, absurd or not a number, or ``clip`` is empty or not a
         geometry or box.
     """
-    import pyproj
+    buffer_km = check_clip_buffer(buffer_km)
+    return _grow(clip_hull(clip), buffer_km)
+
+
+def clip_hull(clip: Any) -> Any:
+    """The convex hull of a clip (box, geometry or GeoDataFrame) in EPSG:4326, unbuffered.
+
+    Raises
+    ------
+    ClipError
+        When ``clip`` is empty or not a geometry or box.
+    """
     import shapely
 
-    buffer_km = check_clip_buffer(buffer_km)
     if hasattr(clip, "geometry") and hasattr(clip, "to_crs"):  # GeoDataFrame / GeoSeries
         if clip.crs is None:
             raise ClipError("clip areas have no CRS; set one (e.g. EPSG:4326) before clipping")
@@ -408,7 +418,14 @@ def clip_region(clip: Any, buffer_km: float = DEFAULT_CLIP_BUFFER_KM) -> Any:
         geom = shapely.box(w, s, e, n)
     if geom is None or geom.is_empty:
         raise ClipError("clip geometry is empty")
-    hull = geom.convex_hull
+    return geom.convex_hull
+
+
+def _grow(hull: Any, buffer_km: float) -> Any:
+    """``hull`` grown by ``buffer_km`` (in metres in the local UTM zone), in EPSG:4326."""
+    import pyproj
+    import shapely
+
     c = hull.centroid
     crs = utm_crs_for(np.array([c.x]), np.array([c.y]))
     fwd = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform
@@ -444,7 +461,17 @@ def pbf_identity(
     if bbox is not None:
         ident["bbox_filter"] = [float(c) for c in bbox]
     if clip is not None:
-        ident["clip"] = clip_identity(clip_region(clip, clip_buffer_km))
+        import shapely
+
+        hull = clip_hull(clip)
+        region = _grow(hull, check_clip_buffer(clip_buffer_km))
+        ident["clip"] = {
+            **clip_identity(region),
+            # what a covering graph is recognised by (graph_cache.covering_graph_key): the
+            # unbuffered hull and the buffer
+            "hull_wkt": shapely.to_wkt(shapely.set_precision(hull, 1e-6), rounding_precision=6),
+            "buffer_km": float(clip_buffer_km),
+        }
     return ident
 
 

@@ -34,9 +34,9 @@ from territory.cli._common import (
     SpeedOpt,
     SpeedsOpt,
     VerboseOpt,
-    areas_clip,
     cache_settings,
     check_max_snap,
+    clip_for,
     engine_option,
     err,
     friendly,
@@ -62,7 +62,7 @@ def matrix_cmd(
     bbox: BboxOpt = None,
     graph: GraphOpt = None,
     reader: ReaderOpt = "auto",
-    clip_to_areas: ClipToAreasOpt = False,
+    clip_to_areas: ClipToAreasOpt = None,
     clip_buffer_km: ClipBufferOpt = DEFAULT_CLIP_BUFFER_KM,
     destinations: Annotated[
         Path | None,
@@ -157,7 +157,7 @@ def matrix_cmd(
             speeds=speeds,
             speed=speed,
             reader=reader,
-            clip=areas_clip(areas, dest) if clip_to_areas else None,
+            clip=clip_for(clip_to_areas, pbf, areas, dest),
             clip_buffer_km=clip_buffer_km,
         )
         m = compute_matrix(
@@ -257,7 +257,7 @@ def precompute_cmd(
     bbox: BboxOpt = None,
     graph: GraphOpt = None,
     reader: ReaderOpt = "auto",
-    clip_to_areas: ClipToAreasOpt = False,
+    clip_to_areas: ClipToAreasOpt = None,
     clip_buffer_km: ClipBufferOpt = DEFAULT_CLIP_BUFFER_KM,
     id_column: Annotated[str | None, typer.Option(help="Id column of the areas.")] = None,
     lon_column: Annotated[str | None, typer.Option(help="Longitude column (CSV/points).")] = None,
@@ -340,7 +340,7 @@ def precompute_cmd(
             speeds=speeds,
             speed=speed,
             reader=reader,
-            clip=areas_clip(areas) if clip_to_areas else None,
+            clip=clip_for(clip_to_areas, pbf, areas),
             clip_buffer_km=clip_buffer_km,
         )
         pts = snap_points(g, areas.lon, areas.lat, max_distance_m=max_snap)

@@ -26,8 +26,8 @@ from territory.cli._common import (
     SpeedOpt,
     SpeedsOpt,
     VerboseOpt,
-    areas_clip,
     cache_settings,
+    clip_for,
     err,
     friendly,
     out,
@@ -54,7 +54,7 @@ def validate_cmd(
     bbox: BboxOpt = None,
     graph: GraphOpt = None,
     reader: ReaderOpt = "auto",
-    clip_to_areas: ClipToAreasOpt = False,
+    clip_to_areas: ClipToAreasOpt = None,
     clip_buffer_km: ClipBufferOpt = DEFAULT_CLIP_BUFFER_KM,
     straight_line: Annotated[
         bool,
@@ -199,7 +199,7 @@ def validate_cmd(
                 speeds=speeds,
                 speed=speed,
                 reader=reader,
-                clip=areas_clip(areas) if clip_to_areas else None,
+                clip=clip_for(clip_to_areas, pbf, areas, centers_gdf),
                 clip_buffer_km=clip_buffer_km,
             )
         rep = validate_territories(
