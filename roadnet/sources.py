@@ -36,6 +36,7 @@ import pandas as pd
 from roadnet.build import RawArcs, compile_arcs, utm_crs_for
 from roadnet.exceptions import (
     ClipError,
+    DownloadUnavailableError,
     GraphSourceError,
     InvalidArgumentError,
     PlaceNotFoundError,
@@ -1125,7 +1126,7 @@ def _download(
         name = type(exc).__name__
         text = str(exc)
         if offline is not None:
-            raise GraphSourceError(
+            raise DownloadUnavailableError(
                 f"downloading {kind} {query!r} failed: Overpass at {settings.overpass_url} "
                 f"cannot be reached ({offline}; {name}); check the network connection, or "
                 "read a local extract with --pbf / --osm"

@@ -35,7 +35,7 @@ from rich.progress import (
 from cache import CacheCorruptWarning, CacheError
 from optimizer.exceptions import OptimizerError
 from roadnet.engine import check_engine
-from roadnet.exceptions import RoadnetError
+from roadnet.exceptions import DownloadUnavailableError, RoadnetError
 from roadnet.graph import CompiledGraph
 from roadnet.graph_cache import load_road_graph
 from roadnet.settings import settings
@@ -80,6 +80,8 @@ err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: errors of the environment (exit 1), checked before the layers' input errors (exit 2)
+_ENVIRONMENT: tuple[type[BaseException], ...] = (OutputError, DownloadUnavailableError)
 _BAD_INPUT: tuple[type[BaseException], ...] = (
     RoadnetError,
     OptimizerError,
@@ -111,7 +113,7 @@ def friendly(func: F) -> F:
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
-        except OutputError as exc:
+        except _ENVIRONMENT as exc:
             if debug:
                 raise
             _error_line(exc)
