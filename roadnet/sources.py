@@ -439,6 +439,16 @@ def _grow(hull: Any, buffer_km: float) -> Any:
     return shapely.make_valid(grown)
 
 
+def _clip_where(region: Any, buffer_km: float) -> str:
+    if region is None:
+        return ""
+    w, s, e, n = (round(float(v), 4) for v in region.bounds)
+    return (
+        f" inside the clip region (the areas' hull + {buffer_km:g} km, within {w},{s},{e},{n}): "
+        "are the areas in this extract?"
+    )
+
+
 def clip_identity(region: Any) -> dict[str, Any]:
     """JSON record of a clip region for cache keys: SHA-256 of its WKB (6 decimals)."""
     import shapely
@@ -821,8 +831,7 @@ def graph_from_pbf(
     else:
         segs = _read_pbf_pyrosm(p, bbox, region)
     if segs.seg_u.size == 0 or not (segs.seg_u >= 0).any():
-        where = " inside the clip region" if region is not None else ""
-        raise GraphSourceError(f"{p} holds no drivable road{where}")
+        raise GraphSourceError(f"{p} holds no drivable road{_clip_where(region, clip_buffer_km)}")
     if progress:
         progress("compiling graph", 0.5)
     raw, info = _arcs_from_segments(
@@ -838,8 +847,7 @@ def graph_from_pbf(
         seg_tags=segs.seg_tags,
     )
     if info["segments_drivable"] == 0:
-        where = " inside the clip region" if region is not None else ""
-        raise GraphSourceError(f"{p} holds no drivable road{where}")
+        raise GraphSourceError(f"{p} holds no drivable road{_clip_where(region, clip_buffer_km)}")
     ts = segs.timestamp
     del segs
     meta = {
