@@ -128,6 +128,8 @@ def _describe_entry(record: dict[str, Any]) -> str:
             + (", with metres" if meta.get("metres_key") else "")
             + (f", by {'+'.join(meta['engines'])}" if meta.get("engines") else "")
         )
+    if record.get("kind") == "names":
+        return f"road names of graph {str(inputs.get('graph', ''))[:12]} ({meta.get('ways')} ways)"
     return ""
 
 
