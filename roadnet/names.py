@@ -48,6 +48,7 @@ class RoadNames:
         self.way_ids = np.asarray(way_ids, dtype=np.int64)
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.blob = np.asarray(blob, dtype=np.uint8)
+        self._raw: bytes | None = None
         if self.offsets.shape != (self.way_ids.shape[0] + 1,):
             raise ValueError("offsets must have one entry more than way_ids")
 
@@ -70,24 +71,34 @@ class RoadNames:
 
     def name(self, way_id: int) -> str:
         """The name of one way (``""`` when unnamed or unknown)."""
-        i = int(np.searchsorted(self.way_ids, way_id))
-        if i >= len(self) or self.way_ids[i] != way_id:
-            return ""
-        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
-        return bytes(self.blob[a:b]).decode("utf-8", errors="replace")
+        return self.names(np.array([way_id], dtype=np.int64))[0]
 
     def names(self, way_ids: Sequence[int] | np.ndarray) -> list[str]:
-        """Names of many ways, in order."""
-        return [self.name(int(w)) for w in np.asarray(way_ids, dtype=np.int64).ravel()]
+        """Names of many ways, in order (``""`` when unnamed or unknown)."""
+        ids = np.asarray(way_ids, dtype=np.int64).ravel()
+        n = len(self)
+        if n == 0:
+            return [""] * ids.shape[0]
+        i = np.minimum(np.searchsorted(self.way_ids, ids), n - 1)
+        found = self.way_ids[i] == ids
+        starts = np.where(found, self.offsets[i], 0).tolist()
+        ends = np.where(found, self.offsets[i + 1], 0).tolist()
+        raw = self._bytes
+        return [
+            raw[a:b].decode("utf-8", errors="replace") for a, b in zip(starts, ends, strict=True)
+        ]
+
+    @property
+    def _bytes(self) -> bytes:
+        if self._raw is None:
+            self._raw = self.blob.tobytes()
+        return self._raw
 
     def of_arcs(self, graph: CompiledGraph, arcs: np.ndarray) -> list[str]:
-        """Names of the roads of ``graph``'s arcs (``-1``: no arc, ``""``)."""
+        """Names of the roads of ``graph``'s arcs (``""`` for ``-1``: no arc)."""
         arcs = np.asarray(arcs, dtype=np.int64)
-        out = [""] * arcs.shape[0]
-        ok = arcs >= 0
-        for i, w in zip(np.flatnonzero(ok), graph.arc_osmid[arcs[ok]], strict=True):
-            out[int(i)] = self.name(int(w))
-        return out
+        ways = np.where(arcs >= 0, graph.arc_osmid[np.maximum(arcs, 0)], -1)
+        return self.names(ways)
 
 
 def _read_names(pbf: Path, wanted: np.ndarray) -> RoadNames:
