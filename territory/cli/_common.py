@@ -306,6 +306,23 @@ ReaderOpt = Annotated[
         rich_help_panel=_SRC,
     ),
 ]
+_AREAS = "Areas and measures"
+IdColumnOpt = Annotated[
+    str | None, typer.Option(help="Id column of the areas.", rich_help_panel=_AREAS)
+]
+LonColumnOpt = Annotated[
+    str | None, typer.Option(help="Longitude column (CSV/points).", rich_help_panel=_AREAS)
+]
+LatColumnOpt = Annotated[
+    str | None, typer.Option(help="Latitude column (CSV/points).", rich_help_panel=_AREAS)
+]
+JobsOpt = Annotated[
+    int | None, typer.Option(help="Worker processes (-1 = all cores).", rich_help_panel="Solver")
+]
+MaxSnapOpt = Annotated[
+    float | None,
+    typer.Option(help="Flag snaps farther than this many metres.", rich_help_panel=_SRC),
+]
 ClipToAreasOpt = Annotated[
     bool | None,
     typer.Option(

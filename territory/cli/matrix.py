@@ -25,6 +25,11 @@ from territory.cli._common import (
     ClipToAreasOpt,
     EngineOpt,
     GraphOpt,
+    IdColumnOpt,
+    JobsOpt,
+    LatColumnOpt,
+    LonColumnOpt,
+    MaxSnapOpt,
     NoCacheOpt,
     OsmOpt,
     PbfOpt,
@@ -72,18 +77,9 @@ def matrix_cmd(
             rich_help_panel="Areas and measures",
         ),
     ] = None,
-    id_column: Annotated[
-        str | None,
-        typer.Option(help="Id column of the areas.", rich_help_panel="Areas and measures"),
-    ] = None,
-    lon_column: Annotated[
-        str | None,
-        typer.Option(help="Longitude column (CSV/points).", rich_help_panel="Areas and measures"),
-    ] = None,
-    lat_column: Annotated[
-        str | None,
-        typer.Option(help="Latitude column (CSV/points).", rich_help_panel="Areas and measures"),
-    ] = None,
+    id_column: IdColumnOpt = None,
+    lon_column: LonColumnOpt = None,
+    lat_column: LatColumnOpt = None,
     cutoff: Annotated[
         str | None,
         typer.Option(help="Ignore trips longer than this (e.g. 45min).", rich_help_panel="Solver"),
@@ -94,10 +90,7 @@ def matrix_cmd(
             "--distances", help="Also store road metres.", rich_help_panel="Solver", metavar=""
         ),
     ] = False,
-    max_snap: Annotated[
-        float | None,
-        typer.Option(help="Flag snaps farther than this many metres.", rich_help_panel="Solver"),
-    ] = None,
+    max_snap: MaxSnapOpt = None,
     far: Annotated[
         str, typer.Option(help="Far snaps: flag | exclude (inf) | error.", rich_help_panel="Solver")
     ] = "flag",
@@ -110,10 +103,7 @@ def matrix_cmd(
             metavar="",
         ),
     ] = None,
-    jobs: Annotated[
-        int | None,
-        typer.Option(help="Worker processes (-1 = all cores).", rich_help_panel="Solver"),
-    ] = None,
+    jobs: JobsOpt = None,
     engine: EngineOpt = None,
     speeds: SpeedsOpt = None,
     speed: SpeedOpt = None,
@@ -259,18 +249,16 @@ def precompute_cmd(
     reader: ReaderOpt = "auto",
     clip_to_areas: ClipToAreasOpt = None,
     clip_buffer_km: ClipBufferOpt = DEFAULT_CLIP_BUFFER_KM,
-    id_column: Annotated[str | None, typer.Option(help="Id column of the areas.")] = None,
-    lon_column: Annotated[str | None, typer.Option(help="Longitude column (CSV/points).")] = None,
-    lat_column: Annotated[str | None, typer.Option(help="Latitude column (CSV/points).")] = None,
+    id_column: IdColumnOpt = None,
+    lon_column: LonColumnOpt = None,
+    lat_column: LatColumnOpt = None,
     cutoff: Annotated[
         str | None, typer.Option(help="Ignore trips longer than this (e.g. 2h).")
     ] = None,
     distances: Annotated[
         bool, typer.Option("--distances", help="Also store road metres.", metavar="")
     ] = False,
-    max_snap: Annotated[
-        float | None, typer.Option(help="Flag snaps farther than this many metres.")
-    ] = None,
+    max_snap: MaxSnapOpt = None,
     block_rows: Annotated[
         int | None,
         typer.Option(
@@ -302,7 +290,7 @@ def precompute_cmd(
             help="Worker processes of --dask local (1 thread each).", rich_help_panel="Scale out"
         ),
     ] = 2,
-    jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
+    jobs: JobsOpt = None,
     engine: EngineOpt = None,
     speeds: SpeedsOpt = None,
     speed: SpeedOpt = None,

@@ -23,6 +23,11 @@ from territory.cli._common import (
     ClipBufferOpt,
     ClipToAreasOpt,
     GraphOpt,
+    IdColumnOpt,
+    JobsOpt,
+    LatColumnOpt,
+    LonColumnOpt,
+    MaxSnapOpt,
     NoCacheOpt,
     OsmOpt,
     PbfOpt,
@@ -116,18 +121,9 @@ def optimize_cmd(
             rich_help_panel="Areas and measures",
         ),
     ] = None,
-    id_column: Annotated[
-        str | None,
-        typer.Option(help="Id column of the areas.", rich_help_panel="Areas and measures"),
-    ] = None,
-    lon_column: Annotated[
-        str | None,
-        typer.Option(help="Longitude column (CSV).", rich_help_panel="Areas and measures"),
-    ] = None,
-    lat_column: Annotated[
-        str | None,
-        typer.Option(help="Latitude column (CSV).", rich_help_panel="Areas and measures"),
-    ] = None,
+    id_column: IdColumnOpt = None,
+    lon_column: LonColumnOpt = None,
+    lat_column: LatColumnOpt = None,
     summary_path: Annotated[
         Path | None,
         typer.Option(
@@ -141,12 +137,7 @@ def optimize_cmd(
     png_path: Annotated[
         Path | None, typer.Option("--png", help="Static map (.png).", rich_help_panel="Outputs")
     ] = None,
-    max_snap: Annotated[
-        float | None,
-        typer.Option(
-            help="Flag snaps farther than this many metres.", rich_help_panel="Road source"
-        ),
-    ] = None,
+    max_snap: MaxSnapOpt = None,
     centers: Annotated[
         Path | None,
         typer.Option(
@@ -228,10 +219,7 @@ def optimize_cmd(
             rich_help_panel="Solver",
         ),
     ] = 20.0,
-    jobs: Annotated[
-        int | None,
-        typer.Option(help="Worker processes (-1 = all cores).", rich_help_panel="Solver"),
-    ] = None,
+    jobs: JobsOpt = None,
     speeds: SpeedsOpt = None,
     speed: SpeedOpt = None,
     cache_dir: CacheDirOpt = None,
