@@ -113,7 +113,7 @@ def _read_names(pbf: Path, wanted: np.ndarray) -> RoadNames:
         )
         for way in ways:
             if way.id in wanted_set:
-                names[way.id] = way.tags.get("name", "")
+                names[way.id] = str(way.tags.get("name", ""))
     except RuntimeError as exc:  # osmium: truncated or not a PBF
         raise GraphSourceError(f"cannot read road names from {pbf}: {exc}") from None
     return RoadNames.from_mapping(names)
