@@ -53,6 +53,7 @@ __all__ = [
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _PAIR = re.compile(rf"^({_NUMBER}),({_NUMBER})$")
+_PAIRS = re.compile(rf"{_NUMBER},{_NUMBER}(?:;{_NUMBER},{_NUMBER})*")
 _POLYLINE = re.compile(r"^(polyline6?)\((.*)\)$")
 _COMMON = {"generate_hints", "skip_waypoints", "radiuses"}
 _NOT_IMPLEMENTED = {"hints", "bearings", "approaches", "exclude", "snapping"}
@@ -102,7 +103,9 @@ def parse_coordinates(text: str, max_count: int | None = None) -> np.ndarray:
             coords = decode_polyline(poly.group(2), 6 if poly.group(1) == "polyline6" else 5)
         except ValueError as exc:
             raise RequestError("InvalidUrl", f"coordinates {text[:80]!r}: {exc}") from None
-    else:
+    elif _PAIRS.fullmatch(text):  # the common case: one pass, NumPy converts the numbers
+        coords = np.array(text.replace(";", ",").split(","), dtype=np.float64).reshape(-1, 2)
+    else:  # find the first bad coordinate for the message
         parts = text.split(";")
         if max_count is not None and len(parts) > max_count:
             raise RequestError(
@@ -233,17 +236,12 @@ def _waypoints(region: Region, snapped: SnappedPoints) -> tuple[list[dict[str, A
     g = region.graph
     x, y = point_on_arc(g, snapped.arc, snapped.position_m)
     lonlat = to_lonlat(g, x, y)
+    dist = np.round(snapped.snap_distance_m.astype(np.float64), 6).tolist()
+    loc = np.round(lonlat, 6).tolist()
     wps = [
-        {
-            "hint": "",
-            "distance": round(float(snapped.snap_distance_m[i]), 6),
-            "name": "",
-            "location": [round(float(lonlat[i, 0]), 6), round(float(lonlat[i, 1]), 6)],
-        }
-        for i in range(len(snapped))
+        {"distance": dist[i], "name": "", "location": loc[i]}  # roadnet issues no hints
+        for i in range(len(dist))
     ]
-    for wp in wps:
-        del wp["hint"]  # roadnet issues no hints
     return wps, lonlat
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -84,9 +85,10 @@ class Region:
     loaded_at: str
     built: str | None = None
 
-    @property
+    @functools.cached_property
     def bbox(self) -> tuple[float, float, float, float]:
-        """``(west, south, east, north)`` of the graph's nodes, in degrees."""
+        """``(west, south, east, north)`` of the graph's nodes, in degrees (computed once: every
+        request asks)."""
         g = self.graph
         return (
             float(np.min(g.lon)),
@@ -95,7 +97,7 @@ class Region:
             float(np.max(g.lat)),
         )
 
-    @property
+    @functools.cached_property
     def engine(self) -> EngineChoice:
         """The hierarchy as the engine of every matrix of this region."""
         return EngineChoice("ch", "service: hierarchy loaded at start-up", self.hierarchy)

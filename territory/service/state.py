@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from fastapi.responses import Response
 
 from roadnet.settings import default_cache_dir
@@ -20,51 +20,38 @@ from territory.service.limits import WorkQueue
 from territory.service.metrics import Metrics
 from territory.service.regions import Region, RegionSet, load_region
 
-__all__ = ["RawJSON", "ServiceState", "error_response", "json_response", "matrix_json"]
+__all__ = ["ServiceState", "error_response", "json_bytes", "json_response", "matrix_json"]
 
 log = logging.getLogger(__name__)
 
 
-class RawJSON(str):
-    """JSON text already encoded (a large matrix), inserted as is by :func:`json_response`."""
-
-    __slots__ = ()
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
-def matrix_json(values: np.ndarray) -> RawJSON:
-    """A 2-D array as JSON rows, ``null`` where not finite.
+def matrix_json(values: np.ndarray) -> np.ndarray:
+    """A 2-D array ready for :func:`json_response`: written as JSON rows, ``null`` where not
+    finite.
 
-    float32 arrays are written with 9 significant digits, which read back as the same float32
-    (exactly the library's value) and are shorter than float64's repr; other arrays with 17.
+    float32 values are written as the shortest text that reads back as the same float32
+    (exactly the library's value), float64 values as the shortest that reads back as the same
+    float64.
     """
     arr = np.asarray(values)
-    digits = 9 if arr.dtype == np.float32 else 17
-    if arr.size == 0:
-        return RawJSON("[" + ",".join("[]" for _ in range(arr.shape[0])) + "]")
-    fmt = ",".join([f"%.{digits}g"] * arr.shape[1])
-    rows = ",".join(["[" + (fmt % tuple(r)) + "]" for r in arr.tolist()])
-    text = "[" + rows + "]"
-    if not np.isfinite(arr).all():
-        text = text.replace("-inf", "null").replace("inf", "null").replace("nan", "null")
-    return RawJSON(text)
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    return np.ascontiguousarray(arr)
+
+
+def json_bytes(body: Any) -> bytes:
+    """Compact JSON (orjson; NumPy arrays written natively, non-finite floats as ``null``)."""
+    return orjson.dumps(body, option=_JSON_OPTIONS)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A compact JSON response (no NaN: callers pass ``None`` for missing values).
-
-    Top-level values of type :class:`RawJSON` are inserted as they are.
-    """
-    raw: dict[str, str] = {}
-    if isinstance(body, dict):
-        body = dict(body)
-        for key, value in body.items():
-            if isinstance(value, RawJSON):
-                raw[key] = value
-                body[key] = f"@@raw:{key}@@"
-    text = json.dumps(body, separators=(",", ":"), allow_nan=False)
-    for key, value in raw.items():
-        text = text.replace(f'"@@raw:{key}@@"', value, 1)
-    return Response(text, status_code=status, media_type="application/json", headers=headers)
+    """A compact JSON response (see :func:`json_bytes`)."""
+    return Response(
+        json_bytes(body), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 def error_response(
