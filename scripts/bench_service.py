@@ -8,26 +8,34 @@ default; built first when the folder is new):
    cold process: start-up, graph and hierarchy from the cache, matrix, file) and through the
    library call in this process (:func:`roadnet.matrix.drive_time_matrix` on the loaded
    hierarchy). Ratios: CLI / HTTP p50, HTTP p50 / library.
-2. **10 x 10 throughput**: ``--clients`` concurrent clients sending 10 x 10 tables for
-   ``--burst`` seconds: requests/s, latency percentiles, errors by status.
-3. **mixed load**: ``--clients`` clients for ``--duration`` seconds, mixed 10 x 10 (90 %) and
+2. **server CPU per request**: ``--cpu-reps`` 10 x 10 and ``--cpu-reps`` / 5 100 x 100 tables
+   sent one at a time on one keep-alive connection; the server's CPU time (user + system of all
+   its processes, from ``/proc/<pid>/stat``) divided by the requests, in 5 rounds (min and
+   median). Unlike latencies, this figure hardly depends on what else runs on the machine.
+3. **10 x 10 throughput**: ``--clients`` clients sending 10 x 10 tables for ``--burst`` seconds:
+   requests/s, latency percentiles, errors by status.
+4. **mixed load**: ``--clients`` clients for ``--duration`` seconds, mixed 10 x 10 (90 %) and
    100 x 100 (10 %) tables, plus ``--jobs`` territory jobs submitted at the start: throughput,
    percentiles per kind (100 x 100 p99 under load is a goal), errors by status, server RSS and
-   PSS (all its processes) at the start and the end.
-4. **workers** (``--rss-workers 1,4``): the server's total RSS and PSS with 1 and with 4 worker
+   PSS (all its processes) after the warm-up, after the 10 x 10 load and after the mixed load.
+5. **workers** (``--rss-workers 1,4``): the server's total RSS and PSS with 1 and with 4 worker
    processes after the same warm-up: the graph and hierarchy arrays are memory maps of the cache,
    so the workers share their pages (PSS counts a shared page once in total).
 
-Every point set comes from a seeded generator; every table is different (no request can be
-answered from a matrix cache), for HTTP and for the CLI alike. The load generator runs in this
-process on the same machine as the server (loopback only), so both compete for the same cores:
-the figures are a lower bound of what the server does alone. Bounded in time and count; stops by
-itself. Prints figures and the goals, asserts nothing.
+The load (3 and 4) is a *closed loop*: each of the ``--clients`` clients holds one keep-alive
+connection and sends its next request as soon as it has read the previous response, with no
+think time, so the latency under load is mostly queueing (about clients / throughput), not the
+time one table takes. Requests are encoded before the clock starts and cycle over 5,000
+different 10 x 10 and 500 different 100 x 100 tables (the OSRM table service caches no results,
+so a repeat costs the server as much as a new table). The load generator (one process, asyncio
+on uvloop) runs on the same machine as the server and competes for its cores; its own CPU per
+request is printed. Every point set comes from a seeded generator. Bounded in time and count;
+stops by itself. Prints figures and the goals, asserts nothing.
 
 Run from the repository root::
 
-    python scripts/bench_service.py                       # Porto, 1 worker, 50 clients, 60 s
-    python scripts/bench_service.py --workers 2 --duration 30
+    python scripts/bench_service.py                       # Porto, 2 workers, 50 clients, 60 s
+    python scripts/bench_service.py --workers 1 --duration 30
 """
 
 from __future__ import annotations
@@ -103,6 +111,18 @@ def tree_memory(root: int) -> dict[str, float]:
             elif line.startswith("Pss:"):
                 pss += int(line.split()[1])
     return {"processes": n, "rss_mb": rss / 1024, "pss_mb": pss / 1024}
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of the processes (those still alive)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -190,6 +210,33 @@ def warm_http(url: str, pool: PointPool, n: int, reps: int) -> list[float]:
             if r.status_code != 200:
                 raise RuntimeError(f"warm table failed: {r.status_code} {r.text[:200]}")
     return times
+
+
+def server_cpu(root: int, port: int, pool: PointPool, n: int, reps: int) -> dict[str, float]:
+    """Server CPU ms per ``n`` x ``n`` table, sequential requests on one connection: 5 rounds,
+    min and median of the per-round mean."""
+    import http.client
+
+    pids = tree_pids(root)
+    reqs = [f"/table/v1/driving/{coords(pool.take(n))}" for _ in range(reps)]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for r in reqs[:10]:  # warm-up
+        conn.request("GET", r)
+        conn.getresponse().read()
+    rounds = 5
+    per = max(1, reps // rounds)
+    means = []
+    for k in range(rounds):
+        c0 = cpu_seconds(pids)
+        for r in reqs[k * per : (k + 1) * per]:
+            conn.request("GET", r)
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"table failed: {resp.status}")
+        means.append((cpu_seconds(pids) - c0) / per * 1e3)
+    conn.close()
+    return {"min": min(means), "median": float(np.median(means)), "n": per * rounds}
 
 
 def cold_cli(pbf: Path, cache_dir: Path, pool: PointPool, n: int, reps: int) -> list[float]:
@@ -323,8 +370,10 @@ async def load(
                 lat["100x100" if is_big else "10x10"].append(clock() - t0)
 
     t0 = time.perf_counter()
+    own0 = time.process_time()
     await asyncio.gather(*(client(k) for k in range(clients)))
     wall = time.perf_counter() - t0
+    own = time.process_time() - own0
     for conn in conns:
         conn.close()
     jobs = []
@@ -338,7 +387,14 @@ async def load(
                 await asyncio.sleep(0.5)
             jobs.append(j)
     total = sum(v for k, v in status.items() if not k.startswith("job"))
-    return {"wall": wall, "lat": lat, "status": status, "requests": total, "jobs": jobs}
+    return {
+        "wall": wall,
+        "lat": lat,
+        "status": status,
+        "requests": total,
+        "jobs": jobs,
+        "client_cpu_ms": own / max(total, 1) * 1e3,
+    }
 
 
 def report_load(name: str, res: dict[str, Any]) -> None:
@@ -348,6 +404,7 @@ def report_load(name: str, res: dict[str, Any]) -> None:
         if v:
             print(f"  {kind:8s} {fmt_ms(v)}")
     print(f"  responses by status: {dict(sorted(res['status'].items()))}")
+    print(f"  load generator CPU {res['client_cpu_ms']:.3f} ms per request (same cores)")
     for j in res["jobs"]:
         took = "-"
         if j.get("started") and j.get("finished"):
@@ -365,10 +422,11 @@ def main() -> int:
         default=None,
         help="cache folder (default: a new temporary folder; graph built first)",
     )
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=2, help="server worker processes")
     ap.add_argument("--n", type=int, default=100, help="side of the warm table")
     ap.add_argument("--reps", type=int, default=100, help="warm HTTP / library repetitions")
     ap.add_argument("--cli-reps", type=int, default=3)
+    ap.add_argument("--cpu-reps", type=int, default=500, help="10 x 10 requests of phase 2")
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--burst", type=float, default=20.0, help="seconds of 10x10-only load")
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of mixed load")
@@ -420,21 +478,35 @@ def main() -> int:
         print(f"  CLI, cold process   {fmt_ms(cli)}")
         print(f"  CLI p50 / HTTP p50 = {pct(cli, 50) / pct(http, 50):.1f}x; "
               f"HTTP p50 / library p50 = {pct(http, 50) / pct(lib, 50):.2f}x")  # fmt: skip
+        port = int(server.url.rsplit(":", 1)[1])
+        cpu_small = server_cpu(server.proc.pid, port, pool, 10, args.cpu_reps)
+        cpu_big = server_cpu(server.proc.pid, port, pool, n, max(5, args.cpu_reps // 5))
+        print("\n2. server CPU per table request (sequential, one connection; 5 rounds)")
+        for name, c in (("10 x 10", cpu_small), (f"{n} x {n}", cpu_big)):
+            print(f"  {name:9s} min {c['min']:.2f} ms, median {c['median']:.2f} ms "
+                  f"(n={c['n']})")  # fmt: skip
         burst = uvloop.run(load(server.url, pool, args.clients, args.burst, 0.0, 0))
-        report_load(f"2. 10 x 10 tables, {args.clients} clients, {args.burst:g} s", burst)
+        report_load(
+            f"3. 10 x 10 tables, {args.clients} closed-loop clients (no think time), "
+            f"{args.burst:g} s",
+            burst,
+        )
+        mem_burst = tree_memory(server.proc.pid)
         mixed = uvloop.run(
             load(server.url, pool, args.clients, args.duration, args.big_share, args.jobs)
         )
         report_load(
-            f"3. mixed load ({1 - args.big_share:.0%} 10 x 10, {args.big_share:.0%} 100 x 100, "
-            f"{args.jobs} territory jobs), {args.clients} clients, {args.duration:g} s",
+            f"4. mixed load ({1 - args.big_share:.0%} 10 x 10, {args.big_share:.0%} 100 x 100, "
+            f"{args.jobs} territory jobs), {args.clients} closed-loop clients (no think time), "
+            f"{args.duration:g} s",
             mixed,
         )
         mem1 = tree_memory(server.proc.pid)
         print(f"  server memory ({mem1['processes']} processes): RSS after start "
               f"{mem0['rss_mb']:.0f} MB, after warm-up {mem_warm['rss_mb']:.0f} MB, after the "
-              f"load {mem1['rss_mb']:.0f} MB; PSS {mem_warm['pss_mb']:.0f} -> "
-              f"{mem1['pss_mb']:.0f} MB")  # fmt: skip
+              f"10 x 10 load {mem_burst['rss_mb']:.0f} MB, after the mixed load "
+              f"{mem1['rss_mb']:.0f} MB; PSS {mem_warm['pss_mb']:.0f} -> "
+              f"{mem_burst['pss_mb']:.0f} -> {mem1['pss_mb']:.0f} MB")  # fmt: skip
     finally:
         server.stop()
 
@@ -448,7 +520,7 @@ def main() -> int:
         finally:
             s.stop()
     if rss_rows:
-        print("\n4. server memory by worker count (after 20 warm 100 x 100 tables per worker)")
+        print("\n5. server memory by worker count (after 20 warm 100 x 100 tables per worker)")
         for w, m in rss_rows:
             print(f"  {w} worker(s): {m['processes']} processes, RSS {m['rss_mb']:.0f} MB "
                   f"(sum over processes), PSS {m['pss_mb']:.0f} MB "
