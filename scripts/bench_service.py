@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import gc
 import os
 import platform
 import socket
@@ -426,7 +427,7 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=100, help="side of the warm table")
     ap.add_argument("--reps", type=int, default=100, help="warm HTTP / library repetitions")
     ap.add_argument("--cli-reps", type=int, default=3)
-    ap.add_argument("--cpu-reps", type=int, default=500, help="10 x 10 requests of phase 2")
+    ap.add_argument("--cpu-reps", type=int, default=1000, help="10 x 10 requests of phase 2")
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--burst", type=float, default=20.0, help="seconds of 10x10-only load")
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of mixed load")
@@ -459,6 +460,8 @@ def main() -> int:
         print(f"graph {g.n_nodes:,} nodes, {g.n_arcs:,} arcs; graph + hierarchy ready in "
               f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
     engine = EngineChoice("ch", "bench", h)
+    gc.collect()
+    gc.freeze()  # as the server does after loading: no full-collection pauses in the timings
     pool = PointPool(g, args.seed)
     n = args.n
 
