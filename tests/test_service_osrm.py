@@ -92,7 +92,6 @@ def test_table_equals_drive_time_matrix(served: Served) -> None:
     snapped = snap_points(g, pts[:, 0], pts[:, 1], warn=False)
     for wp, dist in zip(body["sources"], snapped.snap_distance_m, strict=True):
         assert set(wp) == {"location", "distance", "name"}
-        assert wp["name"] == ""
         assert wp["distance"] == pytest.approx(dist, abs=1e-5)
     # the snapped location lies at the snap distance from the input point
     loc = np.array([wp["location"] for wp in body["sources"]])
@@ -158,6 +157,35 @@ def test_table_radiuses_reject_far_points(served: Served) -> None:
         f"{served.url}/table/v1/driving/{_coords(pts)}", params={"radiuses": "unlimited;5000"}
     )
     assert ok.status_code == 200
+
+
+def _osm_way_names(pbf: Path) -> dict[int, str]:
+    """``name`` of every highway way of the file, read here with osmium directly."""
+    import osmium
+
+    return {
+        int(w.id): w.tags["name"]
+        for w in osmium.FileProcessor(str(pbf), osmium.osm.WAY)
+        if "highway" in w.tags and "name" in w.tags
+    }
+
+
+def test_waypoint_names_are_the_osm_road_names(served: Served) -> None:
+    g, _ = served.graphs["andorra"]
+    pts = _points(g, 40, seed=11)
+    body = httpx.get(f"{served.url}/table/v1/driving/{_coords(pts)}").json()
+    snapped = snap_points(g, pts[:, 0], pts[:, 1], warn=False)
+    osm = _osm_way_names(shared_file("osm", "andorra-latest.osm.pbf"))
+    want = [osm.get(int(g.arc_osmid[a]), "") for a in snapped.arc]
+    assert [wp["name"] for wp in body["sources"]] == want
+    assert sum(w != "" for w in want) >= 10  # most roads of Andorra have names
+    near = httpx.get(f"{served.url}/nearest/v1/driving/{_coords(pts[:1])}").json()
+    assert near["waypoints"][0]["name"] == want[0]
+    # a saved graph has no OSM file to read names from
+    gi, _ = served.graphs["islands"]
+    island = _points(gi, 5, seed=2)
+    names = httpx.get(f"{served.url}/table/v1/islands/{_coords(island)}").json()["sources"]
+    assert [wp["name"] for wp in names] == [""] * 5
 
 
 # ------------------------------------------------------------------------------ nearest, route

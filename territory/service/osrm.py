@@ -7,8 +7,11 @@ differs, and why:
   road at the connector speed (:mod:`roadnet.snap`), exactly the values of
   :func:`roadnet.matrix.drive_time_matrix` on the same points, not rounded to 0.1 s;
   ``distances`` are road metres along the fastest route (connectors not counted).
-* Waypoint ``name`` is always ``""``: the compiled graph keeps each road's OSM way id but not its
-  name (OSRM also answers ``""`` for unnamed roads). No ``hint`` is returned and ``hints``,
+* Waypoint ``name`` is the OSM ``name`` of the snapped road's way, read from the PBF once and
+  cached beside the graph (:mod:`roadnet.names`); ``""`` for an unnamed road (as OSRM) and for
+  every road of a region served from a saved graph (``--graph``: no OSM file to read names
+  from). Where parallel ways were merged into one arc, the first way's name. No ``hint`` is
+  returned and ``hints``,
   ``bearings``, ``approaches``, ``exclude`` and route ``steps``/``annotations`` are answered with
   ``NotImplemented``.
 * ``route`` returns one route (``alternatives`` is accepted, none are computed); its legs have
@@ -238,8 +241,9 @@ def _waypoints(region: Region, snapped: SnappedPoints) -> tuple[list[dict[str, A
     lonlat = to_lonlat(g, x, y)
     dist = np.round(snapped.snap_distance_m.astype(np.float64), 6).tolist()
     loc = np.round(lonlat, 6).tolist()
+    names = region.road_names(snapped.arc)
     wps = [
-        {"distance": dist[i], "name": "", "location": loc[i]}  # roadnet issues no hints
+        {"distance": dist[i], "name": names[i], "location": loc[i]}  # roadnet issues no hints
         for i in range(len(dist))
     ]
     return wps, lonlat
@@ -354,11 +358,12 @@ def nearest_response(
         )
     x, y = point_on_arc(g, arcs, pos)
     ll = to_lonlat(g, x, y)
+    names = region.road_names(arcs)
     waypoints = [
         {
             "nodes": [int(g.node_ids[g.arc_u[a]]), int(g.node_ids[g.arc_v[a]])],
             "distance": round(float(dist[i]), 6),
-            "name": "",
+            "name": names[i],
             "location": [round(float(ll[i, 0]), 6), round(float(ll[i, 1]), 6)],
         }
         for i, a in enumerate(arcs.tolist())

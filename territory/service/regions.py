@@ -31,6 +31,7 @@ from roadnet.graph_cache import (
     mapped_from_cache,
     open_store,
 )
+from roadnet.names import WayNames, cached_way_names
 from roadnet.snap import snap_points
 from roadnet.speed import SpeedProfile
 from territory.exceptions import RequestError
@@ -75,6 +76,9 @@ class Region:
         When this process loaded it (UTC, ISO 8601).
     built
         When the graph was built into the cache (UTC, ISO 8601), when known.
+    names
+        The road names of the graph's ways (read from the PBF once and cached), ``None`` for a
+        saved graph.
     """
 
     name: str
@@ -84,6 +88,13 @@ class Region:
     mapped: bool
     loaded_at: str
     built: str | None = None
+    names: WayNames | None = None
+
+    def road_names(self, arcs: np.ndarray) -> list[str]:
+        """The road name of each arc (``""`` when unknown: unnamed, or a saved graph)."""
+        if self.names is None:
+            return [""] * int(np.asarray(arcs).shape[0])
+        return self.names.of_arcs(self.graph, arcs)
 
     @functools.cached_property
     def bbox(self) -> tuple[float, float, float, float]:
@@ -122,6 +133,7 @@ class Region:
             "built": self.built,
             "loaded_at": self.loaded_at,
             "memory_mapped": self.mapped,
+            "road_names": len(self.names) if self.names is not None else None,
             "hierarchy": {
                 "state": "loaded",
                 "arcs": h.n_arcs,
@@ -155,6 +167,7 @@ def load_region(
         mapped=mapped,
         loaded_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         built=_built(g),
+        names=cached_way_names(g, pbf)[0] if pbf is not None else None,
     )
     _warm(region)
     log.info(
