@@ -26,8 +26,12 @@ The load (3 and 4) is a *closed loop*: each of the ``--clients`` clients holds o
 connection and sends its next request as soon as it has read the previous response, with no
 think time, so the latency under load is mostly queueing (about clients / throughput), not the
 time one table takes. Requests are encoded before the clock starts and cycle over 5,000
-different 10 x 10 and 500 different 100 x 100 tables (the OSRM table service caches no results,
-so a repeat costs the server as much as a new table). The load generator (one process, asyncio
+different 10 x 10 and 500 different 100 x 100 tables (100,000 points). The OSRM table service
+caches no results, but it keeps snapped points (``--snap-cache``, 100,000 points per region by
+default): once a cycle has passed, a table's points are found there and only the matrix is
+computed — a workload of places that come back (depots, customers). The share of points found
+in the snap cache during the mixed load is printed; ``--snap-cache 0`` (passed to the server)
+measures snapping every point. The load generator (one process, asyncio
 on uvloop) runs on the same machine as the server and competes for its cores; its own CPU per
 request is printed. Every point set comes from a seeded generator. Bounded in time and count;
 stops by itself. Prints figures and the goals, asserts nothing.
@@ -126,6 +130,17 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def snap_counts(url: str) -> dict[str, float]:
+    """The snap-cache counters of the server process that answers ``/metrics``."""
+    out = {"hit": 0.0, "miss": 0.0}
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    for line in text.splitlines():
+        if line.startswith("roadnet_snap_cache_points_total{"):
+            result = line.split('result="', 1)[1].split('"', 1)[0]
+            out[result] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
@@ -158,12 +173,15 @@ def coords(pts: np.ndarray) -> str:
 
 
 class Server:
-    def __init__(self, pbf: Path, cache_dir: Path, workers: int, log: Path) -> None:
+    def __init__(
+        self, pbf: Path, cache_dir: Path, workers: int, log: Path, snap_cache: int = 100_000
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "territory.cli", "serve", "--pbf", str(pbf),
                "--port", str(self.port), "--cache-dir", str(cache_dir),
                "--workers", str(workers), "--max-waiting", "512",
+               "--snap-cache", str(snap_cache),
                "--jobs-dir", str(cache_dir / f"bench-jobs-{self.port}")]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         self.log = log.open("wb")
@@ -213,31 +231,35 @@ def warm_http(url: str, pool: PointPool, n: int, reps: int) -> list[float]:
     return times
 
 
-def server_cpu(root: int, port: int, pool: PointPool, n: int, reps: int) -> dict[str, float]:
-    """Server CPU ms per ``n`` x ``n`` table, sequential requests on one connection: 5 rounds,
-    min and median of the per-round mean."""
+def server_cpu(root: int, port: int, pool: PointPool, n: int, reps: int) -> dict[str, Any]:
+    """Server CPU ms per ``n`` x ``n`` table, sequential requests on one connection: 5 rounds of
+    new tables (every point new to the snap cache), then the same 5 rounds again (every point
+    found there); min and median of the per-round means."""
     import http.client
 
     pids = tree_pids(root)
     reqs = [f"/table/v1/driving/{coords(pool.take(n))}" for _ in range(reps)]
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    for r in reqs[:10]:  # warm-up
+    for r in [f"/table/v1/driving/{coords(pool.take(n))}" for _ in range(10)]:  # warm-up
         conn.request("GET", r)
         conn.getresponse().read()
     rounds = 5
     per = max(1, reps // rounds)
-    means = []
-    for k in range(rounds):
-        c0 = cpu_seconds(pids)
-        for r in reqs[k * per : (k + 1) * per]:
-            conn.request("GET", r)
-            resp = conn.getresponse()
-            resp.read()
-            if resp.status != 200:
-                raise RuntimeError(f"table failed: {resp.status}")
-        means.append((cpu_seconds(pids) - c0) / per * 1e3)
+    out: dict[str, Any] = {"n": per * rounds}
+    for label in ("new points", "repeated points"):
+        means = []
+        for k in range(rounds):
+            c0 = cpu_seconds(pids)
+            for r in reqs[k * per : (k + 1) * per]:
+                conn.request("GET", r)
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"table failed: {resp.status}")
+            means.append((cpu_seconds(pids) - c0) / per * 1e3)
+        out[label] = (min(means), float(np.median(means)))
     conn.close()
-    return {"min": min(means), "median": float(np.median(means)), "n": per * rounds}
+    return out
 
 
 def cold_cli(pbf: Path, cache_dir: Path, pool: PointPool, n: int, reps: int) -> list[float]:
@@ -427,6 +449,7 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=100, help="side of the warm table")
     ap.add_argument("--reps", type=int, default=100, help="warm HTTP / library repetitions")
     ap.add_argument("--cli-reps", type=int, default=3)
+    ap.add_argument("--snap-cache", type=int, default=100_000, help="server's --snap-cache")
     ap.add_argument("--cpu-reps", type=int, default=1000, help="10 x 10 requests of phase 2")
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--burst", type=float, default=20.0, help="seconds of 10x10-only load")
@@ -452,7 +475,8 @@ def main() -> int:
     )
     print(f"code: {code_version('territory', 'roadnet', 'scripts')}")
     print(f"extract: {pbf.name}; cache: {cache_dir}; workers {args.workers}; "
-          f"clients {args.clients}; mixed load {args.duration:g} s")  # fmt: skip
+          f"clients {args.clients}; mixed load {args.duration:g} s; "
+          f"snap cache {args.snap_cache} points")  # fmt: skip
     with roadnet.settings.override(cache_dir=cache_dir):
         t0 = time.perf_counter()
         g, _ = load_road_graph(pbf=pbf)
@@ -466,7 +490,7 @@ def main() -> int:
     n = args.n
 
     log_dir = Path(tempfile.mkdtemp(prefix="bench-service-logs-"))
-    server = Server(pbf, cache_dir, args.workers, log_dir / "server.log")
+    server = Server(pbf, cache_dir, args.workers, log_dir / "server.log", args.snap_cache)
     try:
         print(f"server ready in {server.wait_ready():.1f} s (pid {server.proc.pid})")
         mem0 = tree_memory(server.proc.pid)
@@ -486,8 +510,10 @@ def main() -> int:
         cpu_big = server_cpu(server.proc.pid, port, pool, n, max(5, args.cpu_reps // 5))
         print("\n2. server CPU per table request (sequential, one connection; 5 rounds)")
         for name, c in (("10 x 10", cpu_small), (f"{n} x {n}", cpu_big)):
-            print(f"  {name:9s} min {c['min']:.2f} ms, median {c['median']:.2f} ms "
-                  f"(n={c['n']})")  # fmt: skip
+            for label in ("new points", "repeated points"):
+                lo, med = c[label]
+                print(f"  {name:9s} {label:15s} min {lo:.2f} ms, median {med:.2f} ms "
+                      f"(n={c['n']})")  # fmt: skip
         burst = uvloop.run(load(server.url, pool, args.clients, args.burst, 0.0, 0))
         report_load(
             f"3. 10 x 10 tables, {args.clients} closed-loop clients (no think time), "
@@ -495,6 +521,7 @@ def main() -> int:
             burst,
         )
         mem_burst = tree_memory(server.proc.pid)
+        snap0 = snap_counts(server.url)
         mixed = uvloop.run(
             load(server.url, pool, args.clients, args.duration, args.big_share, args.jobs)
         )
@@ -505,6 +532,11 @@ def main() -> int:
             mixed,
         )
         mem1 = tree_memory(server.proc.pid)
+        snap1 = snap_counts(server.url)
+        hit, miss = snap1["hit"] - snap0["hit"], snap1["miss"] - snap0["miss"]
+        print(f"  snap cache during the mixed load: {hit:.0f} points found, {miss:.0f} snapped "
+              f"({hit / max(hit + miss, 1):.0%} found; counters of the worker process that "
+              "answered /metrics)")  # fmt: skip
         print(f"  server memory ({mem1['processes']} processes): RSS after start "
               f"{mem0['rss_mb']:.0f} MB, after warm-up {mem_warm['rss_mb']:.0f} MB, after the "
               f"10 x 10 load {mem_burst['rss_mb']:.0f} MB, after the mixed load "

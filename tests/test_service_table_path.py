@@ -1,10 +1,12 @@
 """The service's lean paths, in process: the bare table handler answers exactly as the FastAPI
-endpoint, the work queue keeps only its compute threads, the start-up objects are frozen out of
-the garbage collector, and job processes run at a lower priority."""
+endpoint, the snap cache gives exactly what snapping gives, the work queue keeps only its
+compute threads, the start-up objects are frozen out of the garbage collector, and job
+processes run at a lower priority."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import os
 import subprocess
@@ -17,9 +19,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from roadnet.exceptions import SnapError
+from roadnet.snap import SnappedPoints, snap_points
 from territory.service.app import ServedApp, create_app
 from territory.service.config import ServiceConfig
 from territory.service.limits import WorkQueue
+from territory.service.snapcache import SnapCache
 from territory.service.state import ServiceState
 from tests.service_server import ROOT, two_islands
 
@@ -141,3 +146,33 @@ def test_job_process_lowers_its_priority(tmp_path: Path) -> None:
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert int(out.stdout.strip()) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)
+
+
+def _same(a: SnappedPoints, b: SnappedPoints) -> None:
+    for f in dataclasses.fields(SnappedPoints):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray):
+            np.testing.assert_array_equal(x, y, err_msg=f.name)
+            assert x.dtype == y.dtype, f.name
+        else:
+            assert x == y, f.name
+
+
+def test_snap_cache_gives_exactly_what_snapping_gives() -> None:
+    g = two_islands()
+    rng = np.random.default_rng(5)
+    pool = np.column_stack([g.lon, g.lat])[rng.choice(g.n_nodes, 60, replace=False)]
+    pool = pool + rng.normal(0, 3e-4, pool.shape)
+    cache = SnapCache(g, capacity=40)  # small: requests below evict older points
+    for _ in range(30):
+        pts = pool[rng.integers(0, pool.shape[0], size=int(rng.integers(1, 15)))]
+        _same(cache.snap(pts[:, 0], pts[:, 1]), snap_points(g, pts[:, 0], pts[:, 1], warn=False))
+    assert cache.hits > 0 and cache.misses > 0 and len(cache) <= 40
+    far = np.array([[0.0, 0.0], [0.1, 0.1]])
+    with pytest.raises(SnapError):
+        snap_points(g, far[:, 0], far[:, 1], warn=False)
+    with pytest.raises(SnapError):
+        cache.snap(far[:, 0], far[:, 1])
+    mixed = np.vstack([pool[:2], far])  # the new points alone are all far from any road
+    cache.snap(pool[:2, 0], pool[:2, 1])
+    _same(cache.snap(mixed[:, 0], mixed[:, 1]), snap_points(g, *mixed.T, warn=False))

@@ -128,6 +128,14 @@ def serve_cmd(
             help="Server processes; they share the memory-mapped graphs.", rich_help_panel=_LIM
         ),
     ] = 1,
+    snap_cache: Annotated[
+        int,
+        typer.Option(
+            help="Snapped points kept per region (exact coordinates; least recently used out "
+            "first; 0 = snap every time).",
+            rich_help_panel=_LIM,
+        ),
+    ] = 100_000,
     jobs_dir: Annotated[
         Path | None,
         typer.Option(help="Folder of jobs and their results (default: service-jobs in the cache)."),
@@ -168,6 +176,7 @@ def serve_cmd(
         cors_origins=tuple(cors_origin or ()),
         max_jobs=max_jobs,
         jobs_dir=str(jobs_dir) if jobs_dir else None,
+        snap_cache=snap_cache,
     )
     config.token()  # an unset variable is an error now, not in every worker
     for p in [*config.pbf, *config.graph]:

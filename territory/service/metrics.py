@@ -44,6 +44,12 @@ class Metrics:
             "roadnet_queue_depth", "Heavy requests waiting or running", registry=r
         )
         self.ready = Gauge("roadnet_ready", "1 when the graphs are loaded", registry=r)
+        self.snap_cache = Counter(
+            "roadnet_snap_cache_points",
+            "Points of OSRM requests found in (hit) or added to (miss) the snap cache",
+            ["result"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         """The exposition text."""

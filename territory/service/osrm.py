@@ -32,7 +32,7 @@ import numpy as np
 
 from roadnet.exceptions import RoadnetError
 from roadnet.matrix import drive_time_matrix
-from roadnet.snap import SnappedPoints, nearest_arcs, snap_points
+from roadnet.snap import SnappedPoints, nearest_arcs
 from territory.exceptions import RequestError
 from territory.service.geometry import (
     decode_polyline,
@@ -221,7 +221,7 @@ def _radiuses(query: Mapping[str, str], n: int) -> np.ndarray:
 # ------------------------------------------------------------------------------ snapping
 def _snap(region: Region, coords: np.ndarray, radiuses: np.ndarray) -> SnappedPoints:
     try:
-        snapped = snap_points(region.graph, coords[:, 0], coords[:, 1], warn=False)
+        snapped = region.snap(coords[:, 0], coords[:, 1])
     except RoadnetError as exc:
         raise RequestError("NoSegment", f"could not find a matching road segment: {exc}") from None
     too_far = snapped.snap_distance_m > radiuses
@@ -293,7 +293,8 @@ def table_response(
     _bool(query, "generate_hints", True)
     radiuses = _radiuses(query, n)
     snapped = _snap(region, coords, radiuses)
-    o, d = snapped.subset(src), snapped.subset(dst)
+    every = "sources" not in query and "destinations" not in query  # the common case
+    o, d = (snapped, snapped) if every else (snapped.subset(src), snapped.subset(dst))
     want_dist = "distance" in ann
     m = drive_time_matrix(
         region.graph, o, d, distances=want_dist, engine=region.engine, n_jobs=limits.threads

@@ -153,7 +153,22 @@ def add_osrm_routes(app: FastAPI, state: ServiceState) -> None:
     @app.get("/metrics", tags=["service"])
     async def metrics() -> Response:
         """Prometheus metrics of this process."""
+        _sync_snap_cache(state)
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _sync_snap_cache(state: ServiceState) -> None:
+    """Bring the snap-cache counters up to the regions' own tallies."""
+    if not state.loaded.is_set() or state.load_error is not None:
+        return
+    caches = [r.snap_cache for r in state.regions.regions if r.snap_cache is not None]
+    m = state.metrics.snap_cache
+    for result, total in (("hit", sum(c.hits for c in caches)),
+                          ("miss", sum(c.misses for c in caches))):  # fmt: skip
+        child = m.labels(result)
+        seen = child._value.get()
+        if total > seen:
+            child.inc(total - seen)
 
 
 def _limits(state: ServiceState) -> OsrmLimits:

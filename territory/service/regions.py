@@ -32,9 +32,10 @@ from roadnet.graph_cache import (
     open_store,
 )
 from roadnet.names import WayNames, cached_way_names
-from roadnet.snap import snap_points
+from roadnet.snap import SnappedPoints, snap_points
 from roadnet.speed import SpeedProfile
 from territory.exceptions import RequestError
+from territory.service.snapcache import SnapCache
 
 __all__ = ["PROFILE_ALIASES", "Region", "RegionSet", "load_region", "region_name"]
 
@@ -79,6 +80,8 @@ class Region:
     names
         The road names of the graph's ways (read from the PBF once and cached), ``None`` for a
         saved graph.
+    snap_cache
+        Snapped points by input coordinates (``None`` = snap every time).
     """
 
     name: str
@@ -89,6 +92,14 @@ class Region:
     loaded_at: str
     built: str | None = None
     names: WayNames | None = None
+    snap_cache: SnapCache | None = None
+
+    def snap(self, lon: np.ndarray, lat: np.ndarray) -> SnappedPoints:
+        """The points snapped to the graph (``snap_points(..., warn=False)``), known points from
+        the region's snap cache."""
+        if self.snap_cache is None:
+            return snap_points(self.graph, lon, lat, warn=False)
+        return self.snap_cache.snap(lon, lat)
 
     def road_names(self, arcs: np.ndarray) -> list[str]:
         """The road name of each arc (``""`` when unknown: unnamed, or a saved graph)."""
@@ -149,11 +160,13 @@ def load_region(
     graph: Path | None = None,
     profile: SpeedProfile | None = None,
     name: str | None = None,
+    snap_cache: int = 0,
 ) -> Region:
     """Load (or build and cache) one region's graph and hierarchy and warm them up.
 
     Exactly one of ``pbf`` and ``graph`` is given. The snapping index and the query kernels are
-    exercised once, so that the first request does not pay for them.
+    exercised once, so that the first request does not pay for them. ``snap_cache`` points are
+    kept in the region's :class:`~territory.service.snapcache.SnapCache` (0 = none).
     """
     path = Path(pbf if pbf is not None else graph)  # type: ignore[arg-type]
     g, _ = load_road_graph(pbf=pbf, graph=graph, profile=profile)
@@ -168,6 +181,7 @@ def load_region(
         loaded_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         built=_built(g),
         names=cached_way_names(g, pbf)[0] if pbf is not None else None,
+        snap_cache=SnapCache(g, snap_cache) if snap_cache > 0 else None,
     )
     _warm(region)
     log.info(

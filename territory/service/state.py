@@ -121,9 +121,11 @@ class ServiceState:
             profile = SpeedProfile.from_file(cfg.speeds) if cfg.speeds else SpeedProfile.default()
             regions: list[Region] = []
             for p in cfg.pbf:
-                regions.append(load_region(pbf=Path(p), profile=profile))
+                regions.append(load_region(pbf=Path(p), profile=profile, snap_cache=cfg.snap_cache))
             for p in cfg.graph:
-                regions.append(load_region(graph=Path(p), profile=profile))
+                regions.append(
+                    load_region(graph=Path(p), profile=profile, snap_cache=cfg.snap_cache)
+                )
             names = [r.name for r in regions]
             for i, r in enumerate(regions):  # two files with one name: number them
                 if names.count(r.name) > 1:
