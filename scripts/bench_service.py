@@ -130,15 +130,23 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def snap_counts(url: str) -> dict[str, float]:
-    """The snap-cache counters of the server process that answers ``/metrics``."""
-    out = {"hit": 0.0, "miss": 0.0}
-    text = httpx.get(f"{url}/metrics", timeout=30).text
-    for line in text.splitlines():
-        if line.startswith("roadnet_snap_cache_points_total{"):
-            result = line.split('result="', 1)[1].split('"', 1)[0]
-            out[result] = float(line.rsplit(" ", 1)[1])
-    return out
+def snap_counts(url: str, workers: int) -> dict[str, float]:
+    """The snap-cache counters summed over the server's worker processes (``/metrics`` is asked
+    on new connections until every worker has answered, at most 40 times)."""
+    seen: dict[str, dict[str, float]] = {}
+    for _ in range(40):
+        text = httpx.get(f"{url}/metrics", timeout=30).text
+        pid, counts = "", {"hit": 0.0, "miss": 0.0}
+        for line in text.splitlines():
+            if line.startswith("roadnet_worker_pid "):
+                pid = line.split()[1]
+            elif line.startswith("roadnet_snap_cache_points_total{"):
+                result = line.split('result="', 1)[1].split('"', 1)[0]
+                counts[result] = float(line.rsplit(" ", 1)[1])
+        seen[pid] = counts
+        if len(seen) >= workers:
+            break
+    return {k: sum(c[k] for c in seen.values()) for k in ("hit", "miss")}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -521,7 +529,7 @@ def main() -> int:
             burst,
         )
         mem_burst = tree_memory(server.proc.pid)
-        snap0 = snap_counts(server.url)
+        snap0 = snap_counts(server.url, args.workers)
         mixed = uvloop.run(
             load(server.url, pool, args.clients, args.duration, args.big_share, args.jobs)
         )
@@ -532,11 +540,10 @@ def main() -> int:
             mixed,
         )
         mem1 = tree_memory(server.proc.pid)
-        snap1 = snap_counts(server.url)
+        snap1 = snap_counts(server.url, args.workers)
         hit, miss = snap1["hit"] - snap0["hit"], snap1["miss"] - snap0["miss"]
         print(f"  snap cache during the mixed load: {hit:.0f} points found, {miss:.0f} snapped "
-              f"({hit / max(hit + miss, 1):.0%} found; counters of the worker process that "
-              "answered /metrics)")  # fmt: skip
+              f"({hit / max(hit + miss, 1):.0%} found, all workers)")  # fmt: skip
         print(f"  server memory ({mem1['processes']} processes): RSS after start "
               f"{mem0['rss_mb']:.0f} MB, after warm-up {mem_warm['rss_mb']:.0f} MB, after the "
               f"10 x 10 load {mem_burst['rss_mb']:.0f} MB, after the mixed load "

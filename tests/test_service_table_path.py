@@ -1,11 +1,12 @@
 """The service's lean paths, in process: the bare table handler answers exactly as the FastAPI
 endpoint, the snap cache gives exactly what snapping gives, the work queue keeps only its
-compute threads, the start-up objects are frozen out of the garbage collector, and job
-processes run at a lower priority."""
+compute threads, the start-up objects are frozen out of the garbage collector, job processes
+run at a lower priority, and worker processes share the connections."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import gc
 import os
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
@@ -26,7 +28,7 @@ from territory.service.config import ServiceConfig
 from territory.service.limits import WorkQueue
 from territory.service.snapcache import SnapCache
 from territory.service.state import ServiceState
-from tests.service_server import ROOT, two_islands
+from tests.service_server import ROOT, Server, two_islands
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +178,22 @@ def test_snap_cache_gives_exactly_what_snapping_gives() -> None:
     mixed = np.vstack([pool[:2], far])  # the new points alone are all far from any road
     cache.snap(pool[:2, 0], pool[:2, 1])
     _same(cache.snap(mixed[:, 0], mixed[:, 1]), snap_points(g, *mixed.T, warn=False))
+
+
+def test_workers_each_take_a_share_of_the_connections(tmp_path: Path) -> None:
+    graph_file = two_islands().save(tmp_path / "islands.npz")
+    server = Server(["--graph", str(graph_file), "--workers", "2"], tmp_path).start()
+    try:
+        pids: collections.Counter[str] = collections.Counter()
+        for _ in range(40):  # a new connection each: the kernel picks a worker's socket
+            text = httpx.get(f"{server.url}/metrics", timeout=30).text
+            pid = next(line.split()[1] for line in text.splitlines()
+                       if line.startswith("roadnet_worker_pid "))  # fmt: skip
+            pids[pid] += 1
+        assert len(pids) == 2, pids
+        g = two_islands()
+        coords = f"{g.lon[0]:.6f},{g.lat[0]:.6f};{g.lon[1]:.6f},{g.lat[1]:.6f}"
+        assert httpx.get(f"{server.url}/table/v1/driving/{coords}").json()["code"] == "Ok"
+    finally:
+        server.stop()
+    assert server.proc is not None and server.proc.returncode == 0
