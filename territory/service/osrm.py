@@ -7,10 +7,9 @@ differs, and why:
   road at the connector speed (:mod:`roadnet.snap`), exactly the values of
   :func:`roadnet.matrix.drive_time_matrix` on the same points, not rounded to 0.1 s;
   ``distances`` are road metres along the fastest route (connectors not counted).
-* Waypoint ``name`` is the OSM ``name`` of the snapped road's way, read from the PBF once and
-  cached beside the graph (:mod:`roadnet.names`); ``""`` for an unnamed road (as OSRM) and for
-  every road of a region served from a saved graph (``--graph``: no OSM file to read names
-  from). Where parallel ways were merged into one arc, the first way's name. No ``hint`` is
+* Waypoint ``name`` is the OSM ``name`` of the snapped road when the region was served from a
+  ``--pbf`` file (:func:`roadnet.names.road_names`), ``""`` for unnamed roads (as OSRM) and
+  for a region served from a saved ``--graph``, which keeps way ids but no names. No ``hint`` is
   returned and ``hints``,
   ``bearings``, ``approaches``, ``exclude`` and route ``steps``/``annotations`` are answered with
   ``NotImplemented``.
@@ -241,7 +240,7 @@ def _waypoints(region: Region, snapped: SnappedPoints) -> tuple[list[dict[str, A
     lonlat = to_lonlat(g, x, y)
     dist = np.round(snapped.snap_distance_m.astype(np.float64), 6).tolist()
     loc = np.round(lonlat, 6).tolist()
-    names = region.road_names(snapped.arc)
+    names = region.names_of_arcs(snapped.arc)
     wps = [
         {"distance": dist[i], "name": names[i], "location": loc[i]}  # roadnet issues no hints
         for i in range(len(dist))
@@ -359,7 +358,7 @@ def nearest_response(
         )
     x, y = point_on_arc(g, arcs, pos)
     ll = to_lonlat(g, x, y)
-    names = region.road_names(arcs)
+    names = region.names_of_arcs(arcs)
     waypoints = [
         {
             "nodes": [int(g.node_ids[g.arc_u[a]]), int(g.node_ids[g.arc_v[a]])],

@@ -31,7 +31,7 @@ from roadnet.graph_cache import (
     mapped_from_cache,
     open_store,
 )
-from roadnet.names import WayNames, cached_way_names
+from roadnet.names import RoadNames, road_names
 from roadnet.snap import SnappedPoints, snap_points
 from roadnet.speed import SpeedProfile
 from territory.exceptions import RequestError
@@ -78,8 +78,7 @@ class Region:
     built
         When the graph was built into the cache (UTC, ISO 8601), when known.
     names
-        The road names of the graph's ways (read from the PBF once and cached), ``None`` for a
-        saved graph.
+        The roads' names (regions served from a PBF file), or ``None``.
     snap_cache
         Snapped points by input coordinates (``None`` = snap every time).
     """
@@ -91,8 +90,14 @@ class Region:
     mapped: bool
     loaded_at: str
     built: str | None = None
-    names: WayNames | None = None
+    names: RoadNames | None = None
     snap_cache: SnapCache | None = None
+
+    def names_of_arcs(self, arcs: np.ndarray) -> list[str]:
+        """The road name of each arc (``""`` when unnamed or when names are not known)."""
+        if self.names is None:
+            return [""] * int(np.asarray(arcs).shape[0])
+        return self.names.of_arcs(self.graph, arcs)
 
     def snap(self, lon: np.ndarray, lat: np.ndarray) -> SnappedPoints:
         """The points snapped to the graph (``snap_points(..., warn=False)``), known points from
@@ -100,12 +105,6 @@ class Region:
         if self.snap_cache is None:
             return snap_points(self.graph, lon, lat, warn=False)
         return self.snap_cache.snap(lon, lat)
-
-    def road_names(self, arcs: np.ndarray) -> list[str]:
-        """The road name of each arc (``""`` when unknown: unnamed, or a saved graph)."""
-        if self.names is None:
-            return [""] * int(np.asarray(arcs).shape[0])
-        return self.names.of_arcs(self.graph, arcs)
 
     @functools.cached_property
     def bbox(self) -> tuple[float, float, float, float]:
@@ -144,7 +143,7 @@ class Region:
             "built": self.built,
             "loaded_at": self.loaded_at,
             "memory_mapped": self.mapped,
-            "road_names": len(self.names) if self.names is not None else None,
+            "road_names": self.names is not None,
             "hierarchy": {
                 "state": "loaded",
                 "arcs": h.n_arcs,
@@ -180,7 +179,7 @@ def load_region(
         mapped=mapped,
         loaded_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         built=_built(g),
-        names=cached_way_names(g, pbf)[0] if pbf is not None else None,
+        names=road_names(g, pbf) if pbf is not None else None,
         snap_cache=SnapCache(g, snap_cache) if snap_cache > 0 else None,
     )
     _warm(region)
