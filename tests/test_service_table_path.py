@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -185,12 +186,23 @@ def test_workers_each_take_a_share_of_the_connections(tmp_path: Path) -> None:
     server = Server(["--graph", str(graph_file), "--workers", "2"], tmp_path).start()
     try:
         pids: collections.Counter[str] = collections.Counter()
+        ready: set[str] = set()
         for _ in range(40):  # a new connection each: the kernel picks a worker's socket
             text = httpx.get(f"{server.url}/metrics", timeout=30).text
-            pid = next(line.split()[1] for line in text.splitlines()
-                       if line.startswith("roadnet_worker_pid "))  # fmt: skip
+            lines = text.splitlines()
+            pid = next(v.split()[1] for v in lines if v.startswith("roadnet_worker_pid "))
             pids[pid] += 1
+            if "roadnet_ready 1.0" in lines:
+                ready.add(pid)
         assert len(pids) == 2, pids
+        deadline = time.monotonic() + 180
+        while len(ready) < 2 and time.monotonic() < deadline:  # both workers loaded
+            lines = httpx.get(f"{server.url}/metrics", timeout=30).text.splitlines()
+            if "roadnet_ready 1.0" in lines:
+                ready.add(next(v.split()[1] for v in lines if v.startswith("roadnet_worker_pid ")))
+            else:
+                time.sleep(0.1)  # polling readiness; no test result depends on this delay
+        assert len(ready) == 2, ready
         g = two_islands()
         coords = f"{g.lon[0]:.6f},{g.lat[0]:.6f};{g.lon[1]:.6f},{g.lat[1]:.6f}"
         assert httpx.get(f"{server.url}/table/v1/driving/{coords}").json()["code"] == "Ok"
