@@ -29,15 +29,14 @@ local search that keeps the best.
 Bound and proof. After the first local search, a Lagrangian bound (the assignment constraints
 relaxed; subgradient ascent, ~1 ms a step at n = 400; its supremum is the LP relaxation's
 value) is computed; its p centers start one more local search. When the incumbent is still
-above the bound, reduced-cost fixing at the Lagrangian multipliers removes every center and
-assignment that cannot belong to a better solution, and HiGHS solves the MIP of what is left
-(when it keeps at most 8 assignment variables per area): it finds a better solution or proves
-that none exists. The search stops as soon as the incumbent meets the bound. The result's
-``lower_bound`` is valid (``-inf`` when the exact phase is off) and ``optimal`` is a proof,
-never a guess. On OR-Library pmed1-20 with seeds 0-4 this reaches the optimum in 100 of 100
-runs and proves it in 85 (the exceptions, pmed6, 16 and 17 with p = 5 or 10, have an LP gap
-of 0.4-0.9 %: the interchange finds their optimum, the bound stays below it), in 0.74 x the
-time of the interchange alone (``docs/benchmarks.md``).
+above the bound after the starts, reduced-cost fixing at the Lagrangian multipliers removes
+every center and assignment that cannot belong to a better solution, and HiGHS solves the
+MIP of what is left (when it keeps at most 4 assignment variables per area): it finds a
+better solution or proves that none exists. The search stops as soon as the incumbent meets
+the bound. The result's ``lower_bound`` is valid (``-inf`` when the exact phase is off) and
+``optimal`` is a proof, never a guess. OR-Library pmed1-20, seeds 0-4: see
+``docs/benchmarks.md`` (every run optimal; the instances with p = 5 or 10 and an LP gap of
+0.05-0.9 % are not proved: the interchange finds their optimum, the bound stays below it).
 
 Capacitated (:func:`solve_capacitated_pmedian`)
 -----------------------------------------------
@@ -132,10 +131,11 @@ _LAG_MAX_ITER = 3000
 #: the reduced-cost fixing...
 _MIP_MAX_VARIABLES = 200_000
 #: uncapacitated: ... and at most this many per area. More survive when the Lagrangian (= LP)
-#: bound is well below the optimum, and then the MIP is slow: pmed6 (n = 200, p = 5, LP gap
-#: 0.5 %) keeps 26 per area and HiGHS needs 25 s to prove what the interchange finds in 0.1 s;
-#: pmed1-20 where the bound is tight keep 2-6
-_MIP_VARIABLES_PER_AREA = 8
+#: bound is below the optimum, and then HiGHS is slow: on pmed6 (n = 200, p = 5, LP gap 0.5 %)
+#: 26 per area and 25 s to prove what the interchange finds in 0.1 s; on pmed11/12 (p = 5, 10,
+#: LP gaps 0.05 / 0.12 %) 5.4 and 6 per area and 1-3 s at its root node, 3-6 times the whole
+#: search. Where the bound is tight (pmed20 after the starts: 2-2.6 per area) 0.1 s
+_MIP_VARIABLES_PER_AREA = 4
 #: uncapacitated: seconds of the reduced MIP when the call has no time limit
 _MIP_DEFAULT_SECONDS = 10.0
 #: a result whose gap is at most this is reported as proved optimal
@@ -701,8 +701,8 @@ def solve_pmedian(
         if best is None or value < best_value - 1e-9 * max(1.0, abs(value)):
             best, best_value = centers.copy(), value
 
-    def exact_phase() -> tuple[float, str]:
-        """Lagrangian bound, a start from its centers, the reduced MIP when it fits."""
+    def bound_phase() -> tuple[float, str, float, np.ndarray]:
+        """Lagrangian bound and a start from its centers."""
         t = time.perf_counter()
         lagrange, lam, steps = _lagrangian(C, p, best_value, deadline)
         bound, kind = _safe_bound(lagrange, integral), "lagrangian"
@@ -715,8 +715,11 @@ def solve_pmedian(
         )
         if best_value - bound > OPTIMAL_GAP * abs(best_value):
             local_search(_lagrangian_centers(C, p, lam))
-        if best_value - bound <= OPTIMAL_GAP * abs(best_value):
-            return bound, kind
+        return bound, kind, lagrange, lam
+
+    def mip_phase(lagrange: float, lam: np.ndarray) -> tuple[float, str]:
+        """The reduced MIP at the Lagrangian multipliers, when it fits."""
+        bound, kind = lower, bound_kind
         t = time.perf_counter()
         left = _MIP_DEFAULT_SECONDS if time_limit is None else deadline - t
         red = _reduced_mip(C, p, best_value, lagrange, lam, integral, left)
@@ -743,12 +746,15 @@ def solve_pmedian(
         return centers, value
 
     local_search(_kmeanspp(d, w, p, rng))  # the first start always runs
+    lam: np.ndarray | None = None
     if use_exact and time.perf_counter() <= deadline:
-        lower, bound_kind = exact_phase()
+        lower, bound_kind, lagrange, lam = bound_phase()
     for _ in range(n_starts - 1):
         if time.perf_counter() > deadline or proved():
             break
         local_search(_kmeanspp(d, w, p, rng))
+    if lam is not None and not proved() and time.perf_counter() <= deadline:
+        lower, bound_kind = mip_phase(lagrange, lam)
     if best is None:  # unreachable: the first start always runs
         raise SolverError("the p-median search ran no start")
     current, current_value = best.copy(), best_value

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import optimizer.pmedian as pmedian_module
 from optimizer.exceptions import InfeasibleError, InputError
 from optimizer.orlib import (
     cpmp_format,
@@ -262,7 +263,11 @@ def test_pmedian_bound_never_above_optimum_and_optimal_flag_is_proved(seed: int)
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_lagrangian_bound_and_reduced_mip_against_brute_force(seed: int) -> None:
+def test_lagrangian_bound_and_reduced_mip_against_brute_force(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the size gate (variables per area) is a speed rule; here every reduced MIP runs
+    monkeypatch.setattr(pmedian_module, "_MIP_VARIABLES_PER_AREA", 10**6)
     rng = np.random.default_rng(900 + seed)
     n = int(rng.integers(7, 12))
     p = int(rng.integers(2, 5))
@@ -309,11 +314,14 @@ def test_pmedian_exact_switch_and_complete_case() -> None:
         solve_pmedian(dist, w, 4, exact="yes")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("name", "seeds"), [("pmed10", [3]), ("pmed15", range(5))])
+@pytest.mark.parametrize(
+    ("name", "seeds"), [("pmed10", [3]), ("pmed15", range(5)), ("pmed20", [0])]
+)
 def test_pmed_many_medians_proved_optimal(name: str, seeds) -> None:
-    """pmed10 (seed 3 ended 0.56 % above with the interchange alone) and pmed15 (n = 300,
-    p = 100: the interchange never reached the optimum): the Lagrangian bound, its start and
-    the reduced MIP reach the optimum and prove it in every run."""
+    """pmed10 (seed 3 ended 0.56 % above with the interchange alone), pmed15 (n = 300,
+    p = 100) and pmed20 (n = 400, p = 133; the interchange alone never reached their optimum;
+    pmed20 seed 0 needs the reduced MIP): the Lagrangian bound, its start and the reduced MIP
+    reach the optimum and prove it."""
     dist, p, _ = read_pmed(_bench("pmed", f"{name}.txt"))
     optimum = read_pmedopt(_bench("pmed", "pmedopt.txt"))[name]
     for seed in seeds:
