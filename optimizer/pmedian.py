@@ -1584,7 +1584,7 @@ def solve_capacitated_pmedian(
                 current = best.copy()
             if time_limit is not None and not out.optimal:
                 before = math.inf if best is None else best.value
-                iterated(t0 + 0.97 * limit - 0.05)
+                iterated(t0 + 0.95 * limit - 0.1)  # a running round may overrun
                 if best is not None and best.value < before - 1e-9 * max(1.0, abs(before)):
                     method, heuristic_value = "heuristic", best.value
         elif not exact and best is not None:
