@@ -168,9 +168,9 @@ class PMedianResult:
         ``(objective - lower_bound) / objective`` (``inf`` without a bound): the true gap to
         the optimum is at most this.
     bound
-        Where ``lower_bound`` comes from: ``"none"``, ``"lagrangian"`` (with reduced-cost
-        fixing), ``"mip"``, ``"lp"``, ``"trivial"`` or ``"complete"`` (``p`` = all
-        candidates).
+        Where ``lower_bound`` comes from: ``"none"``, ``"lagrangian"``, ``"mip"`` (for
+        :func:`solve_pmedian`: the MIP left after reduced-cost fixing), ``"lp"``,
+        ``"trivial"`` or ``"complete"`` (``p`` = all candidates).
     """
 
     centers: np.ndarray
@@ -458,7 +458,7 @@ def _integral(C: np.ndarray) -> bool:
 
 
 def _safe_bound(value: float, integral: bool) -> float:
-    """A floating-point bound made safe against rounding: a relative ``1e-9`` below, rounded
+    """A floating-point bound made safe against rounding: a relative ``1e-10`` below, rounded
     up to the next integer when every objective value is an integer."""
     value -= 1e-10 * max(1.0, abs(value))
     return float(math.ceil(value)) if integral and math.isfinite(value) else value
