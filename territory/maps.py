@@ -40,6 +40,7 @@ Examples
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import logging
 import math
@@ -672,6 +673,259 @@ def _check_summary(summary: Any, territory_column: str) -> pd.DataFrame | None:
     return summary
 
 
+def _tooltip_columns(
+    gdf: gpd.GeoDataFrame,
+    tooltip_columns: Sequence[str] | None,
+    territory_column: str,
+    flagged_column: str | None,
+) -> list[str]:
+    """The columns of the area tooltips: the given ones (checked) or the default choice."""
+    if tooltip_columns is None:
+        return _default_tooltip_columns(gdf, territory_column, flagged_column)
+    columns = list(tooltip_columns)
+    missing = [c for c in columns if c not in gdf.columns]
+    if missing:
+        raise AreaDataError(
+            f"tooltip_columns: {missing} are not columns of areas; valid columns: "
+            f"{[c for c in gdf.columns if c != gdf.geometry.name]}"
+        )
+    return columns
+
+
+def _tooltip(tooltip_columns: Sequence[str]) -> Any:
+    """The sticky folium tooltip of an area layer showing ``tooltip_columns``."""
+    import folium
+
+    return folium.GeoJsonTooltip(fields=[str(c) for c in tooltip_columns], sticky=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class _HtmlGeometry:
+    """The geometry of the HTML map in EPSG:4326, simplified and rounded."""
+
+    colors: dict[Hashable, str]  #: territory -> colour
+    dissolved: gpd.GeoDataFrame  #: one row per territory (EPSG:4326, not simplified)
+    bounds: np.ndarray  #: (minx, miny, maxx, maxy) of the areas
+    area_geoms: np.ndarray  #: the areas, simplified and rounded
+    border_geoms: np.ndarray  #: the dissolved territories, simplified and rounded
+    decimals: int  #: decimals of the coordinates written
+
+
+def _html_geometry(
+    gdf: gpd.GeoDataFrame, territory_column: str, simplify_tolerance: float | None
+) -> _HtmlGeometry:
+    """Dissolve, colour, reproject, simplify and round the areas for the HTML map."""
+    dissolved = _dissolve(gdf, territory_column)
+    colors = _territory_colors(gdf, territory_column, dissolved)
+    dissolved = dissolved.to_crs(4326)
+    wgs = gdf.to_crs(4326)
+    bounds = wgs.total_bounds
+    area_geoms, tolerance = _simplify_for_html(wgs.geometry.values, bounds, simplify_tolerance)
+    decimals = _decimals(tolerance)
+    area_geoms = _round(area_geoms, decimals)
+    border_geoms = _round(_simplify(dissolved.geometry.values, tolerance), decimals)
+    log.debug(
+        "HTML geometry: tolerance %.3g degrees, %d decimals, %d vertices",
+        tolerance,
+        decimals,
+        int(shapely.get_num_coordinates(area_geoms).sum()),
+    )
+    return _HtmlGeometry(
+        colors=colors,
+        dissolved=dissolved,
+        bounds=bounds,
+        area_geoms=area_geoms,
+        border_geoms=border_geoms,
+        decimals=decimals,
+    )
+
+
+def _area_style(feature: dict[str, Any]) -> dict[str, Any]:
+    """Leaflet style of an area: its territory's fill; points as outlined circles."""
+    if feature["geometry"]["type"] in ("Point", "MultiPoint"):
+        return {
+            "fillColor": feature["properties"]["_fill"],
+            "fill": True,
+            "color": "#333333",
+            "weight": 1,
+            "fillOpacity": 0.9,
+        }
+    return {
+        "fillColor": feature["properties"]["_fill"],
+        "color": "#ffffff",
+        "weight": 0.7,
+        "fillOpacity": 0.65,
+    }
+
+
+def _area_highlight(feature: dict[str, Any]) -> dict[str, Any]:
+    """Leaflet style of the area under the mouse."""
+    return {"color": "#000000", "weight": 2.5, "fillOpacity": 0.8}
+
+
+def _border_style(feature: dict[str, Any]) -> dict[str, Any]:
+    """Leaflet style of the territory borders: thick dark lines, no fill."""
+    return {"color": _BORDER_COLOR, "weight": 2.5, "fill": False, "opacity": 0.9}
+
+
+def _road_style(feature: dict[str, Any]) -> dict[str, Any]:
+    """Leaflet style of the roads: thin grey lines."""
+    return {"color": _ROAD_COLOR, "weight": 1.2, "opacity": 0.8}
+
+
+def _flag_style(feature: dict[str, Any]) -> dict[str, Any]:
+    """Leaflet style of the flagged areas: red dashed outline, transparent fill."""
+    return {
+        "color": _FLAG_COLOR,
+        "weight": 3,
+        "dashArray": "6 4",
+        "fill": True,
+        "fillOpacity": 0.0,
+    }
+
+
+def _add_area_layer(
+    m: Any, area_layer: gpd.GeoDataFrame, is_point: np.ndarray, tooltip_columns: list[str]
+) -> None:
+    """Add the "Areas" layer: areas filled with their territory's colour, with tooltips."""
+    import folium
+
+    tooltip = _tooltip(tooltip_columns)
+    marker = folium.CircleMarker(radius=5) if bool(is_point.any()) else None
+    folium.GeoJson(
+        _feature_collection(area_layer),
+        name="Areas",
+        style_function=_area_style,
+        highlight_function=_area_highlight,
+        tooltip=tooltip,
+        marker=marker,
+    ).add_to(m)
+
+
+def _add_border_layer(m: Any, geo: _HtmlGeometry, territory_column: str) -> None:
+    """Add the "Territory borders" layer (polygonal territories only)."""
+    import folium
+
+    border_polys = _is_polygonal(geo.border_geoms)
+    if not bool(border_polys.any()):
+        return
+    borders = gpd.GeoDataFrame(
+        {"territory": [str(t) for t in geo.dissolved[territory_column]]},
+        geometry=geo.border_geoms,
+        crs=4326,
+    ).loc[border_polys]
+    folium.GeoJson(
+        _feature_collection(borders),
+        name="Territory borders",
+        style_function=_border_style,
+        interactive=False,
+    ).add_to(m)
+
+
+def _add_road_layer(m: Any, roads: gpd.GeoDataFrame | None, decimals: int) -> None:
+    """Add the "Major roads" layer when ``roads`` has any line."""
+    import folium
+
+    if roads is None or not len(roads):
+        return
+    road_layer = roads.to_crs("EPSG:4326")[[roads.geometry.name]]
+    road_layer = gpd.GeoDataFrame(
+        geometry=_round(road_layer.geometry.values, decimals), crs="EPSG:4326"
+    )
+    folium.GeoJson(
+        _feature_collection(road_layer),
+        name="Major roads",
+        style_function=_road_style,
+        interactive=False,
+    ).add_to(m)
+
+
+def _add_flagged_layer(
+    m: Any,
+    area_layer: gpd.GeoDataFrame,
+    is_point: np.ndarray,
+    flags: np.ndarray | None,
+    tooltip_columns: list[str],
+) -> int:
+    """Add the "Flagged areas" layer (red dashed outlines); the number of flagged areas."""
+    import folium
+
+    if flags is None:
+        return 0
+    flagged = area_layer.loc[flags]
+    n_flagged = len(flagged)
+    if n_flagged:
+        folium.GeoJson(
+            _feature_collection(flagged),
+            name=f"Flagged areas ({n_flagged})",
+            style_function=_flag_style,
+            tooltip=_tooltip(tooltip_columns),
+            marker=folium.CircleMarker(radius=8) if bool(is_point.any()) else None,
+        ).add_to(m)
+    return n_flagged
+
+
+def _center_label(row: pd.Series, territory: Any, name_col: Hashable | None) -> str:
+    """Tooltip text of a center marker: ``"[name — ]center of territory X"``."""
+    label = f"center of territory {territory}"
+    if name_col is not None and pd.notna(row[name_col]):
+        label = f"{row[name_col]} — {label}"
+    return label
+
+
+def _add_center_layer(
+    m: Any,
+    centers: gpd.GeoDataFrame | None,
+    territory_column: str,
+    colors: Mapping[Hashable, str],
+) -> None:
+    """Add the "Centers" layer: a circle in the territory's colour per center."""
+    import folium
+
+    if centers is None or not len(centers):
+        return
+    group = folium.FeatureGroup(name="Centers")
+    name_col = next((c for c in centers.columns if str(c).lower() == "name"), None)
+    for _, row in centers.iterrows():
+        territory = row[territory_column]
+        point = row.geometry
+        folium.CircleMarker(
+            location=[point.y, point.x],
+            radius=7,
+            color="#000000",
+            weight=2,
+            fill=True,
+            fill_color=_color_of(territory, colors),
+            fill_opacity=1.0,
+            tooltip=html.escape(_center_label(row, territory, name_col)),
+        ).add_to(group)
+    group.add_to(m)
+
+
+def _inline_leaflet(m: Any) -> None:
+    """Replace folium's default CDN assets by Leaflet inlined from ``xstatic-leaflet``."""
+    assets = _leaflet_assets()
+    if assets is None:
+        log.warning(
+            "xstatic-leaflet is not installed: the map links to Leaflet on its CDN and "
+            "needs network access to open (pip install xstatic-leaflet)"
+        )
+        return
+    js, css = assets
+    m.default_js = []
+    m.default_css = []
+    header = _figure(m).header
+    header.add_child(_raw_html_element(f"<style>{css}</style>"), name="leaflet_css")
+    header.add_child(_raw_html_element(f"<script>{js}</script>"), name="leaflet")
+
+
+def _warn_external(text: str) -> None:
+    """Log a warning when the rendered page still loads scripts or styles from the web."""
+    external = re.findall(r"<(?:script|link)[^>]+(?:src|href)=[\"']?(https?:[^\"' >]+)", text)
+    if external:
+        log.warning("the map still loads %d resource(s) from the web: %s", len(external), external)
+
+
 def territory_map_html(
     areas: gpd.GeoDataFrame,
     path: str | os.PathLike[str],
@@ -753,189 +1007,50 @@ def territory_map_html(
     summary = _check_summary(summary, territory_column)
     if centers is not None:
         centers = _check_centers(centers, territory_column).to_crs(4326)
-    if tooltip_columns is None:
-        tooltip_columns = _default_tooltip_columns(gdf, territory_column, flagged_column)
-    else:
-        tooltip_columns = list(tooltip_columns)
-        missing = [c for c in tooltip_columns if c not in gdf.columns]
-        if missing:
-            raise AreaDataError(
-                f"tooltip_columns: {missing} are not columns of areas; valid columns: "
-                f"{[c for c in gdf.columns if c != gdf.geometry.name]}"
-            )
+    tooltip_columns = _tooltip_columns(gdf, tooltip_columns, territory_column, flagged_column)
     if simplify_tolerance is not None and not simplify_tolerance >= 0:
         raise AreaDataError(
             f"simplify_tolerance={simplify_tolerance!r} must be >= 0 (degrees) or None"
         )
 
-    dissolved = _dissolve(gdf, territory_column)
-    colors = _territory_colors(gdf, territory_column, dissolved)
-    dissolved = dissolved.to_crs(4326)
-    wgs = gdf.to_crs(4326)
-    bounds = wgs.total_bounds
-    area_geoms, tolerance = _simplify_for_html(wgs.geometry.values, bounds, simplify_tolerance)
-    decimals = _decimals(tolerance)
-    area_geoms = _round(area_geoms, decimals)
-    border_geoms = _round(_simplify(dissolved.geometry.values, tolerance), decimals)
-    log.debug(
-        "HTML geometry: tolerance %.3g degrees, %d decimals, %d vertices",
-        tolerance,
-        decimals,
-        int(shapely.get_num_coordinates(area_geoms).sum()),
-    )
-
-    fill = [_color_of(v, colors) for v in gdf[territory_column]]
+    geo = _html_geometry(gdf, territory_column, simplify_tolerance)
     props = _json_ready(gdf[tooltip_columns])
-    props["_fill"] = fill
-    area_layer = gpd.GeoDataFrame(props, geometry=area_geoms, crs=4326)
-    is_point = _is_point(area_geoms)
+    props["_fill"] = [_color_of(v, geo.colors) for v in gdf[territory_column]]
+    area_layer = gpd.GeoDataFrame(props, geometry=geo.area_geoms, crs=4326)
+    is_point = _is_point(geo.area_geoms)
 
     # fractional zoom steps let fit_bounds fill the window instead of the next whole level
     m = folium.Map(tiles=tiles, control_scale=True, zoom_snap=0.25, zoom_delta=0.5)
     if title:
         _figure(m).title = title
-
-    def area_style(feature: dict[str, Any]) -> dict[str, Any]:
-        if feature["geometry"]["type"] in ("Point", "MultiPoint"):
-            return {
-                "fillColor": feature["properties"]["_fill"],
-                "fill": True,
-                "color": "#333333",
-                "weight": 1,
-                "fillOpacity": 0.9,
-            }
-        return {
-            "fillColor": feature["properties"]["_fill"],
-            "color": "#ffffff",
-            "weight": 0.7,
-            "fillOpacity": 0.65,
-        }
-
-    def area_highlight(feature: dict[str, Any]) -> dict[str, Any]:
-        return {"color": "#000000", "weight": 2.5, "fillOpacity": 0.8}
-
-    tooltip = folium.GeoJsonTooltip(fields=[str(c) for c in tooltip_columns], sticky=True)
-    marker = folium.CircleMarker(radius=5) if bool(is_point.any()) else None
-    folium.GeoJson(
-        _feature_collection(area_layer),
-        name="Areas",
-        style_function=area_style,
-        highlight_function=area_highlight,
-        tooltip=tooltip,
-        marker=marker,
-    ).add_to(m)
-
-    border_polys = _is_polygonal(border_geoms)
-    if bool(border_polys.any()):
-        borders = gpd.GeoDataFrame(
-            {"territory": [str(t) for t in dissolved[territory_column]]},
-            geometry=border_geoms,
-            crs=4326,
-        ).loc[border_polys]
-        folium.GeoJson(
-            _feature_collection(borders),
-            name="Territory borders",
-            style_function=lambda _: {
-                "color": _BORDER_COLOR,
-                "weight": 2.5,
-                "fill": False,
-                "opacity": 0.9,
-            },
-            interactive=False,
-        ).add_to(m)
-    if roads is not None and len(roads):
-        road_layer = roads.to_crs("EPSG:4326")[[roads.geometry.name]]
-        road_layer = gpd.GeoDataFrame(
-            geometry=_round(road_layer.geometry.values, decimals), crs="EPSG:4326"
-        )
-        folium.GeoJson(
-            _feature_collection(road_layer),
-            name="Major roads",
-            style_function=lambda _: {"color": _ROAD_COLOR, "weight": 1.2, "opacity": 0.8},
-            interactive=False,
-        ).add_to(m)
-
-    n_flagged = 0
-    if flagged_column is not None:
-        flagged = area_layer.loc[gdf[flagged_column].to_numpy()]
-        n_flagged = len(flagged)
-        if n_flagged:
-            folium.GeoJson(
-                _feature_collection(flagged),
-                name=f"Flagged areas ({n_flagged})",
-                style_function=lambda _: {
-                    "color": _FLAG_COLOR,
-                    "weight": 3,
-                    "dashArray": "6 4",
-                    "fill": True,
-                    "fillOpacity": 0.0,
-                },
-                tooltip=folium.GeoJsonTooltip(
-                    fields=[str(c) for c in tooltip_columns], sticky=True
-                ),
-                marker=folium.CircleMarker(radius=8) if bool(is_point.any()) else None,
-            ).add_to(m)
-
-    if centers is not None and len(centers):
-        group = folium.FeatureGroup(name="Centers")
-        name_col = next((c for c in centers.columns if str(c).lower() == "name"), None)
-        for _, row in centers.iterrows():
-            territory = row[territory_column]
-            label = f"center of territory {territory}"
-            if name_col is not None and pd.notna(row[name_col]):
-                label = f"{row[name_col]} — {label}"
-            point = row.geometry
-            folium.CircleMarker(
-                location=[point.y, point.x],
-                radius=7,
-                color="#000000",
-                weight=2,
-                fill=True,
-                fill_color=_color_of(territory, colors),
-                fill_opacity=1.0,
-                tooltip=html.escape(label),
-            ).add_to(group)
-        group.add_to(m)
-
+    _add_area_layer(m, area_layer, is_point, tooltip_columns)
+    _add_border_layer(m, geo, territory_column)
+    _add_road_layer(m, roads, geo.decimals)
+    flags = gdf[flagged_column].to_numpy() if flagged_column is not None else None
+    n_flagged = _add_flagged_layer(m, area_layer, is_point, flags, tooltip_columns)
+    _add_center_layer(m, centers, territory_column, geo.colors)
     folium.LayerControl(collapsed=False).add_to(m)
     has_unassigned = bool(gdf[territory_column].isna().any())
     _overlay_element(
-        _legend_html(colors, summary, n_flagged, has_unassigned, centers is not None)
+        _legend_html(geo.colors, summary, n_flagged, has_unassigned, centers is not None)
     ).add_to(m)
     if title:
         _overlay_element(_title_html(title)).add_to(m)
-    minx, miny, maxx, maxy = (float(b) for b in bounds)
+    minx, miny, maxx, maxy = (float(b) for b in geo.bounds)
     m.fit_bounds([[miny, minx], [maxy, maxx]])
-
     if self_contained:
-        assets = _leaflet_assets()
-        if assets is None:
-            log.warning(
-                "xstatic-leaflet is not installed: the map links to Leaflet on its CDN and "
-                "needs network access to open (pip install xstatic-leaflet)"
-            )
-        else:
-            js, css = assets
-            m.default_js = []
-            m.default_css = []
-            header = _figure(m).header
-            header.add_child(_raw_html_element(f"<style>{css}</style>"), name="leaflet_css")
-            header.add_child(_raw_html_element(f"<script>{js}</script>"), name="leaflet")
+        _inline_leaflet(m)
 
     text = _figure(m).render()
     if self_contained:
-        external = re.findall(r"<(?:script|link)[^>]+(?:src|href)=[\"']?(https?:[^\"' >]+)", text)
-        if external:
-            log.warning(
-                "the map still loads %d resource(s) from the web: %s", len(external), external
-            )
+        _warn_external(text)
     out = Path(path)
     out.write_text(text, encoding="utf-8")
     log.info(
         "wrote %s: %d areas, %d territories, %.1f MB",
         out,
         len(gdf),
-        len(colors),
+        len(geo.colors),
         out.stat().st_size / 1e6,
     )
     return out

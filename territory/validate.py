@@ -648,6 +648,720 @@ def _names(values: np.ndarray, limit: int = 5) -> str:
     return ", ".join(vals) + (f" and {more} more" if more > 0 else "")
 
 
+# ------------------------------------------------------------------------ validation steps
+_NO_GRAPH = "not evaluated: no road graph (straight-line mode)"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Limits:
+    """The checked numeric options of :func:`validate_territories`."""
+
+    max_drive: float | None
+    tol: float | None
+    snap_limit: float | None
+    detour_t: float
+    detour_km: float
+    ref_kmh: float
+    margin: float
+
+
+def _check_options(
+    *,
+    graph: Any,
+    centers: gpd.GeoDataFrame | None,
+    center_column: str | None,
+    max_drive_s: float | None,
+    tolerance: float | None,
+    max_snap_m: float | None,
+    detour_threshold: float,
+    detour_min_km: float,
+    reference_kmh: float,
+    road_margin_m: float,
+    adjacency: str,
+) -> _Limits:
+    """Check the options of :func:`validate_territories`; return the numeric ones."""
+    limits = _Limits(
+        max_drive=_limit("max_drive_s", max_drive_s),
+        tol=_limit("tolerance", tolerance, allow_zero=True),
+        snap_limit=_limit("max_snap_m", max_snap_m),
+        detour_t=_number("detour_threshold", detour_threshold),
+        detour_km=_number("detour_min_km", detour_min_km, allow_zero=True),
+        ref_kmh=_number("reference_kmh", reference_kmh),
+        margin=_number("road_margin_m", road_margin_m, allow_zero=True),
+    )
+    if centers is not None and center_column is not None:
+        raise AreaDataError("give centers or center_column, not both")
+    if adjacency not in ("rook", "queen", "road"):
+        raise AreaDataError(f"adjacency must be 'rook', 'queen' or 'road', got {adjacency!r}")
+    if adjacency == "road" and graph is None:
+        raise AreaDataError(
+            "adjacency='road' needs a road graph (road adjacency: a road crosses the border)"
+        )
+    if graph is not None and not isinstance(graph, CompiledGraph):
+        raise AreaDataError(
+            f"graph must be a roadnet CompiledGraph or None, got {type(graph).__name__}"
+        )
+    return limits
+
+
+@dataclasses.dataclass(frozen=True)
+class _Alignment:
+    """The areas, their territory labels, territory codes, members and measures."""
+
+    areas: Areas
+    gdf: gpd.GeoDataFrame
+    ids: np.ndarray
+    labels: np.ndarray
+    terr: np.ndarray
+    code: np.ndarray
+    members: list[np.ndarray]
+    measure_names: list[str]
+    weights: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """Number of areas."""
+        return len(self.areas)
+
+    @property
+    def k(self) -> int:
+        """Number of territories."""
+        return int(self.terr.shape[0])
+
+
+def _align(
+    areas: Areas | gpd.GeoDataFrame,
+    territory_column: str,
+    measures: Sequence[str],
+    id_column: str | None,
+) -> _Alignment:
+    """Read the areas, their territories (area rows of each, in input order) and measures."""
+    ar = _as_areas(areas, id_column)
+    gdf = ar.gdf
+    ids = np.asarray(ar.ids)
+    labels = _territory_labels(gdf, territory_column, ids)
+    terr, code = _territory_codes(labels)
+    k = terr.shape[0]
+    order = np.argsort(code, kind="stable")
+    bounds = np.searchsorted(code[order], np.arange(k + 1))
+    members = [order[bounds[t] : bounds[t + 1]] for t in range(k)]
+    measure_names = [measures] if isinstance(measures, str) else list(measures)
+    weights = _measures(gdf, measure_names, ids)
+    return _Alignment(
+        areas=ar,
+        gdf=gdf,
+        ids=ids,
+        labels=labels,
+        terr=terr,
+        code=code,
+        members=members,
+        measure_names=measure_names,
+        weights=weights,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _CenterTimes:
+    """Each territory's center and the drive times from it to the territory's areas."""
+
+    kind: str  #: how the centers were chosen (``params["centers"]``)
+    pos: np.ndarray  #: (k,) area row of each center, -1 for a given point
+    lon: np.ndarray  #: (k,) center longitude
+    lat: np.ndarray  #: (k,) center latitude
+    center_snap: np.ndarray  #: (k,) snap metres of each center (NaN without a graph)
+    snapped: SnappedPoints | None  #: the snapped areas (None without a graph)
+    drive_s: np.ndarray  #: (n,) drive seconds from the area's center (NaN without a graph)
+    snap_m: np.ndarray  #: (n,) snap metres of each area (NaN without a graph)
+    far: np.ndarray  #: (n,) area snapped farther than the snap limit
+
+
+def _fixed_centers(
+    al: _Alignment,
+    territory_column: str,
+    centers: gpd.GeoDataFrame | None,
+    center_column: str | None,
+    graph: CompiledGraph | None,
+    notes: list[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """Centers given as points or by ``center_column``: area rows (or -1), lon, lat, kind."""
+    pos = np.full(al.k, -1, dtype=np.int64)
+    lon = np.full(al.k, np.nan)
+    lat = np.full(al.k, np.nan)
+    if centers is not None:
+        lon, lat, extra = _centers_from_gdf(centers, territory_column, al.terr)
+        notes.extend(extra)
+        kind = "given points"
+    elif center_column is not None:
+        pos = _centers_from_column(al.gdf, center_column, al.code, al.terr, al.ids)
+        kind = f"column {center_column!r}"
+    else:
+        kind = "drive-time 1-median" if graph is not None else "straight-line 1-median"
+    return pos, lon, lat, kind
+
+
+def _median_drive_times(
+    graph: CompiledGraph,
+    al: _Alignment,
+    snapped: SnappedPoints,
+    pos: np.ndarray,
+    *,
+    n_jobs: int | None,
+    use_cache: bool,
+) -> np.ndarray:
+    """Drive seconds from each territory's drive-time 1-median, written into ``pos``."""
+    drive_s = np.full(al.n, np.nan)
+    for t, rows in enumerate(al.members):
+        sub = snapped.subset(rows)
+        sq = _matrix(graph, sub, sub, n_jobs=n_jobs, use_cache=use_cache)
+        c = _median_key(sq)
+        pos[t] = rows[c]
+        drive_s[rows] = sq[c]
+    return drive_s
+
+
+def _fixed_center_drive_times(
+    graph: CompiledGraph,
+    al: _Alignment,
+    snapped: SnappedPoints,
+    pos: np.ndarray,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    *,
+    given_points: bool,
+    snap_limit: float | None,
+    n_jobs: int | None,
+    use_cache: bool,
+    notes: list[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drive seconds from fixed centers to their areas, and the given points' snap metres."""
+    center_snap = np.full(al.k, np.nan)
+    if given_points:
+        origins = snap_points(graph, lon, lat, max_distance_m=snap_limit, warn=False)
+        center_snap = origins.snap_distance_m.astype(np.float64)
+        if origins.flagged.any():
+            notes.append(
+                f"centers of territories {_names(al.terr[origins.flagged])} lie farther "
+                f"than {origins.max_distance_m:g} m from any road"
+            )
+    else:
+        origins = snapped.subset(pos)
+    rect = _matrix(graph, origins, snapped, n_jobs=n_jobs, use_cache=use_cache)
+    drive_s = np.full(al.n, np.nan)
+    for t, rows in enumerate(al.members):
+        drive_s[rows] = rect[t, rows]
+    return drive_s, center_snap
+
+
+def _centers_and_drive_times(
+    al: _Alignment,
+    territory_column: str,
+    graph: CompiledGraph | None,
+    centers: gpd.GeoDataFrame | None,
+    center_column: str | None,
+    *,
+    snap_limit: float | None,
+    n_jobs: int | None,
+    use_cache: bool,
+    notes: list[str],
+) -> _CenterTimes:
+    """The territories' centers (given, marked or 1-medians) and the drive times from them."""
+    pos, lon, lat, kind = _fixed_centers(al, territory_column, centers, center_column, graph, notes)
+    median = centers is None and center_column is None
+    drive_s = np.full(al.n, np.nan)
+    snap_m = np.full(al.n, np.nan)
+    far = np.zeros(al.n, dtype=bool)
+    center_snap = np.full(al.k, np.nan)
+    snapped: SnappedPoints | None = None
+    if graph is not None:
+        snapped = snap_points(graph, al.areas.lon, al.areas.lat, max_distance_m=snap_limit)
+        snap_m = snapped.snap_distance_m.astype(np.float64)
+        far = snapped.flagged.copy()
+        if median:
+            drive_s = _median_drive_times(
+                graph, al, snapped, pos, n_jobs=n_jobs, use_cache=use_cache
+            )
+        else:
+            drive_s, center_snap = _fixed_center_drive_times(
+                graph,
+                al,
+                snapped,
+                pos,
+                lon,
+                lat,
+                given_points=centers is not None,
+                snap_limit=snap_limit,
+                n_jobs=n_jobs,
+                use_cache=use_cache,
+                notes=notes,
+            )
+    elif median:
+        for t, rows in enumerate(al.members):
+            pos[t] = rows[_straight_median(al.areas.lon[rows], al.areas.lat[rows])]
+    has_area_center = pos >= 0
+    lon[has_area_center] = al.areas.lon[pos[has_area_center]]
+    lat[has_area_center] = al.areas.lat[pos[has_area_center]]
+    if snapped is not None:
+        center_snap[has_area_center] = snap_m[pos[has_area_center]]
+    return _CenterTimes(
+        kind=kind,
+        pos=pos,
+        lon=lon,
+        lat=lat,
+        center_snap=center_snap,
+        snapped=snapped,
+        drive_s=drive_s,
+        snap_m=snap_m,
+        far=far,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _AreaFigures:
+    """Per-area figures and flags derived from the centers and drive times."""
+
+    reachable_known: bool  #: drive times were computed (a road graph was given)
+    straight_m: np.ndarray  #: great-circle metres from the area's center
+    is_center: np.ndarray  #: the area is its territory's center
+    drive_min: np.ndarray  #: drive minutes from the area's center
+    ratio: np.ndarray  #: detour ratio (NaN when not defined)
+    unreachable: np.ndarray  #: no road path from the center
+    over: np.ndarray  #: reachable but farther than the drive limit
+    detour: np.ndarray  #: detour outlier
+
+
+def _area_figures(
+    al: _Alignment, ct: _CenterTimes, *, reachable_known: bool, limits: _Limits
+) -> _AreaFigures:
+    """Straight-line distances, detour ratios and the per-area flags."""
+    drive_s = ct.drive_s
+    straight_m = great_circle_m(ct.lon[al.code], ct.lat[al.code], al.areas.lon, al.areas.lat)
+    is_center = np.zeros(al.n, dtype=bool)
+    is_center[ct.pos[ct.pos >= 0]] = True
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = drive_s / (straight_m / (limits.ref_kmh / 3.6))
+    ratio[~np.isfinite(drive_s) | (straight_m < limits.detour_km * 1000.0)] = np.nan
+    unreachable = np.isinf(drive_s) if reachable_known else np.zeros(al.n, bool)
+    over = (
+        np.isfinite(drive_s) & (drive_s > limits.max_drive)
+        if (reachable_known and limits.max_drive is not None)
+        else np.zeros(al.n, bool)
+    )
+    return _AreaFigures(
+        reachable_known=reachable_known,
+        straight_m=straight_m,
+        is_center=is_center,
+        drive_min=drive_s / 60.0,
+        ratio=ratio,
+        unreachable=unreachable,
+        over=over,
+        detour=np.nan_to_num(ratio, nan=0.0) > limits.detour_t,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Pieces:
+    """Polygon pieces (contiguity) and road pieces (connectivity) of the territories."""
+
+    polygonal: bool  #: every area is a polygon (contiguity evaluated)
+    poly_piece: np.ndarray  #: (n,) polygon piece of each area within its territory, -1 = none
+    poly_count: np.ndarray  #: (k,) polygon pieces per territory
+    isolated: np.ndarray  #: (n,) area without any neighbour
+    road_eval: bool  #: road connectivity evaluated
+    road_piece: np.ndarray  #: (n,) road piece of each area within its territory, -1 = none
+    road_count: np.ndarray  #: (k,) road pieces per territory
+
+
+def _polygon_pieces(
+    al: _Alignment,
+    graph: CompiledGraph | None,
+    adjacency: Literal["rook", "queen", "road"],
+    adjacency_tolerance_m: float,
+    margin: float,
+    notes: list[str],
+) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray]:
+    """Contiguity: (polygonal, piece of each area, pieces per territory, isolated areas)."""
+    gtype = shapely.get_type_id(np.asarray(al.gdf.geometry.values, dtype=object))
+    polygonal = bool(np.isin(gtype, _POLYGONAL).all())
+    poly_piece = np.full(al.n, -1, dtype=np.int64)
+    poly_count = np.zeros(al.k, dtype=np.int64)
+    isolated = np.zeros(al.n, dtype=bool)
+    if not polygonal:
+        notes.append(
+            "areas are not all polygons: contiguity and road connectivity need "
+            "polygons and are not evaluated"
+        )
+        return polygonal, poly_piece, poly_count, isolated
+    kind: Literal["rook", "queen"] = "rook" if adjacency == "road" else adjacency
+    adj = polygon_adjacency(al.gdf, kind=kind, tolerance_m=adjacency_tolerance_m)
+    if adjacency == "road" and graph is not None:
+        adj = road_adjacency(adj, graph, al.gdf, margin_m=margin)
+    isolated[isolated_areas(adj)] = True
+    poly_piece, poly_count = _pieces_to_labels(components_within(adj, al.code), al.n)
+    if isolated.any():
+        what = "road-adjacent" if adjacency == "road" else "polygon"
+        notes.append(
+            f"{int(isolated.sum())} area(s) have no {what} neighbour at all (islands): "
+            f"{_names(al.ids[isolated])}; a territory holding one and other areas cannot be "
+            "contiguous"
+        )
+    return polygonal, poly_piece, poly_count, isolated
+
+
+def _pieces(
+    al: _Alignment,
+    graph: CompiledGraph | None,
+    snapped: SnappedPoints | None,
+    adjacency: Literal["rook", "queen", "road"],
+    adjacency_tolerance_m: float,
+    margin: float,
+    notes: list[str],
+) -> _Pieces:
+    """Polygon pieces of each territory, then its road pieces (polygons and a graph only)."""
+    polygonal, poly_piece, poly_count, isolated = _polygon_pieces(
+        al, graph, adjacency, adjacency_tolerance_m, margin, notes
+    )
+    road_eval = graph is not None and snapped is not None and polygonal
+    road_piece = np.full(al.n, -1, dtype=np.int64)
+    road_count = np.zeros(al.k, dtype=np.int64)
+    if road_eval and graph is not None and snapped is not None:
+        road_piece, road_count = _road_pieces(graph, al.gdf, al.members, snapped, margin)
+    return _Pieces(
+        polygonal=polygonal,
+        poly_piece=poly_piece,
+        poly_count=poly_count,
+        isolated=isolated,
+        road_eval=road_eval,
+        road_piece=road_piece,
+        road_count=road_count,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Balance:
+    """Size of each territory per measure and its relative deviation from the mean."""
+
+    names: list[str]  #: the measures, or ``["n_areas"]`` without measures
+    sizes: np.ndarray  #: (k, len(names))
+    dev: np.ndarray  #: (k, len(names)), NaN where the mean is not positive
+
+
+def _balance(al: _Alignment) -> _Balance:
+    """Sizes of the territories and their deviations from the mean size."""
+    names = al.measure_names or ["n_areas"]
+    sizes = np.zeros((al.k, len(names)))
+    for t, rows in enumerate(al.members):
+        sizes[t] = al.weights[rows].sum(axis=0) if al.measure_names else rows.shape[0]
+    mean = sizes.mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dev = np.where(mean > 0, (sizes - mean) / np.where(mean > 0, mean, 1.0), np.nan)
+    return _Balance(names=names, sizes=sizes, dev=dev)
+
+
+def _drive_stats(d: np.ndarray, w: np.ndarray) -> dict[str, float]:
+    """Max, mean, p95 and weighted mean of the finite drive minutes ``d`` (NaN when none)."""
+    fin = np.isfinite(d)
+    if not fin.any():
+        return {
+            "drive_max_min": np.nan,
+            "drive_mean_min": np.nan,
+            "drive_p95_min": np.nan,
+            "drive_wmean_min": np.nan,
+        }
+    wsum = float(w[fin].sum())
+    return {
+        "drive_max_min": float(d[fin].max()),
+        "drive_mean_min": float(d[fin].mean()),
+        "drive_p95_min": float(np.percentile(d[fin], 95)),
+        "drive_wmean_min": float((w[fin] * d[fin]).sum() / wsum) if wsum > 0 else np.nan,
+    }
+
+
+def _territory_row(
+    t: int,
+    al: _Alignment,
+    ct: _CenterTimes,
+    fig: _AreaFigures,
+    pieces: _Pieces,
+    bal: _Balance,
+    max_drive: float | None,
+) -> dict[str, Any]:
+    """The row of territory ``t`` in :attr:`ValidationReport.territories`."""
+    rows = al.members[t]
+    known = fig.reachable_known
+    row: dict[str, Any] = {
+        "territory": al.terr[t],
+        "n_areas": int(rows.shape[0]),
+        "center_id": al.ids[ct.pos[t]] if ct.pos[t] >= 0 else None,
+        "center_lon": float(ct.lon[t]),
+        "center_lat": float(ct.lat[t]),
+        "center_snap_m": float(ct.center_snap[t]),
+    }
+    for j, name in enumerate(al.measure_names):
+        row[f"size_{name}"] = float(bal.sizes[t, j])
+    for j, name in enumerate(bal.names):
+        row[f"dev_{name}"] = float(bal.dev[t, j])
+    w = al.weights[rows, 0] if al.measure_names else np.ones(rows.shape[0])
+    row.update(_drive_stats(fig.drive_min[rows], w))
+    row["straight_max_km"] = float(fig.straight_m[rows].max() / 1000.0)
+    row["n_unreachable"] = int(fig.unreachable[rows].sum()) if known else None
+    row["n_over_limit"] = int(fig.over[rows].sum()) if known and max_drive is not None else None
+    row["n_far_snap"] = int(ct.far[rows].sum()) if known else None
+    row["n_detour_outliers"] = int(fig.detour[rows].sum()) if known else None
+    row["contiguous"] = bool(pieces.poly_count[t] == 1) if pieces.polygonal else None
+    row["n_polygon_pieces"] = int(pieces.poly_count[t]) if pieces.polygonal else None
+    row["road_connected"] = bool(pieces.road_count[t] == 1) if pieces.road_eval else None
+    row["n_road_pieces"] = int(pieces.road_count[t]) if pieces.road_eval else None
+    return row
+
+
+def _territory_table(
+    al: _Alignment,
+    ct: _CenterTimes,
+    fig: _AreaFigures,
+    pieces: _Pieces,
+    bal: _Balance,
+    max_drive: float | None,
+) -> pd.DataFrame:
+    """:attr:`ValidationReport.territories`: one row per territory, nullable counts and flags."""
+    tdf = pd.DataFrame(
+        [_territory_row(t, al, ct, fig, pieces, bal, max_drive) for t in range(al.k)]
+    )
+    for col in (
+        "n_unreachable",
+        "n_over_limit",
+        "n_far_snap",
+        "n_detour_outliers",
+        "n_polygon_pieces",
+        "n_road_pieces",
+    ):
+        tdf[col] = tdf[col].astype("Int64")
+    for col in ("contiguous", "road_connected"):
+        tdf[col] = tdf[col].astype("boolean")
+    return tdf
+
+
+def _flag(values: np.ndarray, known: bool) -> Any:
+    """Nullable boolean array of ``values``; all ``<NA>`` when not ``known``."""
+    arr = pd.array(values.astype(bool), dtype="boolean")
+    if not known:
+        arr[:] = pd.NA
+    return arr
+
+
+def _area_table(
+    al: _Alignment,
+    ct: _CenterTimes,
+    fig: _AreaFigures,
+    pieces: _Pieces,
+    max_drive: float | None,
+) -> pd.DataFrame:
+    """:attr:`ValidationReport.areas`: one row per area, in input order."""
+    known = fig.reachable_known
+    poly_piece, road_piece = pieces.poly_piece, pieces.road_piece
+    adf = pd.DataFrame(
+        {
+            "id": al.ids,
+            "territory": al.labels,
+            "is_center": fig.is_center,
+            "drive_minutes_from_center": fig.drive_min,
+            "straight_km": fig.straight_m / 1000.0,
+            "detour_ratio": fig.ratio,
+            "snap_m": ct.snap_m,
+            "unreachable": _flag(fig.unreachable, known),
+            "over_limit": _flag(fig.over, known and max_drive is not None),
+            "far_snap": _flag(ct.far, known),
+            "detour_outlier": _flag(fig.detour, known),
+            "isolated": _flag(pieces.isolated, pieces.polygonal),
+            "polygon_piece": pd.array(np.where(poly_piece >= 0, poly_piece, 0), dtype="Int64"),
+            "road_piece": pd.array(np.where(road_piece >= 0, road_piece, 0), dtype="Int64"),
+        }
+    )
+    if not pieces.polygonal:
+        adf["polygon_piece"] = pd.NA
+        adf["polygon_piece"] = adf["polygon_piece"].astype("Int64")
+    if not pieces.road_eval:
+        adf["road_piece"] = pd.NA
+        adf["road_piece"] = adf["road_piece"].astype("Int64")
+    return adf
+
+
+def _rule_reachable(
+    al: _Alignment, fig: _AreaFigures, require_reachable: bool | None
+) -> dict[str, Any]:
+    """Rule ``reachable``: no area unreachable from its center."""
+    if not fig.reachable_known:
+        return _rule("reachable", bool(require_reachable), False, None, _NO_GRAPH)
+    bad = np.flatnonzero(fig.unreachable)
+    detail = (
+        f"all {al.n} areas reachable by road from their center"
+        if not bad.size
+        else f"{bad.size} area(s) unreachable from their center: "
+        + _names(np.array([f"{al.ids[i]} ({al.labels[i]})" for i in bad], dtype=object))
+    )
+    return _rule("reachable", require_reachable is not False, True, not bad.size, detail)
+
+
+def _rule_max_drive(
+    al: _Alignment, ct: _CenterTimes, fig: _AreaFigures, max_drive: float | None
+) -> dict[str, Any]:
+    """Rule ``max_drive``: every area reachable and within the limit (info without a limit)."""
+    if not fig.reachable_known:
+        return _rule("max_drive", max_drive is not None, False, None, _NO_GRAPH)
+    finite = ct.drive_s[np.isfinite(ct.drive_s)]
+    worst = float(finite.max()) / 60.0 if finite.size else math.nan
+    if max_drive is None:
+        return _rule(
+            "max_drive",
+            False,
+            True,
+            None,
+            f"longest drive from a center {worst:.1f} min (no limit given)",
+        )
+    over = fig.over
+    n_over, n_un = int(over.sum()), int(fig.unreachable.sum())
+    ok = n_over == 0 and n_un == 0
+    parts = []
+    if n_over:
+        parts.append(
+            f"{n_over} area(s) over {max_drive / 60:.1f} min in "
+            f"{_names(al.terr[np.bincount(al.code[over], minlength=al.k) > 0])}"
+        )
+    if n_un:
+        parts.append(f"{n_un} area(s) unreachable (no road path)")
+    detail = (
+        "; ".join(parts) if parts else f"all areas within {max_drive / 60:.1f} min"
+    ) + f" (longest reachable {worst:.1f} min)"
+    return _rule("max_drive", True, True, ok, detail)
+
+
+def _rule_balance(al: _Alignment, bal: _Balance, tol: float | None) -> dict[str, Any]:
+    """Rule ``balance``: every ``|deviation| <= tolerance`` (info without a tolerance)."""
+    terr = al.terr
+    absdev = np.abs(np.nan_to_num(bal.dev, nan=0.0))
+    j_worst, t_worst = (
+        np.unravel_index(int(np.argmax(absdev.T)), absdev.T.shape) if absdev.size else (0, 0)
+    )
+    worst_txt = (
+        f"largest |deviation| {absdev[t_worst, j_worst]:.1%} ({bal.names[j_worst]}, "
+        f"territory {terr[t_worst]})"
+        if absdev.size
+        else "no territory"
+    )
+    if tol is None:
+        return _rule("balance", False, True, None, f"{worst_txt} (no tolerance given)")
+    off = (absdev > tol + 1e-12).any(axis=1)
+    detail = (
+        f"all sizes within ±{tol:.1%} of the mean; {worst_txt}"
+        if not off.any()
+        else f"{int(off.sum())} territor(y/ies) beyond ±{tol:.1%}: {_names(terr[off])}; "
+        + worst_txt
+    )
+    return _rule("balance", True, True, not off.any(), detail)
+
+
+def _rule_contiguity(
+    al: _Alignment,
+    pieces: _Pieces,
+    require_contiguity: bool,
+    adjacency: str,
+    adjacency_tolerance_m: float,
+) -> dict[str, Any]:
+    """Rule ``contiguity``: every territory one polygon piece (polygons only)."""
+    if not pieces.polygonal:
+        return _rule(
+            "contiguity",
+            require_contiguity,
+            False,
+            None,
+            "not evaluated: the areas are not polygons",
+        )
+    terr, poly_count = al.terr, pieces.poly_count
+    bad_t = terr[poly_count > 1]
+    detail = (
+        f"all {al.k} territories contiguous ({adjacency} adjacency, "
+        f"{adjacency_tolerance_m:g} m tolerance)"
+        if not bad_t.size
+        else f"{bad_t.size} territor(y/ies) in several pieces: "
+        + _names(
+            np.array(
+                [f"{terr[t]} ({poly_count[t]} pieces)" for t in np.flatnonzero(poly_count > 1)],
+                dtype=object,
+            )
+        )
+    )
+    return _rule("contiguity", require_contiguity, True, not bad_t.size, detail)
+
+
+def _rule_road_connected(
+    al: _Alignment, pieces: _Pieces, require_road_connected: bool, has_graph: bool
+) -> dict[str, Any]:
+    """Rule ``road_connected``: every territory one road piece (polygons and a graph only)."""
+    if not pieces.road_eval:
+        return _rule(
+            "road_connected",
+            require_road_connected,
+            False,
+            None,
+            _NO_GRAPH if not has_graph else "not evaluated: the areas are not polygons",
+        )
+    terr, road_count = al.terr, pieces.road_count
+    bad_r = np.flatnonzero(road_count > 1)
+    detail = (
+        f"all {al.k} territories connected by road inside their polygons"
+        if not bad_r.size
+        else f"{bad_r.size} territor(y/ies) not connected by road inside their polygons: "
+        + _names(np.array([f"{terr[t]} ({road_count[t]} pieces)" for t in bad_r], dtype=object))
+        + " (stricter than contiguity: the roads between two neighbours may leave the "
+        "territory on the way)"
+    )
+    return _rule("road_connected", require_road_connected, True, not bad_r.size, detail)
+
+
+def _rule_snap_distance(
+    al: _Alignment, ct: _CenterTimes, fig: _AreaFigures, snap_limit: float | None
+) -> dict[str, Any]:
+    """Rule ``snap_distance``: no area snapped farther than the snap limit."""
+    if not (fig.reachable_known and ct.snapped is not None):
+        return _rule("snap_distance", snap_limit is not None, False, None, _NO_GRAPH)
+    limit = ct.snapped.max_distance_m
+    n_far = int(ct.far.sum())
+    detail = (
+        f"all areas within {limit:g} m of a road (farthest {np.nanmax(ct.snap_m):.0f} m)"
+        if not n_far
+        else f"{n_far} area(s) farther than {limit:g} m from a road: {_names(al.ids[ct.far])}"
+    )
+    return _rule("snap_distance", snap_limit is not None, True, not n_far, detail)
+
+
+def _params(
+    graph: CompiledGraph | None,
+    ct: _CenterTimes,
+    al: _Alignment,
+    limits: _Limits,
+    *,
+    territory_column: str,
+    adjacency: str,
+    adjacency_tolerance_m: float,
+) -> dict[str, Any]:
+    """:attr:`ValidationReport.params`: the limits and options used."""
+    return {
+        "mode": "road graph" if graph is not None else "straight-line",
+        "centers": ct.kind,
+        "territory_column": territory_column,
+        "measures": al.measure_names,
+        "max_drive_s": limits.max_drive,
+        "tolerance": limits.tol,
+        "max_snap_m": ct.snapped.max_distance_m if ct.snapped is not None else limits.snap_limit,
+        "detour_threshold": limits.detour_t,
+        "detour_min_km": limits.detour_km,
+        "reference_kmh": limits.ref_kmh,
+        "adjacency": adjacency,
+        "adjacency_tolerance_m": float(adjacency_tolerance_m),
+        "road_margin_m": limits.margin,
+        "graph": graph.meta.get("source") if graph is not None else None,
+    }
+
+
 # ------------------------------------------------------------------------------ validation
 def validate_territories(
     areas: Areas | gpd.GeoDataFrame,
@@ -750,389 +1464,63 @@ def validate_territories(
     >>> report.passed(), report.failed_rules()  # doctest: +SKIP
     >>> print(report.to_text())  # doctest: +SKIP
     """
-    max_drive = _limit("max_drive_s", max_drive_s)
-    tol = _limit("tolerance", tolerance, allow_zero=True)
-    snap_limit = _limit("max_snap_m", max_snap_m)
-    detour_t = _number("detour_threshold", detour_threshold)
-    detour_km = _number("detour_min_km", detour_min_km, allow_zero=True)
-    ref_kmh = _number("reference_kmh", reference_kmh)
-    margin = _number("road_margin_m", road_margin_m, allow_zero=True)
-    if centers is not None and center_column is not None:
-        raise AreaDataError("give centers or center_column, not both")
-    if adjacency not in ("rook", "queen", "road"):
-        raise AreaDataError(f"adjacency must be 'rook', 'queen' or 'road', got {adjacency!r}")
-    if adjacency == "road" and graph is None:
-        raise AreaDataError(
-            "adjacency='road' needs a road graph (road adjacency: a road crosses the border)"
-        )
-    if graph is not None and not isinstance(graph, CompiledGraph):
-        raise AreaDataError(
-            f"graph must be a roadnet CompiledGraph or None, got {type(graph).__name__}"
-        )
-
-    ar = _as_areas(areas, id_column)
-    gdf = ar.gdf
-    ids = np.asarray(ar.ids)
-    n = len(ar)
-    labels = _territory_labels(gdf, territory_column, ids)
-    terr, code = _territory_codes(labels)
-    k = terr.shape[0]
-    order = np.argsort(code, kind="stable")
-    bounds = np.searchsorted(code[order], np.arange(k + 1))
-    members = [order[bounds[t] : bounds[t + 1]] for t in range(k)]
-    measure_names = [measures] if isinstance(measures, str) else list(measures)
-    weights = _measures(gdf, measure_names, ids)
+    limits = _check_options(
+        graph=graph,
+        centers=centers,
+        center_column=center_column,
+        max_drive_s=max_drive_s,
+        tolerance=tolerance,
+        max_snap_m=max_snap_m,
+        detour_threshold=detour_threshold,
+        detour_min_km=detour_min_km,
+        reference_kmh=reference_kmh,
+        road_margin_m=road_margin_m,
+        adjacency=adjacency,
+    )
+    al = _align(areas, territory_column, measures, id_column)
     notes: list[str] = []
-
-    # ---- centers
-    center_pos = np.full(k, -1, dtype=np.int64)
-    center_lon = np.full(k, np.nan)
-    center_lat = np.full(k, np.nan)
-    if centers is not None:
-        center_lon, center_lat, extra = _centers_from_gdf(centers, territory_column, terr)
-        notes.extend(extra)
-        center_kind = "given points"
-    elif center_column is not None:
-        center_pos = _centers_from_column(gdf, center_column, code, terr, ids)
-        center_kind = f"column {center_column!r}"
-    else:
-        center_kind = "drive-time 1-median" if graph is not None else "straight-line 1-median"
-
-    # ---- drive times center -> areas
-    drive_s = np.full(n, np.nan)
-    snap_m = np.full(n, np.nan)
-    far = np.zeros(n, dtype=bool)
-    center_snap = np.full(k, np.nan)
-    snapped: SnappedPoints | None = None
-    if graph is not None:
-        snapped = snap_points(graph, ar.lon, ar.lat, max_distance_m=snap_limit)
-        snap_m = snapped.snap_distance_m.astype(np.float64)
-        far = snapped.flagged.copy()
-        if centers is None and center_column is None:
-            for t, rows in enumerate(members):
-                sub = snapped.subset(rows)
-                sq = _matrix(graph, sub, sub, n_jobs=n_jobs, use_cache=use_cache)
-                c = _median_key(sq)
-                center_pos[t] = rows[c]
-                drive_s[rows] = sq[c]
-        else:
-            if centers is not None:
-                origins = snap_points(
-                    graph, center_lon, center_lat, max_distance_m=snap_limit, warn=False
-                )
-                center_snap = origins.snap_distance_m.astype(np.float64)
-                if origins.flagged.any():
-                    notes.append(
-                        f"centers of territories {_names(terr[origins.flagged])} lie farther "
-                        f"than {origins.max_distance_m:g} m from any road"
-                    )
-            else:
-                origins = snapped.subset(center_pos)
-            rect = _matrix(graph, origins, snapped, n_jobs=n_jobs, use_cache=use_cache)
-            for t, rows in enumerate(members):
-                drive_s[rows] = rect[t, rows]
-    elif centers is None and center_column is None:
-        for t, rows in enumerate(members):
-            center_pos[t] = rows[_straight_median(ar.lon[rows], ar.lat[rows])]
-    has_area_center = center_pos >= 0
-    center_lon[has_area_center] = ar.lon[center_pos[has_area_center]]
-    center_lat[has_area_center] = ar.lat[center_pos[has_area_center]]
-    if graph is not None and snapped is not None:
-        center_snap[has_area_center] = snap_m[center_pos[has_area_center]]
-
-    straight_m = great_circle_m(center_lon[code], center_lat[code], ar.lon, ar.lat)
-    is_center = np.zeros(n, dtype=bool)
-    is_center[center_pos[has_area_center]] = True
-    drive_min = drive_s / 60.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = drive_s / (straight_m / (ref_kmh / 3.6))
-    ratio[~np.isfinite(drive_s) | (straight_m < detour_km * 1000.0)] = np.nan
-    reachable_known = graph is not None
-    unreachable = np.isinf(drive_s) if reachable_known else np.zeros(n, bool)
-    over = (
-        np.isfinite(drive_s) & (drive_s > max_drive)
-        if (reachable_known and max_drive is not None)
-        else np.zeros(n, bool)
+    ct = _centers_and_drive_times(
+        al,
+        territory_column,
+        graph,
+        centers,
+        center_column,
+        snap_limit=limits.snap_limit,
+        n_jobs=n_jobs,
+        use_cache=use_cache,
+        notes=notes,
     )
-    detour = np.nan_to_num(ratio, nan=0.0) > detour_t
-
-    # ---- polygons: contiguity
-    gtype = shapely.get_type_id(np.asarray(gdf.geometry.values, dtype=object))
-    polygonal = bool(np.isin(gtype, _POLYGONAL).all())
-    poly_piece = np.full(n, -1, dtype=np.int64)
-    poly_count = np.zeros(k, dtype=np.int64)
-    isolated = np.zeros(n, dtype=bool)
-    if polygonal:
-        kind: Literal["rook", "queen"] = "rook" if adjacency == "road" else adjacency
-        adj = polygon_adjacency(gdf, kind=kind, tolerance_m=adjacency_tolerance_m)
-        if adjacency == "road" and graph is not None:
-            adj = road_adjacency(adj, graph, gdf, margin_m=margin)
-        isolated[isolated_areas(adj)] = True
-        poly_piece, poly_count = _pieces_to_labels(components_within(adj, code), n)
-        if isolated.any():
-            what = "road-adjacent" if adjacency == "road" else "polygon"
-            notes.append(
-                f"{int(isolated.sum())} area(s) have no {what} neighbour at all (islands): "
-                f"{_names(ids[isolated])}; a territory holding one and other areas cannot be "
-                "contiguous"
-            )
-    else:
-        notes.append(
-            "areas are not all polygons: contiguity and road connectivity need "
-            "polygons and are not evaluated"
-        )
-
-    # ---- road connectivity inside each territory
-    road_eval = graph is not None and snapped is not None and polygonal
-    road_piece = np.full(n, -1, dtype=np.int64)
-    road_count = np.zeros(k, dtype=np.int64)
-    if road_eval and graph is not None and snapped is not None:
-        road_piece, road_count = _road_pieces(graph, gdf, members, snapped, margin)
-
-    # ---- per-territory table
-    balance_names = measure_names or ["n_areas"]
-    sizes = np.zeros((k, len(balance_names)))
-    for t, rows in enumerate(members):
-        sizes[t] = weights[rows].sum(axis=0) if measure_names else rows.shape[0]
-    mean = sizes.mean(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dev = np.where(mean > 0, (sizes - mean) / np.where(mean > 0, mean, 1.0), np.nan)
-
-    t_rows: list[dict[str, Any]] = []
-    for t, rows in enumerate(members):
-        row: dict[str, Any] = {
-            "territory": terr[t],
-            "n_areas": int(rows.shape[0]),
-            "center_id": ids[center_pos[t]] if center_pos[t] >= 0 else None,
-            "center_lon": float(center_lon[t]),
-            "center_lat": float(center_lat[t]),
-            "center_snap_m": float(center_snap[t]),
-        }
-        for j, name in enumerate(measure_names):
-            row[f"size_{name}"] = float(sizes[t, j])
-        for j, name in enumerate(balance_names):
-            row[f"dev_{name}"] = float(dev[t, j])
-        d = drive_min[rows]
-        fin = np.isfinite(d)
-        w = weights[rows, 0] if measure_names else np.ones(rows.shape[0])
-        if fin.any():
-            row["drive_max_min"] = float(d[fin].max())
-            row["drive_mean_min"] = float(d[fin].mean())
-            row["drive_p95_min"] = float(np.percentile(d[fin], 95))
-            wsum = float(w[fin].sum())
-            row["drive_wmean_min"] = float((w[fin] * d[fin]).sum() / wsum) if wsum > 0 else np.nan
-        else:
-            row.update(
-                drive_max_min=np.nan,
-                drive_mean_min=np.nan,
-                drive_p95_min=np.nan,
-                drive_wmean_min=np.nan,
-            )
-        row["straight_max_km"] = float(straight_m[rows].max() / 1000.0)
-        row["n_unreachable"] = int(unreachable[rows].sum()) if reachable_known else None
-        row["n_over_limit"] = (
-            int(over[rows].sum()) if reachable_known and max_drive is not None else None
-        )
-        row["n_far_snap"] = int(far[rows].sum()) if reachable_known else None
-        row["n_detour_outliers"] = int(detour[rows].sum()) if reachable_known else None
-        row["contiguous"] = bool(poly_count[t] == 1) if polygonal else None
-        row["n_polygon_pieces"] = int(poly_count[t]) if polygonal else None
-        row["road_connected"] = bool(road_count[t] == 1) if road_eval else None
-        row["n_road_pieces"] = int(road_count[t]) if road_eval else None
-        t_rows.append(row)
-    tdf = pd.DataFrame(t_rows)
-    for col in (
-        "n_unreachable",
-        "n_over_limit",
-        "n_far_snap",
-        "n_detour_outliers",
-        "n_polygon_pieces",
-        "n_road_pieces",
-    ):
-        tdf[col] = tdf[col].astype("Int64")
-    for col in ("contiguous", "road_connected"):
-        tdf[col] = tdf[col].astype("boolean")
-
-    def flag(values: np.ndarray, known: bool) -> Any:
-        arr = pd.array(values.astype(bool), dtype="boolean")
-        if not known:
-            arr[:] = pd.NA
-        return arr
-
-    adf = pd.DataFrame(
-        {
-            "id": ids,
-            "territory": labels,
-            "is_center": is_center,
-            "drive_minutes_from_center": drive_min,
-            "straight_km": straight_m / 1000.0,
-            "detour_ratio": ratio,
-            "snap_m": snap_m,
-            "unreachable": flag(unreachable, reachable_known),
-            "over_limit": flag(over, reachable_known and max_drive is not None),
-            "far_snap": flag(far, reachable_known),
-            "detour_outlier": flag(detour, reachable_known),
-            "isolated": flag(isolated, polygonal),
-            "polygon_piece": pd.array(np.where(poly_piece >= 0, poly_piece, 0), dtype="Int64"),
-            "road_piece": pd.array(np.where(road_piece >= 0, road_piece, 0), dtype="Int64"),
-        }
+    fig = _area_figures(al, ct, reachable_known=graph is not None, limits=limits)
+    pieces = _pieces(al, graph, ct.snapped, adjacency, adjacency_tolerance_m, limits.margin, notes)
+    bal = _balance(al)
+    rules = [
+        _rule_reachable(al, fig, require_reachable),
+        _rule_max_drive(al, ct, fig, limits.max_drive),
+        _rule_balance(al, bal, limits.tol),
+        _rule_contiguity(al, pieces, require_contiguity, adjacency, adjacency_tolerance_m),
+        _rule_road_connected(al, pieces, require_road_connected, graph is not None),
+        _rule_snap_distance(al, ct, fig, limits.snap_limit),
+    ]
+    params = _params(
+        graph,
+        ct,
+        al,
+        limits,
+        territory_column=territory_column,
+        adjacency=adjacency,
+        adjacency_tolerance_m=adjacency_tolerance_m,
     )
-    if not polygonal:
-        adf["polygon_piece"] = pd.NA
-        adf["polygon_piece"] = adf["polygon_piece"].astype("Int64")
-    if not road_eval:
-        adf["road_piece"] = pd.NA
-        adf["road_piece"] = adf["road_piece"].astype("Int64")
-
-    # ---- rules
-    rules: list[dict[str, Any]] = []
-    no_graph = "not evaluated: no road graph (straight-line mode)"
-    if reachable_known:
-        bad = np.flatnonzero(unreachable)
-        detail = (
-            f"all {n} areas reachable by road from their center"
-            if not bad.size
-            else f"{bad.size} area(s) unreachable from their center: "
-            + _names(np.array([f"{ids[i]} ({labels[i]})" for i in bad], dtype=object))
-        )
-        rules.append(_rule("reachable", require_reachable is not False, True, not bad.size, detail))
-    else:
-        rules.append(_rule("reachable", bool(require_reachable), False, None, no_graph))
-
-    if not reachable_known:
-        rules.append(_rule("max_drive", max_drive is not None, False, None, no_graph))
-    else:
-        finite = drive_s[np.isfinite(drive_s)]
-        worst = float(finite.max()) / 60.0 if finite.size else math.nan
-        if max_drive is None:
-            rules.append(
-                _rule(
-                    "max_drive",
-                    False,
-                    True,
-                    None,
-                    f"longest drive from a center {worst:.1f} min (no limit given)",
-                )
-            )
-        else:
-            n_over, n_un = int(over.sum()), int(unreachable.sum())
-            ok = n_over == 0 and n_un == 0
-            parts = []
-            if n_over:
-                parts.append(
-                    f"{n_over} area(s) over {max_drive / 60:.1f} min in "
-                    f"{_names(terr[np.bincount(code[over], minlength=k) > 0])}"
-                )
-            if n_un:
-                parts.append(f"{n_un} area(s) unreachable (no road path)")
-            detail = (
-                "; ".join(parts) if parts else f"all areas within {max_drive / 60:.1f} min"
-            ) + f" (longest reachable {worst:.1f} min)"
-            rules.append(_rule("max_drive", True, True, ok, detail))
-
-    absdev = np.abs(np.nan_to_num(dev, nan=0.0))
-    j_worst, t_worst = (
-        np.unravel_index(int(np.argmax(absdev.T)), absdev.T.shape) if absdev.size else (0, 0)
+    report = ValidationReport(
+        territories=_territory_table(al, ct, fig, pieces, bal, limits.max_drive),
+        areas=_area_table(al, ct, fig, pieces, limits.max_drive),
+        rules=rules,
+        params=params,
+        notes=notes,
     )
-    worst_txt = (
-        f"largest |deviation| {absdev[t_worst, j_worst]:.1%} ({balance_names[j_worst]}, "
-        f"territory {terr[t_worst]})"
-        if absdev.size
-        else "no territory"
-    )
-    if tol is None:
-        rules.append(_rule("balance", False, True, None, f"{worst_txt} (no tolerance given)"))
-    else:
-        off = (absdev > tol + 1e-12).any(axis=1)
-        detail = (
-            f"all sizes within ±{tol:.1%} of the mean; {worst_txt}"
-            if not off.any()
-            else f"{int(off.sum())} territor(y/ies) beyond ±{tol:.1%}: {_names(terr[off])}; "
-            + worst_txt
-        )
-        rules.append(_rule("balance", True, True, not off.any(), detail))
-
-    if polygonal:
-        bad_t = terr[poly_count > 1]
-        detail = (
-            f"all {k} territories contiguous ({adjacency} adjacency, "
-            f"{adjacency_tolerance_m:g} m tolerance)"
-            if not bad_t.size
-            else f"{bad_t.size} territor(y/ies) in several pieces: "
-            + _names(
-                np.array(
-                    [f"{terr[t]} ({poly_count[t]} pieces)" for t in np.flatnonzero(poly_count > 1)],
-                    dtype=object,
-                )
-            )
-        )
-        rules.append(_rule("contiguity", require_contiguity, True, not bad_t.size, detail))
-    else:
-        rules.append(
-            _rule(
-                "contiguity",
-                require_contiguity,
-                False,
-                None,
-                "not evaluated: the areas are not polygons",
-            )
-        )
-
-    if road_eval:
-        bad_r = np.flatnonzero(road_count > 1)
-        detail = (
-            f"all {k} territories connected by road inside their polygons"
-            if not bad_r.size
-            else f"{bad_r.size} territor(y/ies) not connected by road inside their polygons: "
-            + _names(np.array([f"{terr[t]} ({road_count[t]} pieces)" for t in bad_r], dtype=object))
-            + " (stricter than contiguity: the roads between two neighbours may leave the "
-            "territory on the way)"
-        )
-        rules.append(_rule("road_connected", require_road_connected, True, not bad_r.size, detail))
-    else:
-        rules.append(
-            _rule(
-                "road_connected",
-                require_road_connected,
-                False,
-                None,
-                no_graph if graph is None else "not evaluated: the areas are not polygons",
-            )
-        )
-
-    if reachable_known and snapped is not None:
-        limit = snapped.max_distance_m
-        n_far = int(far.sum())
-        detail = (
-            f"all areas within {limit:g} m of a road (farthest {np.nanmax(snap_m):.0f} m)"
-            if not n_far
-            else f"{n_far} area(s) farther than {limit:g} m from a road: {_names(ids[far])}"
-        )
-        rules.append(_rule("snap_distance", snap_limit is not None, True, not n_far, detail))
-    else:
-        rules.append(_rule("snap_distance", snap_limit is not None, False, None, no_graph))
-
-    params = {
-        "mode": "road graph" if graph is not None else "straight-line",
-        "centers": center_kind,
-        "territory_column": territory_column,
-        "measures": measure_names,
-        "max_drive_s": max_drive,
-        "tolerance": tol,
-        "max_snap_m": snapped.max_distance_m if snapped is not None else snap_limit,
-        "detour_threshold": detour_t,
-        "detour_min_km": detour_km,
-        "reference_kmh": ref_kmh,
-        "adjacency": adjacency,
-        "adjacency_tolerance_m": float(adjacency_tolerance_m),
-        "road_margin_m": margin,
-        "graph": graph.meta.get("source") if graph is not None else None,
-    }
-    report = ValidationReport(territories=tdf, areas=adf, rules=rules, params=params, notes=notes)
     log.info(
         "validated %d territories (%d areas): %s",
-        k,
-        n,
+        al.k,
+        al.n,
         "passed" if report.passed() else f"failed {report.failed_rules()}",
     )
     return report
