@@ -471,6 +471,9 @@ def local_cluster(
         threads_per_worker=threads_per_worker,
         processes=True,
         host="127.0.0.1",
-        dashboard_address="127.0.0.1:0" if dashboard else None,
+        # the scheduler's HTTP server (dashboard, health) listens on a free port: None would
+        # mean distributed's default 8787, which another cluster on the machine may hold
+        dashboard_address="127.0.0.1:0",
+        scheduler_kwargs=None if dashboard else {"dashboard": False},
         memory_limit=memory_limit,
     )
