@@ -208,33 +208,43 @@ def _arcs_from_segments(
         tags["maxspeed"].to_numpy() if "maxspeed" in tags.columns else np.full(len(tags), None),
         weights=weights,
     )
-    speeds = speeds_t[rows]
-    seconds = np.maximum(np.asarray(metres, float) / (speeds / 3.6), MIN_TRAVEL_SECONDS)
+    seconds = np.maximum(np.asarray(metres, float) / (speeds_t[rows] / 3.6), MIN_TRAVEL_SECONDS)
     # class codes numbered by first appearance over the segments, whatever the row layout
     row_codes, row_classes = pd.factorize(_first_class(tags["highway"].to_numpy()))
     seg_codes = np.asarray(row_codes)[rows]
+    del rows
     present, first_at = np.unique(seg_codes, return_index=True)
     order = present[np.argsort(first_at, kind="stable")]
-    renumber = np.empty(len(row_classes), dtype=np.int64)
+    renumber = np.empty(len(row_classes), dtype=np.int16 if order.size < 2**15 else np.int64)
     renumber[order] = np.arange(order.size)
     hw_codes = renumber[seg_codes]
     hw_classes = [row_classes[c] for c in order]
     del seg_codes
-    f, b = np.flatnonzero(forward), np.flatnonzero(backward)
     if geometry is None:
+        # forward arcs then backward arcs (boolean masks select in segment order, as index
+        # lists would); built into their final arrays to keep temporaries small
+        def both(fwd: np.ndarray, back: np.ndarray, dtype: Any) -> np.ndarray:
+            out = np.empty(n_f + n_b, dtype=dtype)
+            out[:n_f] = fwd[forward]
+            out[n_f:] = back[backward]
+            return out
+
+        n_f, n_b = int(forward.sum()), int(backward.sum())
+        pos = np.int32 if len(node_ids) < 2**31 else np.int64
         raw = RawArcs.straight(
             node_ids,
             lon,
             lat,
-            u=np.concatenate([seg_u[f], seg_v[b]]),
-            v=np.concatenate([seg_v[f], seg_u[b]]),
-            metres=np.concatenate([metres[f], metres[b]]),
-            seconds=np.concatenate([seconds[f], seconds[b]]),
-            highway=np.concatenate([hw_codes[f], hw_codes[b]]),
+            u=both(seg_u, seg_v, pos),
+            v=both(seg_v, seg_u, pos),
+            metres=both(metres, metres, np.float64),
+            seconds=both(seconds, seconds, np.float64),
+            highway=both(hw_codes, hw_codes, np.int16),
             highway_classes=[str(c) for c in hw_classes],
-            osmid=np.concatenate([osmid[f], osmid[b]]),
+            osmid=both(osmid, osmid, np.int64),
         )
     else:
+        f, b = np.flatnonzero(forward), np.flatnonzero(backward)
         gptr, glon, glat = geometry
         idx = np.concatenate([f, b])
         rev = np.concatenate([np.zeros(f.size, bool), np.ones(b.size, bool)])
@@ -831,7 +841,7 @@ def graph_from_pbf(
         "osm_timestamp": (_dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat() if ts > 0 else None),
         **info,
     }
-    graph = compile_arcs(raw, meta)
+    graph = compile_arcs(raw, meta, consume=True)
     if progress:
         progress("done", 1.0)
     return graph
