@@ -17,9 +17,14 @@ is first turned into :class:`RawArcs`: directed arcs with a polyline, a length a
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
+import functools
 import logging
-from typing import Any
+import sys
+from collections.abc import Callable
+from typing import Any, cast
 
 import numba
 import numpy as np
@@ -29,9 +34,35 @@ from roadnet.exceptions import GraphSourceError
 from roadnet.graph import CompiledGraph, csr_keep_min, strong_components
 from roadnet.speed import MIN_TRAVEL_SECONDS
 
-__all__ = ["RawArcs", "compile_arcs", "utm_crs_for"]
+__all__ = ["RawArcs", "compile_arcs", "release_free_heap", "utm_crs_for"]
 
 log = logging.getLogger(__name__)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return cast("Callable[[int], int]", trim)
+
+
+def release_free_heap() -> None:
+    """Give the C heap's free pages back to the operating system (glibc ``malloc_trim``).
+
+    Arrays of up to 32 MB come from the heap once glibc has raised its mmap threshold, and
+    the pages of freed ones stay in the process until trimmed, so the stages of a large
+    build would otherwise add up. A no-op where glibc is not the C library.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 @dataclasses.dataclass
@@ -461,6 +492,7 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any], *, consume: bool = False) -
     n = keep.shape[0]
     del keep
     release("node_ids", "lon", "lat")
+    release_free_heap()
     if straight:
         sec_c = raw.seconds[chain_arcs]
         arc_seconds = np.add.reduceat(sec_c, chain_ptr[:-1])
@@ -528,6 +560,7 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any], *, consume: bool = False) -
     arc_seconds = np.maximum(arc_seconds, MIN_TRAVEL_SECONDS)
 
     release("u", "v", "geom_indptr")
+    release_free_heap()
     twin = _find_twins(arc_u, arc_v, arc_metres, geom_indptr, gx, gy)
 
     # 3. routing CSR: no self-loops, fastest of parallel arcs

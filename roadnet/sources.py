@@ -33,7 +33,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from roadnet.build import RawArcs, compile_arcs, utm_crs_for
+from roadnet.build import RawArcs, compile_arcs, release_free_heap, utm_crs_for
 from roadnet.exceptions import (
     ClipError,
     GraphSourceError,
@@ -467,18 +467,19 @@ def _pyrosm_keeps(record: dict[str, str]) -> bool:
 
 
 def _segment_lengths(
-    lon_u: np.ndarray, lat_u: np.ndarray, lon_v: np.ndarray, lat_v: np.ndarray
+    lon: np.ndarray, lat: np.ndarray, seg_u: np.ndarray, seg_v: np.ndarray
 ) -> np.ndarray:
-    """Segment lengths in metres by pyrosm's formula (haversine, rounded to the mm), in
-    blocks so that its temporaries stay small (element-wise: the same values)."""
+    """Lengths in metres of the segments ``seg_u[i] -> seg_v[i]`` (node positions) by pyrosm's
+    formula (haversine, rounded to the mm), in blocks so that its inputs and temporaries stay
+    small (element-wise: the same values)."""
     from pyrosm.distance import segment_lengths
 
-    out = np.empty(lon_u.shape[0])
+    out = np.empty(seg_u.shape[0])
     block = 1 << 20
-    for i in range(0, lon_u.shape[0], block):
-        j = slice(i, i + block)
-        out[j] = segment_lengths(
-            np.column_stack([lon_u[j], lat_u[j]]), np.column_stack([lon_v[j], lat_v[j]])
+    for i in range(0, seg_u.shape[0], block):
+        u, v = seg_u[i : i + block], seg_v[i : i + block]
+        out[i : i + block] = segment_lengths(
+            np.column_stack([lon[u], lat[u]]), np.column_stack([lon[v], lat[v]])
         )
     return out
 
@@ -582,6 +583,7 @@ def _read_pbf_osmium(
         del processor
     except RuntimeError as exc:  # osmium's io errors (truncated, corrupt, not a PBF)
         raise GraphSourceError(f"cannot read {p} as an OSM PBF file: {exc}") from None
+    release_free_heap()  # the location index and the stream buffers are gone
     refs = np.concatenate(kept_ref) if kept_ref else np.zeros(0, np.int64)
     xy = np.concatenate(kept_xy) if kept_xy else np.zeros((0, 2), np.int32)
     lens = np.concatenate(kept_len) if kept_len else np.zeros(0, np.int64)
@@ -616,7 +618,7 @@ def _read_pbf_osmium(
     used[np.searchsorted(ids_sorted, refs[si + 1])] = True
     ids_sorted, first = ids_sorted[used], pts[first[used]]
     by_first = np.argsort(first, kind="stable")
-    rank = np.empty(by_first.size, dtype=np.int64)
+    rank = np.empty(by_first.size, dtype=np.int32 if by_first.size < 2**31 else np.int64)
     rank[by_first] = np.arange(by_first.size)
     first_pt = first[by_first]
     del pts, used, by_first
@@ -625,7 +627,7 @@ def _read_pbf_osmium(
     lat = xy[first_pt, 1] / 1e7
     seg_u = rank[np.searchsorted(ids_sorted, refs[si])]
     seg_v = rank[np.searchsorted(ids_sorted, refs[si + 1])]
-    metres = _segment_lengths(lon[seg_u], lat[seg_u], lon[seg_v], lat[seg_v])
+    metres = _segment_lengths(lon, lat, seg_u, seg_v)
     tags = pd.DataFrame(combo_rows, columns=list(_WAY_TAG_KEYS), dtype=object)
     return PbfSegments(
         node_ids=node_ids,
@@ -824,6 +826,7 @@ def graph_from_pbf(
         raise GraphSourceError(f"{p} holds no drivable road{where}")
     ts = segs.timestamp
     del segs
+    release_free_heap()
     meta = {
         "source": {
             "type": "pbf",
