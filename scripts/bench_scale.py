@@ -144,11 +144,13 @@ def _worker(argv: list[str]) -> int:
 
         clip = tuple(float(v) for v in a.clip.split(",")) if a.clip else None
         t0 = time.perf_counter()
+        c0 = time.process_time()
         if a.reader == "previous":  # the old code (on PYTHONPATH) knows no reader or clip
             g = roadnet.graph_from_pbf(a.pbf)
         else:
             g = roadnet.graph_from_pbf(a.pbf, reader=a.reader, clip=clip)
         res["seconds"] = time.perf_counter() - t0
+        res["cpu_seconds"] = time.process_time() - c0  # all threads (osmium decodes on 2)
         res["self_hwm_mb"] = _self_hwm_mb()
         res["raw_nodes"] = g.meta["counts"]["raw_nodes"]
         res["nodes"] = g.n_nodes
@@ -295,12 +297,14 @@ def _clip_case(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
         print(f"  {res.get('error', 'no unclipped run to compare')}")
         return
     print(
-        f"  clipped: {res['nodes']} graph nodes, {res['seconds']:.1f} s, peak {tree:.0f} MB; "
-        f"unclipped: {full['nodes']} nodes, {full['seconds']:.1f} s, peak {full['tree_mb']:.0f} MB"
+        f"  clipped: {res['nodes']} graph nodes, {res['seconds']:.1f} s "
+        f"({res['cpu_seconds']:.1f} CPU s), peak {tree:.0f} MB; unclipped: {full['nodes']} nodes, "
+        f"{full['seconds']:.1f} s ({full['cpu_seconds']:.1f} CPU s), peak {full['tree_mb']:.0f} MB"
     )
     print(
         f"  clipped / unclipped: nodes {res['nodes'] / full['nodes']:.2f}, time "
-        f"{res['seconds'] / full['seconds']:.2f}, peak memory {tree / full['tree_mb']:.2f}"
+        f"{res['seconds'] / full['seconds']:.2f}, CPU time "
+        f"{res['cpu_seconds'] / full['cpu_seconds']:.2f}, peak memory {tree / full['tree_mb']:.2f}"
     )
 
 
@@ -375,28 +379,31 @@ def main(argv: list[str] | None = None) -> int:
                             np.polyfit(x, [m[2] for m in meas], 1))  # fmt: skip
     print()
     print("readers: osmium = streaming reader; pyrosm = pyrosm used leanly (today's pyrosm "
-          f"reader); previous = roadnet's build before the streaming reader ({args.previous[:7]}, "
-          "pyrosm get_network + the build path of that time)")  # fmt: skip
-    head = ["K", "PBF MB", "reader", "raw nodes", "graph nodes", "seconds", "peak MB",
+          f"reader); previous = roadnet's graph_from_pbf at commit {args.previous[:7]}"
+          + (" (the build before the streaming reader: pyrosm get_network + the build path of "
+             "that time)" if PREVIOUS_COMMIT.startswith(args.previous) else ""))  # fmt: skip
+    head = ["K", "PBF MB", "reader", "raw nodes", "graph nodes", "seconds", "CPU s", "peak MB",
             "B/graph node"]  # fmt: skip
-    widths = [3, 7, 8, 10, 11, 8, 8, 12]
+    widths = [3, 7, 8, 10, 11, 8, 7, 8, 12]
     print(_fmt_row(head, widths))
     for r in rows:
         if r.get("skipped"):
             fit = fits.get(r["reader"])
             if fit is None:
-                cells = [r["k"], f"{r['mb']:.1f}", r["reader"], "-", "-", "-", "not run", "-"]
+                cells = [r["k"], f"{r['mb']:.1f}", r["reader"], "-", "-", "-", "-", "not run",
+                         "-"]  # fmt: skip
             else:
                 mb_fit = float(np.polyval(fit[0], r["mb"]))
                 s_fit = float(np.polyval(fit[1], r["mb"]))
                 r["tree_mb_extrapolated"] = mb_fit
-                cells = [r["k"], f"{r['mb']:.1f}", r["reader"], "-", "-", f"~{s_fit:.0f}*",
+                cells = [r["k"], f"{r['mb']:.1f}", r["reader"], "-", "-", f"~{s_fit:.0f}*", "-",
                          f"~{mb_fit:.0f}*", "-"]  # fmt: skip
         elif "error" in r:
-            cells = [r["k"], f"{r['mb']:.1f}", r["reader"], "-", "-", "-", r["error"], "-"]
+            cells = [r["k"], f"{r['mb']:.1f}", r["reader"], "-", "-", "-", "-", r["error"], "-"]
         else:
             cells = [r["k"], f"{r['mb']:.1f}", r["reader"], r["raw_nodes"], r["nodes"],
-                     f"{r['seconds']:.1f}", f"{r['tree_mb']:.0f}",
+                     f"{r['seconds']:.1f}", f"{r.get('cpu_seconds', float('nan')):.1f}",
+                     f"{r['tree_mb']:.0f}",
                      f"{r['tree_mb'] * 2**20 / r['nodes']:.0f}"]  # fmt: skip
         print(_fmt_row(cells, widths))
     for reader, fit in fits.items():
@@ -404,7 +411,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  * {reader} extrapolated linearly in PBF MB from its measured runs "
                   f"(peak MB = {fit[0][1]:.0f} + {fit[0][0]:.1f} x PBF MB)")  # fmt: skip
     names = {"pyrosm": "pyrosm used leanly (today's pyrosm reader)",
-             "previous": "roadnet's previous pyrosm build path"}  # fmt: skip
+             "previous": "roadnet's previous pyrosm build path"
+             if PREVIOUS_COMMIT.startswith(args.previous)
+             else f"roadnet at {args.previous[:7]}"}  # fmt: skip
     for k in ks:
         o = next(
             (r for r in rows if r["k"] == k and r["reader"] == "osmium" and "nodes" in r), None
