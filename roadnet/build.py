@@ -277,29 +277,19 @@ def _point_fractions(raw: RawArcs, gx: np.ndarray, gy: np.ndarray) -> np.ndarray
 
 
 @numba.njit(cache=True)
-def _straight_chain_points(
-    chain_ptr: np.ndarray,
-    chain_arcs: np.ndarray,
-    u: np.ndarray,
-    v: np.ndarray,
-    seconds: np.ndarray,
-    metres: np.ndarray,
-    node_x: np.ndarray,
-    node_y: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """Points of merged straight arcs: x, y and cumulative seconds/metres (float32).
+def _straight_chain_times(
+    chain_ptr: np.ndarray, chain_arcs: np.ndarray, seconds: np.ndarray, metres: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Cumulative seconds and metres (float32) at the points of merged straight arcs.
 
     Chain ``c`` is raw arcs ``chain_arcs[chain_ptr[c]:chain_ptr[c + 1]]``; its polyline is
-    the first arc's tail, then every arc's head. The cumulative values are computed with
-    the operations, in the order, of the array version this replaces (a running sum over
-    all chains, the offset of each raw arc ``(sum - own) - chain start``, then
-    ``fraction x own + offset`` with fraction 0 at a tail, 1 at a head), so they are the
-    same floats.
+    the first arc's tail, then every arc's head. The values are computed with the
+    operations, in the order, of the array version this replaces (a running sum over all
+    chains, the offset of each raw arc ``(sum - own) - chain start``, then ``fraction x own
+    + offset`` with fraction 0 at a tail, 1 at a head), so they are the same floats.
     """
     n_chain = chain_ptr.shape[0] - 1
     n_pts = chain_arcs.shape[0] + n_chain
-    gx = np.empty(n_pts, np.float64)
-    gy = np.empty(n_pts, np.float64)
     gs = np.empty(n_pts, np.float32)
     gm = np.empty(n_pts, np.float32)
     cum_s = 0.0
@@ -317,19 +307,41 @@ def _straight_chain_points(
             off_s = (cum_s - s) - start_s
             off_m = (cum_m - m) - start_m
             if j == chain_ptr[c]:
-                t = u[k]
-                gx[p] = node_x[t]
-                gy[p] = node_y[t]
                 gs[p] = np.float32(0.0 * s + off_s)
                 gm[p] = np.float32(0.0 * m + off_m)
                 p += 1
-            h = v[k]
-            gx[p] = node_x[h]
-            gy[p] = node_y[h]
             gs[p] = np.float32(1.0 * s + off_s)
             gm[p] = np.float32(1.0 * m + off_m)
             p += 1
-    return gx, gy, gs, gm
+    return gs, gm
+
+
+@numba.njit(cache=True)
+def _straight_chain_xy(
+    chain_ptr: np.ndarray,
+    chain_arcs: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    node_x: np.ndarray,
+    node_y: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Projected points of merged straight arcs (same layout as :func:`_straight_chain_times`)."""
+    n_chain = chain_ptr.shape[0] - 1
+    n_pts = chain_arcs.shape[0] + n_chain
+    gx = np.empty(n_pts, np.float64)
+    gy = np.empty(n_pts, np.float64)
+    p = 0
+    for c in range(n_chain):
+        for j in range(chain_ptr[c], chain_ptr[c + 1]):
+            k = chain_arcs[j]
+            if j == chain_ptr[c]:
+                gx[p] = node_x[u[k]]
+                gy[p] = node_y[u[k]]
+                p += 1
+            gx[p] = node_x[v[k]]
+            gy[p] = node_y[v[k]]
+            p += 1
+    return gx, gy
 
 
 @numba.njit(cache=True)
@@ -500,13 +512,14 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any], *, consume: bool = False) -
         met_c = raw.metres[chain_arcs]
         arc_metres = np.add.reduceat(met_c, chain_ptr[:-1])
         del met_c
-        gx, gy, geom_s, geom_m = _straight_chain_points(
-            chain_ptr, chain_arcs, raw.u, raw.v, raw.seconds, raw.metres, node_x, node_y
-        )
+        geom_s, geom_m = _straight_chain_times(chain_ptr, chain_arcs, raw.seconds, raw.metres)
+        release("seconds", "metres")
+        release_free_heap()
+        gx, gy = _straight_chain_xy(chain_ptr, chain_arcs, raw.u, raw.v, node_x, node_y)
         geom_indptr = np.zeros(n_chain + 1, np.int64)
         np.cumsum(np.diff(chain_ptr) + 1, out=geom_indptr[1:])
         del chain_arcs, chain_ptr, node_x, node_y
-        release("seconds", "metres", "u", "v")
+        release("u", "v")
     else:
         chain_id = np.repeat(np.arange(n_chain), np.diff(chain_ptr))
         sec_c = raw.seconds[chain_arcs]
