@@ -255,6 +255,7 @@ def _chains(
 def _point_fractions(raw: RawArcs, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
     """Cumulative length fraction (0..1) of every raw geometry point along its arc."""
     ptr = raw.geom_indptr
+    assert ptr is not None
     npts = np.diff(ptr)
     if npts.size and bool((npts == 2).all()):  # straight arcs (PBF readers): tail 0, head 1
         frac = np.zeros(gx.shape[0])
