@@ -3,8 +3,9 @@
 For each K (default 1, 8, 64) the script writes ``K`` tiles of ``--source`` with
 ``scripts/make_big_pbf.py`` (reused when present), then in a **fresh process per run**:
 
-* builds the graph with each reader (``osmium``, ``pyrosm``) and reports PBF size, raw and
-  graph nodes, seconds, peak RSS of the whole process tree (the largest ``VmHWM`` of each
+* builds the graph with each reader and reports PBF size, raw and graph nodes, seconds, CPU
+  seconds of the build (all threads; less disturbed by a loaded machine than the wall time),
+  peak RSS of the whole process tree (the largest ``VmHWM`` of each
   process of the tree, summed: an upper bound when processes peak at different times) and
   bytes per graph node. Readers: ``osmium`` (the streaming reader), ``pyrosm`` (pyrosm used
   as leanly as today's pyrosm reader) and ``previous`` (roadnet's whole build before the
@@ -18,7 +19,9 @@ For each K (default 1, 8, 64) the script writes ``K`` tiles of ``--source`` with
   (PBF -> graph -> snap -> hierarchy -> table, library calls in one fresh process).
 
 Times on a shared machine are noisy (the script prints the load average); memory figures are
-not affected. Usage::
+not affected. At K = 64 the previous build path needs ~7 GB and pyrosm ~4.5 GB (lower
+``--previous-max-k`` / ``--pyrosm-max-k`` on a smaller machine: they are then extrapolated).
+Usage::
 
     python scripts/bench_scale.py                       # K = 1, 8, 64 on Malta
     python scripts/bench_scale.py --k 1,8 --no-ch --no-matrix
