@@ -17,9 +17,14 @@ is first turned into :class:`RawArcs`: directed arcs with a polyline, a length a
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
+import functools
 import logging
-from typing import Any
+import sys
+from collections.abc import Callable
+from typing import Any, cast
 
 import numba
 import numpy as np
@@ -29,9 +34,35 @@ from roadnet.exceptions import GraphSourceError
 from roadnet.graph import CompiledGraph, csr_keep_min, strong_components
 from roadnet.speed import MIN_TRAVEL_SECONDS
 
-__all__ = ["RawArcs", "compile_arcs", "utm_crs_for"]
+__all__ = ["RawArcs", "compile_arcs", "release_free_heap", "utm_crs_for"]
 
 log = logging.getLogger(__name__)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return cast("Callable[[int], int]", trim)
+
+
+def release_free_heap() -> None:
+    """Give the C heap's free pages back to the operating system (glibc ``malloc_trim``).
+
+    Arrays of up to 32 MB come from the heap once glibc has raised its mmap threshold, and
+    the pages of freed ones stay in the process until trimmed, so the stages of a large
+    build would otherwise add up. A no-op where glibc is not the C library.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 @dataclasses.dataclass
@@ -51,7 +82,9 @@ class RawArcs:
     osmid
         OSM way id of each arc (-1 when unknown).
     geom_indptr, geom_lon, geom_lat
-        Polyline of each arc from tail to head, endpoints included (at least 2 points).
+        Polyline of each arc from tail to head, endpoints included (at least 2 points);
+        ``None`` for straight arcs (the polyline is the tail and head node), which
+        :meth:`straight` makes without storing two points per arc.
     """
 
     node_ids: np.ndarray
@@ -64,9 +97,9 @@ class RawArcs:
     highway: np.ndarray
     highway_classes: list[str]
     osmid: np.ndarray
-    geom_indptr: np.ndarray
-    geom_lon: np.ndarray
-    geom_lat: np.ndarray
+    geom_indptr: np.ndarray | None
+    geom_lon: np.ndarray | None
+    geom_lat: np.ndarray | None
 
     @classmethod
     def straight(
@@ -82,29 +115,33 @@ class RawArcs:
         highway_classes: list[str],
         osmid: np.ndarray,
     ) -> RawArcs:
-        """Arcs whose geometry is the straight segment between their end nodes."""
-        u = np.asarray(u, dtype=np.int64)
-        v = np.asarray(v, dtype=np.int64)
-        a = u.shape[0]
-        glon = np.empty(2 * a)
-        glat = np.empty(2 * a)
-        glon[0::2], glon[1::2] = lon[u], lon[v]
-        glat[0::2], glat[1::2] = lat[u], lat[v]
+        """Arcs whose geometry is the straight segment between their end nodes (no polyline
+        is stored: :func:`compile_arcs` takes the points from the nodes). Node positions are
+        int32 when the nodes fit (half the memory of int64 on country-size inputs)."""
+        pos_type = np.int32 if len(node_ids) < 2**31 else np.int64
         return cls(
             node_ids=np.asarray(node_ids, dtype=np.int64),
             lon=np.asarray(lon, dtype=np.float64),
             lat=np.asarray(lat, dtype=np.float64),
-            u=u,
-            v=v,
+            u=np.asarray(u, dtype=pos_type),
+            v=np.asarray(v, dtype=pos_type),
             metres=np.asarray(metres, dtype=np.float64),
             seconds=np.asarray(seconds, dtype=np.float64),
             highway=np.asarray(highway, dtype=np.int16),
             highway_classes=list(highway_classes),
             osmid=np.asarray(osmid, dtype=np.int64),
-            geom_indptr=np.arange(0, 2 * a + 1, 2, dtype=np.int64),
-            geom_lon=glon,
-            geom_lat=glat,
+            geom_indptr=None,
+            geom_lon=None,
+            geom_lat=None,
         )
+
+    @property
+    def is_straight(self) -> bool:
+        """Whether every arc's polyline is its tail and head node (no stored geometry, or a
+        stored one of exactly those two points per arc)."""
+        if self.geom_indptr is None or self.geom_lon is None or self.geom_lat is None:
+            return True
+        return bool((np.diff(self.geom_indptr) == 2).all()) and _ends_are_nodes(self)
 
 
 def utm_crs_for(lon: np.ndarray, lat: np.ndarray) -> str:
@@ -218,6 +255,7 @@ def _chains(
 def _point_fractions(raw: RawArcs, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
     """Cumulative length fraction (0..1) of every raw geometry point along its arc."""
     ptr = raw.geom_indptr
+    assert ptr is not None
     npts = np.diff(ptr)
     if npts.size and bool((npts == 2).all()):  # straight arcs (PBF readers): tail 0, head 1
         frac = np.zeros(gx.shape[0])
@@ -240,23 +278,92 @@ def _point_fractions(raw: RawArcs, gx: np.ndarray, gy: np.ndarray) -> np.ndarray
 
 
 @numba.njit(cache=True)
+def _straight_chain_times(
+    chain_ptr: np.ndarray, chain_arcs: np.ndarray, seconds: np.ndarray, metres: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Cumulative seconds and metres (float32) at the points of merged straight arcs.
+
+    Chain ``c`` is raw arcs ``chain_arcs[chain_ptr[c]:chain_ptr[c + 1]]``; its polyline is
+    the first arc's tail, then every arc's head. The values are computed with the
+    operations, in the order, of the array version this replaces (a running sum over all
+    chains, the offset of each raw arc ``(sum - own) - chain start``, then ``fraction x own
+    + offset`` with fraction 0 at a tail, 1 at a head), so they are the same floats.
+    """
+    n_chain = chain_ptr.shape[0] - 1
+    n_pts = chain_arcs.shape[0] + n_chain
+    gs = np.empty(n_pts, np.float32)
+    gm = np.empty(n_pts, np.float32)
+    cum_s = 0.0
+    cum_m = 0.0
+    p = 0
+    for c in range(n_chain):
+        start_s = cum_s
+        start_m = cum_m
+        for j in range(chain_ptr[c], chain_ptr[c + 1]):
+            k = chain_arcs[j]
+            s = seconds[k]
+            m = metres[k]
+            cum_s = cum_s + s
+            cum_m = cum_m + m
+            off_s = (cum_s - s) - start_s
+            off_m = (cum_m - m) - start_m
+            if j == chain_ptr[c]:
+                gs[p] = np.float32(0.0 * s + off_s)
+                gm[p] = np.float32(0.0 * m + off_m)
+                p += 1
+            gs[p] = np.float32(1.0 * s + off_s)
+            gm[p] = np.float32(1.0 * m + off_m)
+            p += 1
+    return gs, gm
+
+
+@numba.njit(cache=True)
+def _straight_chain_xy(
+    chain_ptr: np.ndarray,
+    chain_arcs: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    node_x: np.ndarray,
+    node_y: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Projected points of merged straight arcs (same layout as :func:`_straight_chain_times`)."""
+    n_chain = chain_ptr.shape[0] - 1
+    n_pts = chain_arcs.shape[0] + n_chain
+    gx = np.empty(n_pts, np.float64)
+    gy = np.empty(n_pts, np.float64)
+    p = 0
+    for c in range(n_chain):
+        for j in range(chain_ptr[c], chain_ptr[c + 1]):
+            k = chain_arcs[j]
+            if j == chain_ptr[c]:
+                gx[p] = node_x[u[k]]
+                gy[p] = node_y[u[k]]
+                p += 1
+            gx[p] = node_x[v[k]]
+            gy[p] = node_y[v[k]]
+            p += 1
+    return gx, gy
+
+
+@numba.njit(cache=True)
 def _pair_twins(
     order: np.ndarray, cls: np.ndarray, kind: np.ndarray, a: int
 ) -> np.ndarray:  # pragma: no cover - compiled
     """Pair arcs of opposite ``kind`` within each class, in arc order, last waiting first.
 
-    ``order`` lists the arcs grouped by class (rows of ``cls``) and by index inside a class.
+    ``order`` lists the arcs grouped by class (columns of ``cls``, one row per key) and by
+    index inside a class.
     """
     twin = np.full(a, -1, np.int32)
     waiting = np.empty((2, order.shape[0]), np.int64)
     size = np.zeros(2, np.int64)
-    ncol = cls.shape[1]
+    nkey = cls.shape[0]
     for i in range(order.shape[0]):
         k = order[i]
         if i > 0:
             prev = order[i - 1]
-            for c in range(ncol):
-                if cls[k, c] != cls[prev, c]:
+            for c in range(nkey):
+                if cls[c, k] != cls[c, prev]:
                     size[0] = 0
                     size[1] = 0
                     break
@@ -290,26 +397,28 @@ def _find_twins(
     a = u.shape[0]
     if a == 0:
         return np.full(0, -1, dtype=np.int32)
-    npts = np.diff(gptr)
-    second = (np.rint(gx[gptr[:-1] + 1] * 100), np.rint(gy[gptr[:-1] + 1] * 100))
-    penult = (np.rint(gx[gptr[1:] - 2] * 100), np.rint(gy[gptr[1:] - 2] * 100))
-    mround = np.rint(np.asarray(metres, np.float64) * 10)
     fwd = u < v  # the class of a pair is keyed from its arc with u < v
-    cls = np.empty((a, 6), np.float64)
-    cls[:, 0] = np.where(fwd, u, v)
-    cls[:, 1] = np.where(fwd, v, u)
-    cls[:, 2] = npts
-    cls[:, 3] = mround
-    cls[:, 4] = np.where(fwd, second[0], penult[0])
-    cls[:, 5] = np.where(fwd, second[1], penult[1])
-    keep = np.flatnonzero(u != v)
-    sub = cls[keep]
-    order = keep[np.lexsort((keep, *(sub[:, c] for c in range(5, -1, -1))))]
+    # one row per key (contiguous rows for the sort); filled row by row to keep temporaries
+    # to one arc-sized array
+    cls = np.empty((6, a), np.float64)
+    cls[0] = np.where(fwd, u, v)
+    cls[1] = np.where(fwd, v, u)
+    cls[2] = np.diff(gptr)
+    cls[3] = np.rint(np.asarray(metres, np.float64) * 10)
+    for row, coords in ((4, gx), (5, gy)):
+        cls[row] = np.where(fwd, coords[gptr[:-1] + 1], coords[gptr[1:] - 2])
+        np.rint(cls[row] * 100, out=cls[row])
+    # sorting every arc and dropping self-loops after gives the order of sorting the others
+    # (the arc index breaks every tie)
+    order = np.lexsort((np.arange(a), cls[5], cls[4], cls[3], cls[2], cls[1], cls[0]))
+    order = order[u[order] != v[order]]
     return _pair_twins(order, cls, (~fwd).astype(np.int64), a)
 
 
 def _ends_are_nodes(raw: RawArcs) -> bool:
     """Whether each arc's two polyline points are exactly its tail's and head's coordinates."""
+    assert raw.geom_lon is not None
+    assert raw.geom_lat is not None
     return bool(
         np.array_equal(raw.geom_lon[0::2], raw.lon[raw.u])
         and np.array_equal(raw.geom_lon[1::2], raw.lon[raw.v])
@@ -318,7 +427,7 @@ def _ends_are_nodes(raw: RawArcs) -> bool:
     )
 
 
-def compile_arcs(raw: RawArcs, meta: dict[str, Any]) -> CompiledGraph:
+def compile_arcs(raw: RawArcs, meta: dict[str, Any], *, consume: bool = False) -> CompiledGraph:
     """Contract, project and index raw arcs into a routable :class:`CompiledGraph`.
 
     Parameters
@@ -327,6 +436,10 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any]) -> CompiledGraph:
         Directed arcs of the road network with geometry and travel times.
     meta
         Metadata of the source (kept and completed with counts, bbox and CRS).
+    consume
+        Release ``raw``'s arrays (its fields become ``None``) as soon as the build has used
+        them, so that country-size inputs do not keep every raw array until the end. The
+        caller must not use ``raw`` afterwards.
 
     Raises
     ------
@@ -338,93 +451,130 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any]) -> CompiledGraph:
         raise GraphSourceError(
             f"the road source {meta.get('source', {})} holds no drivable road segment"
         )
+
+    def release(*names: str) -> None:
+        if consume:
+            for name in names:
+                setattr(raw, name, None)
+
     n_raw = raw.node_ids.shape[0]
     crs = utm_crs_for(raw.lon, raw.lat)
     to_xy = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     # straight arcs (the PBF readers' RawArcs.straight): every polyline is its two end nodes,
     # so nodes are projected once instead of two points per arc (same values, less memory)
-    straight = bool((np.diff(raw.geom_indptr) == 2).all()) and _ends_are_nodes(raw)
+    straight = raw.is_straight
     if straight:
         nx_, ny_ = to_xy.transform(raw.lon, raw.lat)
         node_x, node_y = np.asarray(nx_, dtype=np.float64), np.asarray(ny_, dtype=np.float64)
-        frac = np.zeros(2 * a_raw)
-        frac[1::2] = 1.0
+        del nx_, ny_
     else:
+        assert raw.geom_lon is not None
+        assert raw.geom_lat is not None
         rgx, rgy = to_xy.transform(raw.geom_lon, raw.geom_lat)
         rgx, rgy = np.asarray(rgx, dtype=np.float64), np.asarray(rgy, dtype=np.float64)
         frac = _point_fractions(raw, rgx, rgy)
+    release("geom_lon", "geom_lat")
 
     # 1. contraction of interior nodes
     rem = _removable_nodes(n_raw, raw.u, raw.v)
-    chain_ptr, chain_arcs = _chains(n_raw, raw.u, raw.v, rem.copy())
+    chain_ptr, chain_arcs = _chains(n_raw, raw.u, raw.v, rem)
+    del rem
     n_chain = chain_ptr.shape[0] - 1
-    chain_id = np.repeat(np.arange(n_chain), np.diff(chain_ptr))
     first = chain_arcs[chain_ptr[:-1]]
     last = chain_arcs[chain_ptr[1:] - 1]
-    sec_c = raw.seconds[chain_arcs]
-    met_c = raw.metres[chain_arcs]
-    cum_s = np.cumsum(sec_c)
-    cum_m = np.cumsum(met_c)
-    chain_start_s = np.concatenate([[0.0], cum_s])[chain_ptr[:-1]]
-    chain_start_m = np.concatenate([[0.0], cum_m])[chain_ptr[:-1]]
-    off_s = (cum_s - sec_c) - chain_start_s[chain_id]  # seconds before this raw arc in its chain
-    off_m = (cum_m - met_c) - chain_start_m[chain_id]
-    arc_seconds = np.add.reduceat(sec_c, chain_ptr[:-1]) if n_chain else np.zeros(0)
-    arc_metres = np.add.reduceat(met_c, chain_ptr[:-1]) if n_chain else np.zeros(0)
-    # the per-raw-arc work arrays go as soon as they are used (country-size inputs)
-    del sec_c, met_c, cum_s, cum_m, chain_start_s, chain_start_m
-
-    # geometry of merged arcs: raw polylines in chain order, the joint point kept once
-    rptr = raw.geom_indptr
-    pos_in_chain = np.arange(chain_arcs.shape[0]) - chain_ptr[chain_id]
-    starts = rptr[chain_arcs] + (pos_in_chain > 0)
-    del pos_in_chain
-    counts = rptr[chain_arcs + 1] - starts
-    per_chain_pts = np.bincount(chain_id, weights=counts, minlength=n_chain).astype(np.int64)
-    geom_indptr = np.concatenate([[0], np.cumsum(per_chain_pts)])
-    del chain_id, per_chain_pts
-    pt_idx = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-    pt_idx += np.arange(pt_idx.shape[0])
-    del starts
-    pt_arc = np.repeat(np.arange(chain_arcs.shape[0]), counts)  # position in chain_arcs
-    del counts
-    ra = chain_arcs[pt_arc]
-    # cumulative seconds/metres at each point: offset + fraction x raw arc (in place)
-    part = frac[pt_idx]
-    part *= raw.seconds[ra]
-    part += off_s[pt_arc]
-    geom_s = part.astype(np.float32)
-    part = frac[pt_idx]
-    part *= raw.metres[ra]
-    part += off_m[pt_arc]
-    geom_m = part.astype(np.float32)
-    del part, off_s, off_m, pt_arc, ra, frac
-
-    # 2. keep nodes that end an arc; renumber
     au_raw, av_raw = raw.u[first], raw.v[last]
+    arc_highway = raw.highway[first].astype(np.int16)
+    arc_osmid = raw.osmid[first].astype(np.int64)
+    release("highway", "osmid")
+    del first, last
+
+    # 2. keep nodes that end an arc; renumber (before the geometry: the raw nodes go early)
     used = np.zeros(n_raw, dtype=bool)
     used[au_raw] = True
     used[av_raw] = True
     new_pos = np.cumsum(used) - 1
     keep = np.flatnonzero(used)
+    del used
     arc_u = new_pos[au_raw].astype(np.int32)
     arc_v = new_pos[av_raw].astype(np.int32)
+    del new_pos, au_raw, av_raw
     lon, lat = raw.lon[keep], raw.lat[keep]
+    node_ids = raw.node_ids[keep].astype(np.int64)
     x, y = to_xy.transform(lon, lat)
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     n = keep.shape[0]
+    del keep
+    release("node_ids", "lon", "lat")
+    release_free_heap()
+    if straight:
+        sec_c = raw.seconds[chain_arcs]
+        arc_seconds = np.add.reduceat(sec_c, chain_ptr[:-1])
+        del sec_c
+        met_c = raw.metres[chain_arcs]
+        arc_metres = np.add.reduceat(met_c, chain_ptr[:-1])
+        del met_c
+        geom_s, geom_m = _straight_chain_times(chain_ptr, chain_arcs, raw.seconds, raw.metres)
+        release("seconds", "metres")
+        release_free_heap()
+        gx, gy = _straight_chain_xy(chain_ptr, chain_arcs, raw.u, raw.v, node_x, node_y)
+        geom_indptr = np.zeros(n_chain + 1, np.int64)
+        np.cumsum(np.diff(chain_ptr) + 1, out=geom_indptr[1:])
+        del chain_arcs, chain_ptr, node_x, node_y
+        release("u", "v")
+    else:
+        chain_id = np.repeat(np.arange(n_chain), np.diff(chain_ptr))
+        sec_c = raw.seconds[chain_arcs]
+        met_c = raw.metres[chain_arcs]
+        cum_s = np.cumsum(sec_c)
+        cum_m = np.cumsum(met_c)
+        chain_start_s = np.concatenate([[0.0], cum_s])[chain_ptr[:-1]]
+        chain_start_m = np.concatenate([[0.0], cum_m])[chain_ptr[:-1]]
+        cum_s -= sec_c  # seconds before this raw arc in its chain, in place
+        cum_s -= chain_start_s[chain_id]
+        off_s = cum_s
+        cum_m -= met_c
+        cum_m -= chain_start_m[chain_id]
+        off_m = cum_m
+        arc_seconds = np.add.reduceat(sec_c, chain_ptr[:-1]) if n_chain else np.zeros(0)
+        arc_metres = np.add.reduceat(met_c, chain_ptr[:-1]) if n_chain else np.zeros(0)
+        # the per-raw-arc work arrays go as soon as they are used (country-size inputs)
+        del sec_c, met_c, chain_start_s, chain_start_m
+
+        # geometry of merged arcs: raw polylines in chain order, the joint point kept once
+        pos_in_chain = np.arange(chain_arcs.shape[0]) - chain_ptr[chain_id]
+        rptr = raw.geom_indptr
+        assert rptr is not None
+        starts = rptr[chain_arcs] + (pos_in_chain > 0)
+        counts = rptr[chain_arcs + 1] - starts
+        del pos_in_chain
+        per_chain_pts = np.bincount(chain_id, weights=counts, minlength=n_chain).astype(np.int64)
+        geom_indptr = np.concatenate([[0], np.cumsum(per_chain_pts)])
+        del chain_id, per_chain_pts
+        pt_idx = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        pt_idx += np.arange(pt_idx.shape[0])
+        del starts
+        pt_arc = np.repeat(np.arange(chain_arcs.shape[0]), counts)  # position in chain_arcs
+        del counts
+        ra = chain_arcs[pt_arc]
+        del chain_arcs, chain_ptr
+        # cumulative seconds/metres at each point: offset + fraction x raw arc (in place)
+        part = frac[pt_idx]
+        part *= raw.seconds[ra]
+        part += off_s[pt_arc]
+        geom_s = part.astype(np.float32)
+        part = frac[pt_idx]
+        part *= raw.metres[ra]
+        part += off_m[pt_arc]
+        geom_m = part.astype(np.float32)
+        del part, off_s, off_m, pt_arc, ra, frac
+        gx, gy = rgx[pt_idx], rgy[pt_idx]
+        del rgx, rgy, pt_idx
+        release("seconds", "metres")
+
     arc_seconds = np.maximum(arc_seconds, MIN_TRAVEL_SECONDS)
 
-    if straight:  # raw point 2k is arc k's tail, 2k + 1 its head
-        half = pt_idx >> 1
-        pt_node = np.where(pt_idx & 1, raw.v[half], raw.u[half])
-        del half
-        gx, gy = node_x[pt_node], node_y[pt_node]
-        del pt_node, node_x, node_y
-    else:
-        gx, gy = rgx[pt_idx], rgy[pt_idx]
-        del rgx, rgy
-    del pt_idx
+    release("u", "v", "geom_indptr")
+    release_free_heap()
     twin = _find_twins(arc_u, arc_v, arc_metres, geom_indptr, gx, gy)
 
     # 3. routing CSR: no self-loops, fastest of parallel arcs
@@ -453,7 +603,7 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any]) -> CompiledGraph:
         },
     )
     graph = CompiledGraph(
-        node_ids=raw.node_ids[keep].astype(np.int64),
+        node_ids=node_ids,
         lon=lon,
         lat=lat,
         x=x,
@@ -467,8 +617,8 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any]) -> CompiledGraph:
         arc_v=arc_v,
         arc_seconds=arc_seconds.astype(np.float32),
         arc_metres=arc_metres.astype(np.float32),
-        arc_highway=raw.highway[first].astype(np.int16),
-        arc_osmid=raw.osmid[first].astype(np.int64),
+        arc_highway=arc_highway,
+        arc_osmid=arc_osmid,
         arc_twin=twin,
         geom_indptr=geom_indptr.astype(np.int64),
         geom_x=gx,

@@ -33,7 +33,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from roadnet.build import RawArcs, compile_arcs, utm_crs_for
+from roadnet.build import RawArcs, compile_arcs, release_free_heap, utm_crs_for
 from roadnet.exceptions import (
     ClipError,
     DownloadUnavailableError,
@@ -209,33 +209,43 @@ def _arcs_from_segments(
         tags["maxspeed"].to_numpy() if "maxspeed" in tags.columns else np.full(len(tags), None),
         weights=weights,
     )
-    speeds = speeds_t[rows]
-    seconds = np.maximum(np.asarray(metres, float) / (speeds / 3.6), MIN_TRAVEL_SECONDS)
+    seconds = np.maximum(np.asarray(metres, float) / (speeds_t[rows] / 3.6), MIN_TRAVEL_SECONDS)
     # class codes numbered by first appearance over the segments, whatever the row layout
     row_codes, row_classes = pd.factorize(_first_class(tags["highway"].to_numpy()))
     seg_codes = np.asarray(row_codes)[rows]
+    del rows
     present, first_at = np.unique(seg_codes, return_index=True)
     order = present[np.argsort(first_at, kind="stable")]
-    renumber = np.empty(len(row_classes), dtype=np.int64)
+    renumber = np.empty(len(row_classes), dtype=np.int16 if order.size < 2**15 else np.int64)
     renumber[order] = np.arange(order.size)
     hw_codes = renumber[seg_codes]
     hw_classes = [row_classes[c] for c in order]
     del seg_codes
-    f, b = np.flatnonzero(forward), np.flatnonzero(backward)
     if geometry is None:
+        # forward arcs then backward arcs (boolean masks select in segment order, as index
+        # lists would); built into their final arrays to keep temporaries small
+        def both(fwd: np.ndarray, back: np.ndarray, dtype: Any) -> np.ndarray:
+            out = np.empty(n_f + n_b, dtype=dtype)
+            out[:n_f] = fwd[forward]
+            out[n_f:] = back[backward]
+            return out
+
+        n_f, n_b = int(forward.sum()), int(backward.sum())
+        pos = np.int32 if len(node_ids) < 2**31 else np.int64
         raw = RawArcs.straight(
             node_ids,
             lon,
             lat,
-            u=np.concatenate([seg_u[f], seg_v[b]]),
-            v=np.concatenate([seg_v[f], seg_u[b]]),
-            metres=np.concatenate([metres[f], metres[b]]),
-            seconds=np.concatenate([seconds[f], seconds[b]]),
-            highway=np.concatenate([hw_codes[f], hw_codes[b]]),
+            u=both(seg_u, seg_v, pos),
+            v=both(seg_v, seg_u, pos),
+            metres=both(metres, metres, np.float64),
+            seconds=both(seconds, seconds, np.float64),
+            highway=both(hw_codes, hw_codes, np.int16),
             highway_classes=[str(c) for c in hw_classes],
-            osmid=np.concatenate([osmid[f], osmid[b]]),
+            osmid=both(osmid, osmid, np.int64),
         )
     else:
+        f, b = np.flatnonzero(forward), np.flatnonzero(backward)
         gptr, glon, glat = geometry
         idx = np.concatenate([f, b])
         rev = np.concatenate([np.zeros(f.size, bool), np.ones(b.size, bool)])
@@ -495,18 +505,19 @@ def _pyrosm_keeps(record: dict[str, str]) -> bool:
 
 
 def _segment_lengths(
-    lon_u: np.ndarray, lat_u: np.ndarray, lon_v: np.ndarray, lat_v: np.ndarray
+    lon: np.ndarray, lat: np.ndarray, seg_u: np.ndarray, seg_v: np.ndarray
 ) -> np.ndarray:
-    """Segment lengths in metres by pyrosm's formula (haversine, rounded to the mm), in
-    blocks so that its temporaries stay small (element-wise: the same values)."""
+    """Lengths in metres of the segments ``seg_u[i] -> seg_v[i]`` (node positions) by pyrosm's
+    formula (haversine, rounded to the mm), in blocks so that its inputs and temporaries stay
+    small (element-wise: the same values)."""
     from pyrosm.distance import segment_lengths
 
-    out = np.empty(lon_u.shape[0])
+    out = np.empty(seg_u.shape[0])
     block = 1 << 20
-    for i in range(0, lon_u.shape[0], block):
-        j = slice(i, i + block)
-        out[j] = segment_lengths(
-            np.column_stack([lon_u[j], lat_u[j]]), np.column_stack([lon_v[j], lat_v[j]])
+    for i in range(0, seg_u.shape[0], block):
+        u, v = seg_u[i : i + block], seg_v[i : i + block]
+        out[i : i + block] = segment_lengths(
+            np.column_stack([lon[u], lat[u]]), np.column_stack([lon[v], lat[v]])
         )
     return out
 
@@ -610,6 +621,7 @@ def _read_pbf_osmium(
         del processor
     except RuntimeError as exc:  # osmium's io errors (truncated, corrupt, not a PBF)
         raise GraphSourceError(f"cannot read {p} as an OSM PBF file: {exc}") from None
+    release_free_heap()  # the location index and the stream buffers are gone
     refs = np.concatenate(kept_ref) if kept_ref else np.zeros(0, np.int64)
     xy = np.concatenate(kept_xy) if kept_xy else np.zeros((0, 2), np.int32)
     lens = np.concatenate(kept_len) if kept_len else np.zeros(0, np.int64)
@@ -644,7 +656,7 @@ def _read_pbf_osmium(
     used[np.searchsorted(ids_sorted, refs[si + 1])] = True
     ids_sorted, first = ids_sorted[used], pts[first[used]]
     by_first = np.argsort(first, kind="stable")
-    rank = np.empty(by_first.size, dtype=np.int64)
+    rank = np.empty(by_first.size, dtype=np.int32 if by_first.size < 2**31 else np.int64)
     rank[by_first] = np.arange(by_first.size)
     first_pt = first[by_first]
     del pts, used, by_first
@@ -653,7 +665,7 @@ def _read_pbf_osmium(
     lat = xy[first_pt, 1] / 1e7
     seg_u = rank[np.searchsorted(ids_sorted, refs[si])]
     seg_v = rank[np.searchsorted(ids_sorted, refs[si + 1])]
-    metres = _segment_lengths(lon[seg_u], lat[seg_u], lon[seg_v], lat[seg_v])
+    metres = _segment_lengths(lon, lat, seg_u, seg_v)
     tags = pd.DataFrame(combo_rows, columns=list(_WAY_TAG_KEYS), dtype=object)
     return PbfSegments(
         node_ids=node_ids,
@@ -850,6 +862,7 @@ def graph_from_pbf(
         raise GraphSourceError(f"{p} holds no drivable road{_clip_where(region, clip_buffer_km)}")
     ts = segs.timestamp
     del segs
+    release_free_heap()
     meta = {
         "source": {
             "type": "pbf",
@@ -867,7 +880,7 @@ def graph_from_pbf(
         "osm_timestamp": (_dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat() if ts > 0 else None),
         **info,
     }
-    graph = compile_arcs(raw, meta)
+    graph = compile_arcs(raw, meta, consume=True)
     if progress:
         progress("done", 1.0)
     return graph

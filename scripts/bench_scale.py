@@ -3,10 +3,14 @@
 For each K (default 1, 8, 64) the script writes ``K`` tiles of ``--source`` with
 ``scripts/make_big_pbf.py`` (reused when present), then in a **fresh process per run**:
 
-* builds the graph with each reader (``osmium``, ``pyrosm``) and reports PBF size, raw and
-  graph nodes, seconds, peak RSS of the whole process tree (the largest ``VmHWM`` of each
+* builds the graph with each reader and reports PBF size, raw and graph nodes, seconds, CPU
+  seconds of the build (all threads; less disturbed by a loaded machine than the wall time),
+  peak RSS of the whole process tree (the largest ``VmHWM`` of each
   process of the tree, summed: an upper bound when processes peak at different times) and
-  bytes per graph node. pyrosm is run up to ``--pyrosm-max-k``; above, its peak is
+  bytes per graph node. Readers: ``osmium`` (the streaming reader), ``pyrosm`` (pyrosm used
+  as leanly as today's pyrosm reader) and ``previous`` (roadnet's whole build before the
+  streaming reader, run from a ``git archive`` of :data:`PREVIOUS_COMMIT`). pyrosm and the
+  previous path are run up to ``--pyrosm-max-k`` / ``--previous-max-k``; above, their peak is
   extrapolated linearly in PBF size from the measured K (printed as such);
 * builds the contraction hierarchy (ours, pandana CH, RoutingKit CCH where installed: the
   ``bench`` extra) on the 1M-node synthetic graph and on the largest K's graph, with the
@@ -15,7 +19,9 @@ For each K (default 1, 8, 64) the script writes ``K`` tiles of ``--source`` with
   (PBF -> graph -> snap -> hierarchy -> table, library calls in one fresh process).
 
 Times on a shared machine are noisy (the script prints the load average); memory figures are
-not affected. Usage::
+not affected. At K = 64 the previous build path needs ~7 GB and pyrosm ~4.5 GB (lower
+``--previous-max-k`` / ``--pyrosm-max-k`` on a smaller machine: they are then extrapolated).
+Usage::
 
     python scripts/bench_scale.py                       # K = 1, 8, 64 on Malta
     python scripts/bench_scale.py --k 1,8 --no-ch --no-matrix
@@ -42,6 +48,11 @@ sys.path.insert(0, str(HERE))
 from _provenance import code_version  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "osm"
+#: roadnet's build path before the streaming reader (issue 13): the last commit whose
+#: ``graph_from_pbf`` read every file with pyrosm (``get_network`` into pandas, then the build
+#: path of that time). The issue's "125 MB per MB of PBF" was measured on it.
+PREVIOUS_COMMIT = "6cd21cf77d5e13f0a230ee8a7a4671ff348342de"
+READERS = ("osmium", "pyrosm", "previous")
 PEERS = ("pandana", "pyroutingkit")
 _WORK_CACHE = Path(tempfile.gettempdir()) / "roadnet_scale" / "cache"
 
@@ -72,12 +83,17 @@ def _hwm_kb(pid: int) -> int:
     return 0
 
 
-def _run_worker(args: list[str], timeout: float) -> tuple[dict[str, Any], float]:
-    """Run this script as a worker in a fresh process; returns its JSON and the tree peak MB."""
+def _run_worker(
+    args: list[str], timeout: float, code_root: Path = ROOT
+) -> tuple[dict[str, Any], float]:
+    """Run this script as a worker in a fresh process (importing roadnet from ``code_root``);
+    returns its JSON and the tree peak MB."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         out = Path(fh.name)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", *args, "--out", str(out)]
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ, PYTHONPATH=str(code_root) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    )
     env["ROADNET_CACHE_DIR"] = str(_WORK_CACHE)  # never the user's cache
     proc = subprocess.Popen(cmd, env=env)
     peaks: dict[int, int] = {}
@@ -131,8 +147,13 @@ def _worker(argv: list[str]) -> int:
 
         clip = tuple(float(v) for v in a.clip.split(",")) if a.clip else None
         t0 = time.perf_counter()
-        g = roadnet.graph_from_pbf(a.pbf, reader=a.reader, clip=clip)
+        c0 = time.process_time()
+        if a.reader == "previous":  # the old code (on PYTHONPATH) knows no reader or clip
+            g = roadnet.graph_from_pbf(a.pbf)
+        else:
+            g = roadnet.graph_from_pbf(a.pbf, reader=a.reader, clip=clip)
         res["seconds"] = time.perf_counter() - t0
+        res["cpu_seconds"] = time.process_time() - c0  # all threads (osmium decodes on 2)
         res["self_hwm_mb"] = _self_hwm_mb()
         res["raw_nodes"] = g.meta["counts"]["raw_nodes"]
         res["nodes"] = g.n_nodes
@@ -240,6 +261,21 @@ def _make(source: Path, k: int, workdir: Path) -> Path:
     return out
 
 
+def _previous_code(commit: str, workdir: Path) -> Path:
+    """A copy of roadnet (and cache) at ``commit`` (``git archive``; the repository's work
+    trees are not touched), reused when present."""
+    out = workdir / f"previous_{commit[:12]}"
+    if not (out / "roadnet" / "__init__.py").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        tar = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", commit, "roadnet", "cache"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(out)], input=tar, check=True)
+    return out
+
+
 def _clip_case(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     """Areas covering one tile of the K-tile file (a "Connecticut in the US-Northeast" case):
     osmium build clipped to the source extract's box with the default 20 km buffer."""
@@ -264,12 +300,14 @@ def _clip_case(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
         print(f"  {res.get('error', 'no unclipped run to compare')}")
         return
     print(
-        f"  clipped: {res['nodes']} graph nodes, {res['seconds']:.1f} s, peak {tree:.0f} MB; "
-        f"unclipped: {full['nodes']} nodes, {full['seconds']:.1f} s, peak {full['tree_mb']:.0f} MB"
+        f"  clipped: {res['nodes']} graph nodes, {res['seconds']:.1f} s "
+        f"({res['cpu_seconds']:.1f} CPU s), peak {tree:.0f} MB; unclipped: {full['nodes']} nodes, "
+        f"{full['seconds']:.1f} s ({full['cpu_seconds']:.1f} CPU s), peak {full['tree_mb']:.0f} MB"
     )
     print(
         f"  clipped / unclipped: nodes {res['nodes'] / full['nodes']:.2f}, time "
-        f"{res['seconds'] / full['seconds']:.2f}, peak memory {tree / full['tree_mb']:.2f}"
+        f"{res['seconds'] / full['seconds']:.2f}, CPU time "
+        f"{res['cpu_seconds'] / full['cpu_seconds']:.2f}, peak memory {tree / full['tree_mb']:.2f}"
     )
 
 
@@ -285,7 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", type=Path, default=SHARED / "malta-latest.osm.pbf")
     ap.add_argument("--k", default="1,8,64", help="tile counts, comma-separated")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "roadnet_scale")
-    ap.add_argument("--pyrosm-max-k", type=int, default=8)
+    ap.add_argument("--readers", default=",".join(READERS), help="graph readers to run")
+    ap.add_argument("--pyrosm-max-k", type=int, default=64)
+    ap.add_argument("--previous", default=PREVIOUS_COMMIT, help="commit of the previous build")
+    ap.add_argument("--previous-max-k", type=int, default=64)
     ap.add_argument("--synthetic-nodes", type=int, default=1_000_000)
     ap.add_argument("--matrix", type=int, default=5000)
     ap.add_argument("--no-ch", action="store_true", help="skip the hierarchy builds")
@@ -308,65 +349,88 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     graphs: dict[int, Path] = {}
+    readers = [r for r in args.readers.split(",") if r in READERS]
+    max_k = {"osmium": max(ks), "pyrosm": args.pyrosm_max_k, "previous": args.previous_max_k}
+    previous_root = _previous_code(args.previous, args.workdir) if "previous" in readers else ROOT
     for k in ks:
         pbf = _make(args.source, k, args.workdir)
         mb = pbf.stat().st_size / 1e6
-        for reader in ("osmium", "pyrosm"):
-            if reader == "pyrosm" and k > args.pyrosm_max_k:
+        for reader in readers:
+            if k > max_k[reader]:
                 rows.append({"k": k, "mb": mb, "reader": reader, "skipped": True})
                 continue
             save = args.workdir / f"graph_x{k}.npz" if reader == "osmium" else None
             extra = ["--save", str(save)] if save else []
             res, tree = _run_worker(
-                ["build", "--pbf", str(pbf), "--reader", reader, *extra], args.timeout
+                ["build", "--pbf", str(pbf), "--reader", reader, *extra],
+                args.timeout,
+                code_root=previous_root if reader == "previous" else ROOT,
             )
             if save and "error" not in res:
                 graphs[k] = save
             rows.append({"k": k, "mb": mb, "reader": reader, "tree_mb": tree, **res})
             print(f"  K={k} {reader}: {json.dumps(res)} tree peak {tree:.0f} MB", flush=True)
 
-    # pyrosm extrapolation: peak MB linear in PBF MB through the measured K
-    meas = [(r["mb"], r["tree_mb"], r["seconds"]) for r in rows if r["reader"] == "pyrosm"
-            and "tree_mb" in r and "error" not in r]  # fmt: skip
-    fit = None
-    if len(meas) >= 2:
-        x = np.array([m[0] for m in meas])
-        fit = (np.polyfit(x, [m[1] for m in meas], 1), np.polyfit(x, [m[2] for m in meas], 1))
+    # extrapolation of a reader not run at some K: peak MB linear in PBF MB through its runs
+    fits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for reader in readers:
+        meas = [(r["mb"], r["tree_mb"], r["seconds"]) for r in rows if r["reader"] == reader
+                and "tree_mb" in r and "error" not in r]  # fmt: skip
+        if len(meas) >= 2:
+            x = np.array([m[0] for m in meas])
+            fits[reader] = (np.polyfit(x, [m[1] for m in meas], 1),
+                            np.polyfit(x, [m[2] for m in meas], 1))  # fmt: skip
     print()
-    head = ["K", "PBF MB", "reader", "raw nodes", "graph nodes", "seconds", "peak MB",
+    print("readers: osmium = streaming reader; pyrosm = pyrosm used leanly (today's pyrosm "
+          f"reader); previous = roadnet's graph_from_pbf at commit {args.previous[:7]}"
+          + (" (the build before the streaming reader: pyrosm get_network + the build path of "
+             "that time)" if PREVIOUS_COMMIT.startswith(args.previous) else ""))  # fmt: skip
+    head = ["K", "PBF MB", "reader", "raw nodes", "graph nodes", "seconds", "CPU s", "peak MB",
             "B/graph node"]  # fmt: skip
-    widths = [3, 7, 7, 10, 11, 8, 8, 12]
+    widths = [3, 7, 8, 10, 11, 8, 7, 8, 12]
     print(_fmt_row(head, widths))
     for r in rows:
         if r.get("skipped"):
+            fit = fits.get(r["reader"])
             if fit is None:
-                cells = [r["k"], f"{r['mb']:.1f}", r["reader"], "-", "-", "-", "not run", "-"]
+                cells = [r["k"], f"{r['mb']:.1f}", r["reader"], "-", "-", "-", "-", "not run",
+                         "-"]  # fmt: skip
             else:
                 mb_fit = float(np.polyval(fit[0], r["mb"]))
                 s_fit = float(np.polyval(fit[1], r["mb"]))
                 r["tree_mb_extrapolated"] = mb_fit
-                cells = [r["k"], f"{r['mb']:.1f}", r["reader"], "-", "-", f"~{s_fit:.0f}*",
+                cells = [r["k"], f"{r['mb']:.1f}", r["reader"], "-", "-", f"~{s_fit:.0f}*", "-",
                          f"~{mb_fit:.0f}*", "-"]  # fmt: skip
         elif "error" in r:
-            cells = [r["k"], f"{r['mb']:.1f}", r["reader"], "-", "-", "-", r["error"], "-"]
+            cells = [r["k"], f"{r['mb']:.1f}", r["reader"], "-", "-", "-", "-", r["error"], "-"]
         else:
             cells = [r["k"], f"{r['mb']:.1f}", r["reader"], r["raw_nodes"], r["nodes"],
-                     f"{r['seconds']:.1f}", f"{r['tree_mb']:.0f}",
+                     f"{r['seconds']:.1f}", f"{r.get('cpu_seconds', float('nan')):.1f}",
+                     f"{r['tree_mb']:.0f}",
                      f"{r['tree_mb'] * 2**20 / r['nodes']:.0f}"]  # fmt: skip
         print(_fmt_row(cells, widths))
-    if fit is not None:
-        print("  * extrapolated linearly in PBF MB from the measured pyrosm runs "
-              f"(peak MB = {fit[0][1]:.0f} + {fit[0][0]:.1f} x PBF MB)")  # fmt: skip
+    for reader, fit in fits.items():
+        if any(r.get("skipped") and r["reader"] == reader for r in rows):
+            print(f"  * {reader} extrapolated linearly in PBF MB from its measured runs "
+                  f"(peak MB = {fit[0][1]:.0f} + {fit[0][0]:.1f} x PBF MB)")  # fmt: skip
+    names = {"pyrosm": "pyrosm used leanly (today's pyrosm reader)",
+             "previous": "roadnet's previous pyrosm build path"
+             if PREVIOUS_COMMIT.startswith(args.previous)
+             else f"roadnet at {args.previous[:7]}"}  # fmt: skip
     for k in ks:
         o = next(
             (r for r in rows if r["k"] == k and r["reader"] == "osmium" and "nodes" in r), None
         )
-        p = next((r for r in rows if r["k"] == k and r["reader"] == "pyrosm"), None)
-        if o and p:
-            pm = p.get("tree_mb", p.get("tree_mb_extrapolated"))
-            how = "extrapolated" if p.get("skipped") else "measured"
-            if pm:
-                print(f"  K={k}: pyrosm / osmium peak memory = {pm / o['tree_mb']:.1f}x ({how})")
+        for reader in ("previous", "pyrosm"):
+            p = next((r for r in rows if r["k"] == k and r["reader"] == reader), None)
+            if o and p:
+                pm = p.get("tree_mb", p.get("tree_mb_extrapolated"))
+                how = "extrapolated" if p.get("skipped") else "measured"
+                if pm:
+                    print(
+                        f"  K={k}: peak memory of {names[reader]} / osmium = "
+                        f"{pm / o['tree_mb']:.1f}x ({how})"
+                    )
 
     if args.clip_k and args.clip_k in ks and args.clip_k > 1:
         _clip_case(args, rows)

@@ -204,3 +204,52 @@ def test_pbf_metadata(andorra: CompiledGraph, helsinki: CompiledGraph) -> None:
     # travel seconds are never 0
     assert andorra.seconds.min() > 0
     assert andorra.arc_seconds.min() > 0
+
+
+def _malta_raw() -> RawArcs:
+    from roadnet.sources import _arcs_from_segments, _read_pbf_osmium
+    from roadnet.speed import SpeedProfile
+    from tests.support import shared_file
+
+    segs = _read_pbf_osmium(shared_file("osm", "malta-latest.osm.pbf"), None, None,
+                            "sparse_mem_array")  # fmt: skip
+    raw, _ = _arcs_from_segments(
+        segs.node_ids, segs.lon, segs.lat, segs.seg_u, segs.seg_v, segs.metres, segs.tags,
+        segs.osmid, SpeedProfile.default(), seg_tags=segs.seg_tags,
+    )  # fmt: skip
+    return raw
+
+
+def _same_graph(a: CompiledGraph, b: CompiledGraph) -> None:
+    from roadnet.graph import _ARRAY_FIELDS
+
+    for name, dtype in _ARRAY_FIELDS.items():
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype == np.dtype(dtype), name
+        assert np.array_equal(x, y), name
+    assert a.meta == b.meta
+
+
+def test_straight_arcs_compile_like_stored_polylines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Arcs without a stored polyline (the PBF readers') give, bit for bit, the graph of the
+    same arcs with their two-point polylines stored and compiled by the general path, and
+    ``consume=True`` releases the raw arrays without changing the graph."""
+    raw = _malta_raw()
+    assert raw.geom_lon is None and raw.is_straight
+    fast = compile_arcs(raw, {"source": {"type": "test"}})
+    a = raw.u.shape[0]
+    stored = RawArcs(
+        **{**vars(raw), "geom_indptr": np.arange(0, 2 * a + 1, 2, dtype=np.int64)},
+    )
+    stored.geom_lon = np.empty(2 * a)
+    stored.geom_lat = np.empty(2 * a)
+    stored.geom_lon[0::2], stored.geom_lon[1::2] = raw.lon[raw.u], raw.lon[raw.v]
+    stored.geom_lat[0::2], stored.geom_lat[1::2] = raw.lat[raw.u], raw.lat[raw.v]
+    # the general path (per-point fractions, array gathers) instead of the straight kernel
+    monkeypatch.setattr(RawArcs, "is_straight", property(lambda self: False))
+    general = compile_arcs(stored, {"source": {"type": "test"}})
+    monkeypatch.undo()
+    _same_graph(fast, general)
+    consumed = compile_arcs(raw, {"source": {"type": "test"}}, consume=True)
+    _same_graph(fast, consumed)
+    assert raw.u is None and raw.seconds is None and raw.node_ids is None
