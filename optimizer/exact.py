@@ -45,6 +45,7 @@ Contiguity (:func:`solve_exact` with ``adjacency``)
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import os
 import sys
@@ -69,6 +70,11 @@ log = logging.getLogger(__name__)
 
 _BANNER_LOCK = threading.Lock()
 _banner_done = False
+#: HiGHS options for every run (see scripts/bench_exact.py)
+_OPTIONS: dict[str, Any] = {}
+#: relative MIP gap of the contiguity rounds whose plans still get cut off (a round only
+#: needs a plan to separate; the last round proves at the caller's gap)
+_LOOSE_GAP = 0.005
 #: rounds of the contiguity cut loop at most
 _MAX_ROUNDS = 200
 
@@ -118,10 +124,11 @@ def _run_highs(
     time_limit: float,
     mip_rel_gap: float,
     start: np.ndarray | None,
+    options: dict[str, Any] | None = None,
 ) -> _Run:
     """Solve the all-integer MIP ``min c z, row_lo <= a z <= row_hi, lb <= z <= ub``."""
     nv = c.size
-    a = sp.csr_matrix(a)
+    a = sp.csc_matrix(a)  # column-wise, as HiGHS stores it (and scipy's milp passes it)
     a.sort_indices()
     lp = highspy.HighsLp()
     lp.num_col_ = nv
@@ -131,7 +138,7 @@ def _run_highs(
     lp.col_upper_ = np.asarray(ub, dtype=float)
     lp.row_lower_ = np.asarray(row_lo, dtype=float)
     lp.row_upper_ = np.asarray(row_hi, dtype=float)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     lp.a_matrix_.num_col_ = nv
     lp.a_matrix_.num_row_ = a.shape[0]
     lp.a_matrix_.start_ = a.indptr.astype(np.int32)
@@ -141,6 +148,8 @@ def _run_highs(
     h = _new_highs()
     h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
+    for key, val in {**_OPTIONS, **(options or {})}.items():
+        h.setOptionValue(key, val)
     if h.passModel(lp) == highspy.HighsStatus.kError:
         raise SolverError("HiGHS rejected the territory MIP (passModel failed)")
     if start is not None:
@@ -255,7 +264,7 @@ def _contiguity_rows(
 ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The a-priori rows of the rooted model: center in its territory, whole islands,
     neighbour cuts. Returns ``(rows, lo, hi, comp, center_area)``."""
-    nc, n = mdl.n_candidates, mdl.n
+    nc = mdl.n_candidates
     k = mdl.pair_j.size
     ca = problem.candidates[:nc]
     _, comp = connected_components(g, directed=False)
@@ -291,7 +300,7 @@ def _contiguity_rows(
             cols = idx[j, members]
             if np.all(cols < 0):
                 continue
-            for u, v in zip(members[:-1], members[1:], strict=True):
+            for u, v in itertools.pairwise(members):
                 add(np.array([idx[j, u], idx[j, v]]), np.array([1.0, -1.0]), 0.0, 0.0)
         # neighbour cuts: an area of j other than a_j has a neighbour in j
         for v in comps[home]:
@@ -311,6 +320,43 @@ def _contiguity_rows(
         shape=(r, mdl.c.size),
     )
     return m, np.asarray(lo), np.asarray(hi), comp, ca
+
+
+def _repaired(
+    problem: TerritoryProblem,
+    mdl: Model,
+    assignment: np.ndarray,
+    centers: np.ndarray,
+    g: sp.csr_matrix,
+    left: float,
+) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """A round's plan made contiguous by the local search (repair, then moves that keep
+    contiguity and balance), when it is then a plan of the model within the bounds."""
+    from optimizer.local import local_search
+
+    if left < 1.0:
+        return None
+    res = local_search(
+        problem,
+        assignment,
+        centers,
+        adjacency=g,
+        require_contiguity=True,
+        time_limit=min(2.0, 0.1 * left),
+    )
+    sol = evaluate(problem, res.assignment, res.centers)
+    if not sol.within_bounds or not in_contiguity_model(problem, sol.assignment, sol.centers, g):
+        return None
+    k = mdl.pair_j.size
+    cols = _pair_index(mdl)[sol.centers[sol.assignment], np.arange(mdl.n)]
+    forced = np.flatnonzero(mdl.lb[k:] > 0.5)
+    if (
+        np.any(cols < 0)
+        or np.any(mdl.ub[k + sol.centers] < 0.5)
+        or not np.isin(forced, sol.centers).all()
+    ):
+        return None  # the moves broke a lock, a forbidden or a fixed center
+    return float(sol.cost), np.asarray(sol.assignment), np.asarray(sol.centers)
 
 
 def _separate(
@@ -341,7 +387,9 @@ def _separate(
             found += 1
             in_s = np.zeros(n, bool)
             in_s[piece] = True
-            nbr = np.unique(np.concatenate([g.indices[g.indptr[v] : g.indptr[v + 1]] for v in piece]))
+            nbr = np.unique(
+                np.concatenate([g.indices[g.indptr[v] : g.indptr[v + 1]] for v in piece])
+            )
             sep = nbr[~in_s[nbr]]
             blocked = in_s.copy()
             blocked[sep] = True
@@ -424,7 +472,7 @@ def solve_exact(
         When HiGHS finds no plan within the time limit.
     """
     t0 = time.perf_counter()
-    nc, n = problem.cost.shape
+    nc = problem.cost.shape[0]
     p = problem.p
     time_limit = float(check_time_limit(time_limit, allow_none=False) or 0.0)
     may_host = check_allowed_centers(allowed_centers, nc, p)
@@ -516,7 +564,7 @@ def _solve_contiguous(
     t0: float,
 ) -> Solution:
     """The cut loop of the rooted contiguity model (module docstring)."""
-    nc, n = mdl.n_candidates, mdl.n
+    n = mdl.n
     k = mdl.pair_j.size
     g = _as_graph(adjacency, n)
     may = np.flatnonzero(ub[k:] > 0.5)
@@ -530,15 +578,14 @@ def _solve_contiguous(
     lo_all = np.r_[mdl.row_lo, rlo]
     hi_all = np.r_[mdl.row_hi, rhi]
     best: tuple[float, np.ndarray, np.ndarray] | None = None
-    if initial is not None and in_contiguity_model(
-        problem, initial.assignment, initial.centers, g
-    ):
+    if initial is not None and in_contiguity_model(problem, initial.assignment, initial.centers, g):
         z0 = _start_vector(mdl, idx, initial, lb, ub)
         if z0 is not None and initial.within_bounds:
             best = (float(mdl.c @ z0), np.asarray(initial.assignment), np.asarray(initial.centers))
     dual = -np.inf
     status = "time-limit"
-    rounds = cuts = 0
+    rounds = cuts = repaired = 0
+    gap = max(mip_rel_gap, _LOOSE_GAP)  # loose while the plans still need cuts
     while rounds < _MAX_ROUNDS:
         left = time_limit - (time.perf_counter() - t0)
         if left <= 0.05:
@@ -557,7 +604,7 @@ def _solve_contiguous(
             lb,
             ub,
             time_limit=left,
-            mip_rel_gap=mip_rel_gap,
+            mip_rel_gap=gap,
             start=start,
         )
         rounds += 1
@@ -579,9 +626,17 @@ def _solve_contiguous(
         if found == 0:
             if best is None or obj < best[0]:
                 best = (obj, assignment, centers)
-            if run.status == "optimal":
+            if run.status == "optimal" and gap <= mip_rel_gap:
                 status = "optimal"
-            break
+                break
+            if run.status != "optimal":
+                break  # the time limit stopped this round
+            gap = mip_rel_gap  # contiguous at the loose gap: now prove it
+            continue
+        fixed = _repaired(problem, mdl, assignment, centers, g, left)
+        if fixed is not None and (best is None or fixed[0] < best[0]):
+            best = fixed
+            repaired += 1
         cuts += new.shape[0]
         a_all = sp.vstack([a_all, new]).tocsr()
         lo_all = np.r_[lo_all, np.full(new.shape[0], -np.inf)]
@@ -611,6 +666,7 @@ def _solve_contiguous(
             "status": status,
             "rounds": rounds,
             "cuts": cuts,
+            "repaired_plans": repaired,
             "warm_start": initial is not None,
         },
     )
