@@ -274,7 +274,7 @@ def polish(
             if acceptable(ex):
                 facts["improved_from"] = best.cost
                 best = ex
-            if ex.lower_bound is not None and in_contiguity_model(
+            if ex.lower_bound is not None and ex.lower_bound > 0 and in_contiguity_model(
                 problem, best.assignment, best.centers, adjacency
             ):
                 mip_bound = Bound(ex.lower_bound, "mip-contiguous", ex.bound_relaxes)
@@ -288,7 +288,9 @@ def polish(
                 ex = solve_exact(
                     problem, time_limit=mip_time, max_variables=10**8, initial=best, **side
                 )
-                if ex.lower_bound is not None:
+                if ex.lower_bound is not None and (ex.lower_bound > 0 or ex.cost <= 0):
+                    # (HiGHS reports 0 when the time limit came before the root LP: then
+                    # the LP or Lagrangian bound below does better)
                     mip_bound = Bound(ex.lower_bound, "mip", ex.bound_relaxes)
             else:
                 # rounds around the latest plan while it improves and time is left

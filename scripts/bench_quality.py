@@ -357,7 +357,7 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     ap.add_argument("--cap-time", type=float, default=5.0)
     ap.add_argument(
-        "--contig-max-n", type=int, default=200, help="exact-contig row up to this many areas"
+        "--contig-max-n", type=int, default=100, help="exact-contig row up to this many areas"
     )
     ap.add_argument("--no-orlib", action="store_true")
     ap.add_argument("--no-territories", action="store_true")
