@@ -274,8 +274,10 @@ def polish(
             if acceptable(ex):
                 facts["improved_from"] = best.cost
                 best = ex
-            if ex.lower_bound is not None and ex.lower_bound > 0 and in_contiguity_model(
-                problem, best.assignment, best.centers, adjacency
+            if (
+                ex.lower_bound is not None
+                and ex.lower_bound > 0
+                and in_contiguity_model(problem, best.assignment, best.centers, adjacency)
             ):
                 mip_bound = Bound(ex.lower_bound, "mip-contiguous", ex.bound_relaxes)
         except (SolverError, InfeasibleError, InputError) as exc:
