@@ -12,6 +12,7 @@ __all__ = [
     "CRSError",
     "ClipError",
     "CorruptChunkError",
+    "DownloadUnavailableError",
     "GraphFormatError",
     "GraphSourceError",
     "InvalidArgumentError",
@@ -35,6 +36,10 @@ class InvalidArgumentError(RoadnetError, ValueError):
 
 class GraphSourceError(RoadnetError, OSError):
     """A road-data source cannot be read: missing, empty or corrupt file, failed download."""
+
+
+class DownloadUnavailableError(GraphSourceError, ConnectionError):
+    """The download service (Overpass) cannot be reached: the environment, not the input."""
 
 
 class UnknownReaderError(GraphSourceError, ValueError):

@@ -39,6 +39,7 @@ __all__ = [
     "ProgressCallback",
     "cached_graph",
     "cached_hierarchy",
+    "covering_graph_key",
     "ensure_cached",
     "forget_hierarchies",
     "graph_key",
@@ -277,6 +278,100 @@ def mapped_from_cache(
     return g, h, True
 
 
+# ------------------------------------------------------------------------------- covering
+def _covers(candidate: Any, wanted: dict[str, Any]) -> bool:
+    """Whether a cached graph's clip record (``None``: the whole file) covers ``wanted``'s:
+    its hull contains the wanted hull (to 1e-6 degrees) and its buffer is at least as wide."""
+    if candidate is None:
+        return True
+    if not isinstance(candidate, dict) or "hull_wkt" not in candidate:
+        return False  # an entry from before hulls were recorded: cannot tell
+    import shapely
+
+    try:
+        have = shapely.from_wkt(candidate["hull_wkt"])
+        want = shapely.from_wkt(wanted["hull_wkt"])
+    except (shapely.errors.GEOSException, TypeError, KeyError):
+        return False
+    wide_enough = float(candidate.get("buffer_km", -1.0)) >= float(wanted["buffer_km"])
+    return wide_enough and bool(have.buffer(1e-6).covers(want))
+
+
+def covering_graph_key(store: Store, identity: dict[str, Any], profile: SpeedProfile) -> str | None:
+    """The smallest cached graph of the same PBF and profile that covers a clipped request.
+
+    A graph of the whole file, or one clipped to a hull that contains the requested hull with a
+    buffer at least as wide, holds every road the requested clip would keep (and maybe more).
+    More road never makes a drive time longer; with the default buffer the tables were
+    identical in the tests (docs/scaling.md). This is what lets ``precompute`` on a region's
+    areas serve a later run on any subset of them from the same graph and tables.
+
+    Parameters
+    ----------
+    store
+        The cache.
+    identity
+        The requested identity (:func:`~roadnet.sources.pbf_identity` with a clip).
+    profile
+        The speed profile.
+
+    Returns
+    -------
+    str or None
+        The key of the smallest (on disk) covering entry, or ``None``.
+    """
+    wanted = identity.get("clip")
+    if not isinstance(wanted, dict):
+        return None
+    want_inputs = _graph_inputs(identity, profile)
+    best: tuple[int, str] | None = None
+    for info in store.ls(_KIND_GRAPH):
+        got = store.info(info.key)
+        if got is None:
+            continue
+        inputs = got[1].get("inputs", {})
+        src = inputs.get("source")
+        if not isinstance(src, dict):
+            continue
+        same = (
+            src.get("type") == "pbf"
+            and src.get("sha256") == identity.get("sha256")
+            and src.get("bbox_filter") == identity.get("bbox_filter")
+            and all(inputs.get(k) == want_inputs[k] for k in want_inputs if k != "source")
+        )
+        mine = (info.size_bytes, info.key)
+        if same and _covers(src.get("clip"), wanted) and (best is None or mine < best):
+            best = mine
+    return None if best is None else best[1]
+
+
+def _covering_graph(
+    store: Store | None, identity: dict[str, Any], profile: SpeedProfile, refresh: bool | None
+) -> CompiledGraph | None:
+    """A cached graph that covers a clipped request whose own entry is absent, or ``None``."""
+    refresh = settings.refresh if refresh is None else refresh
+    if store is None or refresh or "clip" not in identity:
+        return None
+    if store.contains(make_key(_KIND_GRAPH, _graph_inputs(identity, profile))):
+        return None  # the clip's own entry exists: served as usual
+    key = covering_graph_key(store, identity, profile)
+    if key is None:
+        return None
+    entry = store.get(key)
+    if entry is None:
+        return None
+    graph = CompiledGraph.from_arrays(dict(entry.arrays), dict(entry.meta))
+    graph.meta["cache_key"] = key
+    clip = graph.meta.get("source", {}).get("clip")
+    graph.meta["covers_clip"] = (
+        "the cached graph of the whole file"
+        if clip is None
+        else "a cached graph clipped to a larger region"
+    )
+    log.info("road graph %s served from cache: it covers the requested clip", key)
+    return graph
+
+
 # ------------------------------------------------------------------------------- any source
 def load_road_graph(
     *,
@@ -291,6 +386,7 @@ def load_road_graph(
     reader: str = "auto",
     clip: Any = None,
     clip_buffer_km: float = sources.DEFAULT_CLIP_BUFFER_KM,
+    reuse_covering: bool = True,
 ) -> tuple[CompiledGraph, bool]:
     """The road graph of exactly one source, from the cache or built (and cached).
 
@@ -314,6 +410,10 @@ def load_road_graph(
     clip, clip_buffer_km
         Keep only the roads near a study area (PBF only; see
         :func:`~roadnet.sources.clip_region`); the clip region is part of the cache key.
+    reuse_covering
+        With a clip, serve a cached graph of the same file and profile that covers it (the
+        whole file, or a larger clip) when the clip's own entry is absent
+        (:func:`covering_graph_key`), instead of building a smaller graph.
 
     Returns
     -------
@@ -352,6 +452,11 @@ def load_road_graph(
         if pbf is not None:
             sources.resolve_pbf_reader(reader, path)  # a bad name fails before any work
             identity = sources.pbf_identity(path, clip=clip, clip_buffer_km=clip_buffer_km)
+            if reuse_covering:
+                store = store if store is not None else open_store()
+                covering = _covering_graph(store, identity, profile, refresh)
+                if covering is not None:
+                    return covering, True
 
             def build() -> CompiledGraph:
                 return sources.graph_from_pbf(

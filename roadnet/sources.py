@@ -36,6 +36,7 @@ import pandas as pd
 from roadnet.build import RawArcs, compile_arcs, utm_crs_for
 from roadnet.exceptions import (
     ClipError,
+    DownloadUnavailableError,
     GraphSourceError,
     InvalidArgumentError,
     PlaceNotFoundError,
@@ -382,10 +383,20 @@ def clip_region(clip: Any, buffer_km: float = DEFAULT_CLIP_BUFFER_KM) -> Any:
         When the buffer is negative, absurd or not a number, or ``clip`` is empty or not a
         geometry or box.
     """
-    import pyproj
+    buffer_km = check_clip_buffer(buffer_km)
+    return _grow(clip_hull(clip), buffer_km)
+
+
+def clip_hull(clip: Any) -> Any:
+    """The convex hull of a clip (box, geometry or GeoDataFrame) in EPSG:4326, unbuffered.
+
+    Raises
+    ------
+    ClipError
+        When ``clip`` is empty or not a geometry or box.
+    """
     import shapely
 
-    buffer_km = check_clip_buffer(buffer_km)
     if hasattr(clip, "geometry") and hasattr(clip, "to_crs"):  # GeoDataFrame / GeoSeries
         if clip.crs is None:
             raise ClipError("clip areas have no CRS; set one (e.g. EPSG:4326) before clipping")
@@ -408,7 +419,14 @@ def clip_region(clip: Any, buffer_km: float = DEFAULT_CLIP_BUFFER_KM) -> Any:
         geom = shapely.box(w, s, e, n)
     if geom is None or geom.is_empty:
         raise ClipError("clip geometry is empty")
-    hull = geom.convex_hull
+    return geom.convex_hull
+
+
+def _grow(hull: Any, buffer_km: float) -> Any:
+    """``hull`` grown by ``buffer_km`` (in metres in the local UTM zone), in EPSG:4326."""
+    import pyproj
+    import shapely
+
     c = hull.centroid
     crs = utm_crs_for(np.array([c.x]), np.array([c.y]))
     fwd = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform
@@ -419,6 +437,16 @@ def clip_region(clip: Any, buffer_km: float = DEFAULT_CLIP_BUFFER_KM) -> Any:
         lambda xy: np.column_stack(back(xy[:, 0], xy[:, 1])),
     )
     return shapely.make_valid(grown)
+
+
+def _clip_where(region: Any, buffer_km: float) -> str:
+    if region is None:
+        return ""
+    w, s, e, n = (round(float(v), 4) for v in region.bounds)
+    return (
+        f" inside the clip region (the areas' hull + {buffer_km:g} km, within {w},{s},{e},{n}): "
+        "are the areas in this extract?"
+    )
 
 
 def clip_identity(region: Any) -> dict[str, Any]:
@@ -444,7 +472,17 @@ def pbf_identity(
     if bbox is not None:
         ident["bbox_filter"] = [float(c) for c in bbox]
     if clip is not None:
-        ident["clip"] = clip_identity(clip_region(clip, clip_buffer_km))
+        import shapely
+
+        hull = clip_hull(clip)
+        region = _grow(hull, check_clip_buffer(clip_buffer_km))
+        ident["clip"] = {
+            **clip_identity(region),
+            # what a covering graph is recognised by (graph_cache.covering_graph_key): the
+            # unbuffered hull and the buffer
+            "hull_wkt": shapely.to_wkt(shapely.set_precision(hull, 1e-6), rounding_precision=6),
+            "buffer_km": float(clip_buffer_km),
+        }
     return ident
 
 
@@ -793,8 +831,7 @@ def graph_from_pbf(
     else:
         segs = _read_pbf_pyrosm(p, bbox, region)
     if segs.seg_u.size == 0 or not (segs.seg_u >= 0).any():
-        where = " inside the clip region" if region is not None else ""
-        raise GraphSourceError(f"{p} holds no drivable road{where}")
+        raise GraphSourceError(f"{p} holds no drivable road{_clip_where(region, clip_buffer_km)}")
     if progress:
         progress("compiling graph", 0.5)
     raw, info = _arcs_from_segments(
@@ -810,8 +847,7 @@ def graph_from_pbf(
         seg_tags=segs.seg_tags,
     )
     if info["segments_drivable"] == 0:
-        where = " inside the clip region" if region is not None else ""
-        raise GraphSourceError(f"{p} holds no drivable road{where}")
+        raise GraphSourceError(f"{p} holds no drivable road{_clip_where(region, clip_buffer_km)}")
     ts = segs.timestamp
     del segs
     meta = {
@@ -1098,7 +1134,7 @@ def _download(
         name = type(exc).__name__
         text = str(exc)
         if offline is not None:
-            raise GraphSourceError(
+            raise DownloadUnavailableError(
                 f"downloading {kind} {query!r} failed: Overpass at {settings.overpass_url} "
                 f"cannot be reached ({offline}; {name}); check the network connection, or "
                 "read a local extract with --pbf / --osm"

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import math
 import os
+import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +34,8 @@ import numpy as np
 
 from roadnet.files import file_mode
 from territory.exceptions import OptionError, OutputError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["AREA_FORMATS", "OutputSet", "check_output_path", "to_jsonable"]
 
@@ -229,6 +234,8 @@ class OutputSet:
                 table.to_csv(tmp, index=False)
             elif suffix == ".parquet":
                 gdf.to_parquet(tmp)
+            elif suffix == ".shp":
+                _write_shapefile(gdf, tmp, path.name)
             else:
                 layer = {"layer": path.stem} if suffix == ".gpkg" else {}
                 gdf.to_file(tmp, driver=_GIS_DRIVERS[suffix], **layer)
@@ -260,3 +267,28 @@ class OutputSet:
             shutil.rmtree(tmp, ignore_errors=True)
         self._temps.clear()
         self._staged.clear()
+
+
+_LAUNDERED = re.compile(r"Normalized/laundered field name: '([^']*)' to '([^']*)'")
+
+
+def _write_shapefile(gdf: Any, tmp: Path, name: str) -> None:
+    """Write a Shapefile, saying once which column names the format cut (10 characters)
+    instead of GDAL's warning per column."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gdf.to_file(tmp, driver=_GIS_DRIVERS[".shp"])
+    renamed = []
+    for w in caught:
+        text = str(w.message)
+        m = _LAUNDERED.search(text)
+        if m:
+            renamed.append(f"{m.group(1)!r} -> {m.group(2)!r}")
+        elif "Column names longer than 10 characters" not in text:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if renamed:
+        log.warning(
+            "%s: a Shapefile keeps 10 characters of a column name: %s (.gpkg keeps full names)",
+            name,
+            ", ".join(renamed),
+        )

@@ -136,6 +136,11 @@ def test_points_far_from_network_error(tmp_path) -> None:
         tmp_path / "m.npz",
     )
     assert res.exit_code == 2
+    assert "holds no drivable road inside the clip region" in res.stderr
+    assert "are the areas in this extract?" in res.stderr
+    res = _run("matrix", pts, "--pbf", shared_file("osm", "andorra-latest.osm.pbf"),
+               "--out", tmp_path / "m.npz", "--no-clip-to-areas")  # fmt: skip
+    assert res.exit_code == 2
     assert "none of the 1 points" in res.stderr
 
 

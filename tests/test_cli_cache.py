@@ -208,3 +208,18 @@ def test_cache_keys_full_when_piped_and_unique_prefixes_accepted(tmp_path) -> No
     assert bad.exit_code == 2 and "no cache entry" in bad.stderr
     again = _run("matrix", pts, "--pbf", pbf, "--out", tmp_path / "b.npz", "--cache-dir", cdir)
     assert "served from cache" in again.stderr and "computed earlier by" in again.stderr
+
+
+def test_reading_a_missing_cache_folder_does_not_create_it(tmp_path) -> None:
+    missing = tmp_path / "no-cache-here"
+    for args, code in (
+        (["ls"], 0),
+        (["prune", "--max-size", "1GB"], 0),
+        (["clear", "--yes"], 0),
+        (["info", "abc"], 2),
+        (["verify"], 2),
+    ):
+        res = runner.invoke(app, ["cache", *args, "--cache-dir", str(missing)])
+        assert res.exit_code == code, (args, res.output)
+        assert "no cache folder" in res.output or "does not exist" in res.output
+        assert not missing.exists(), args

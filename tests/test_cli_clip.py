@@ -92,8 +92,9 @@ def test_matrix_clip_to_areas_keeps_the_drive_times(tmp_path: Path) -> None:
     sub = tmp_path / "gozo.gpkg"
     gozo.to_file(sub)
     plain, clipped = tmp_path / "plain.npz", tmp_path / "clipped.npz"
-    res = _run("matrix", sub, "--pbf", pbf, "--out", plain, "--no-cache")
+    res = _run("matrix", sub, "--pbf", pbf, "--out", plain, "--no-cache", "--no-clip-to-areas")
     assert res.exit_code == 0, res.output
+    assert "clipped" not in res.output
     res = _run("matrix", sub, "--pbf", pbf, "--out", clipped, "--no-cache", "--clip-to-areas")
     assert res.exit_code == 0, res.output
     want, got = read_matrix(plain), read_matrix(clipped)
@@ -109,3 +110,79 @@ def test_clip_needs_a_pbf_source(tmp_path: Path) -> None:
     res = _run("matrix", areas, "--graph", g, "--out", tmp_path / "m.npz", "--clip-to-areas")
     assert res.exit_code == 2
     assert "clipping applies to a --pbf source only" in res.output
+
+
+def _andorra_points(path: Path, lons: list[float], lats: list[float]) -> Path:
+    rows = "\n".join(f"p{i},{x},{y}" for i, (x, y) in enumerate(zip(lons, lats, strict=True)))
+    path.write_text("id,lon,lat\n" + rows + "\n")
+    return path
+
+
+# points in Andorra la Vella and Escaldes (the subset is the first three)
+_LONS = [1.5218, 1.5340, 1.5120, 1.5290, 1.5450]
+_LATS = [42.5063, 42.5100, 42.5020, 42.4990, 42.5120]
+
+
+def _graph_entries(cache: Path) -> list[str]:
+    store = open_store(cache)
+    assert store is not None
+    return [i.key for i in store.ls("graph")]
+
+
+def test_clip_is_on_by_default_for_a_pbf_source(tmp_path: Path) -> None:
+    pbf = shared_file("osm", "andorra-latest.osm.pbf")
+    pts = _andorra_points(tmp_path / "pts.csv", _LONS, _LATS)
+    cache = tmp_path / "cache"
+    res = _run("matrix", pts, "--pbf", pbf, "--out", tmp_path / "a.npz", "--cache-dir", cache,
+               "--clip-buffer-km", "2")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "clipped to the areas + 2 km" in res.output
+    res = _run("matrix", pts, "--pbf", pbf, "--out", tmp_path / "b.npz", "--cache-dir", cache,
+               "--no-clip-to-areas")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "clipped" not in res.output
+    store = open_store(cache)
+    assert store is not None
+    sizes = sorted(i.size_bytes for i in store.ls("graph"))
+    assert len(sizes) == 2 and sizes[0] < sizes[1]  # the clipped graph is the smaller one
+    a, b = read_matrix(tmp_path / "a.npz"), read_matrix(tmp_path / "b.npz")
+    np.testing.assert_allclose(a["seconds"], b["seconds"], rtol=1e-5, atol=1e-3)
+
+
+def test_a_subset_run_is_served_by_the_precomputed_graph_and_tables(tmp_path: Path) -> None:
+    pbf = shared_file("osm", "andorra-latest.osm.pbf")
+    every = _andorra_points(tmp_path / "all.csv", _LONS, _LATS)
+    subset = _andorra_points(tmp_path / "sub.csv", _LONS[:3], _LATS[:3])
+    cache = tmp_path / "cache"
+    res = _run("precompute", every, "--pbf", pbf, "--cache-dir", cache, "--clip-buffer-km", "2")
+    assert res.exit_code == 0, res.output
+    res = _run("matrix", subset, "--pbf", pbf, "--out", tmp_path / "s.npz", "--cache-dir", cache,
+               "--clip-buffer-km", "2")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "a cached graph clipped to a larger region" in res.output
+    assert "assembled from cached matrices" in res.output or "from cache" in res.output
+    assert len(_graph_entries(cache)) == 1  # no second graph was built
+    # a wider buffer than the cached graph's is not covered: its own graph is built
+    res = _run("matrix", subset, "--pbf", pbf, "--out", tmp_path / "w.npz", "--cache-dir", cache,
+               "--clip-buffer-km", "5")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "clipped to the areas + 5 km" in res.output
+    assert len(_graph_entries(cache)) == 2
+
+
+def test_a_cached_graph_of_the_whole_file_serves_a_clipped_run(tmp_path: Path) -> None:
+    pbf = shared_file("osm", "andorra-latest.osm.pbf")
+    pts = _andorra_points(tmp_path / "pts.csv", _LONS, _LATS)
+    cache = tmp_path / "cache"
+    res = _run("graph", "build", "--pbf", pbf, "--out", tmp_path / "g.npz", "--cache-dir", cache)
+    assert res.exit_code == 0, res.output
+    res = _run("matrix", pts, "--pbf", pbf, "--out", tmp_path / "m.npz", "--cache-dir", cache)
+    assert res.exit_code == 0, res.output
+    assert "the cached graph of the whole file" in res.output
+    assert len(_graph_entries(cache)) == 1
+    # --refresh rebuilds: the clip's own graph
+    res = _run("matrix", pts, "--pbf", pbf, "--out", tmp_path / "r.npz", "--cache-dir", cache,
+               "--refresh")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "clipped to the areas + 20 km" in res.output
+    assert len(_graph_entries(cache)) == 2

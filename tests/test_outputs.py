@@ -109,3 +109,19 @@ def test_json_values_are_plain_and_finite() -> None:
 
     out = to_jsonable({"a": np.float32(1.5), "b": np.array([1, 2]), "c": [np.nan, np.inf], 3: 4})
     assert out == {"a": 1.5, "b": [1, 2], "c": [None, None], "3": 4}
+
+
+def test_shapefile_column_cuts_are_said_once(tmp_path: Path, caplog) -> None:
+    gdf = gpd.GeoDataFrame(
+        {"territory_before": [1, 2], "km_to_center": [0.5, 1.5], "id": ["a", "b"]},
+        geometry=[shapely.Point(0, 0), shapely.Point(1, 1)],
+        crs="EPSG:4326",
+    )
+    with caplog.at_level("WARNING", logger="territory.outputs"), OutputSet() as outs:
+        outs.write_areas(gdf, tmp_path / "t.shp")  # warnings are errors in the tests
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1
+    assert "'territory_before' -> 'territory_'" in lines[0]
+    assert "'km_to_center' -> 'km_to_cent'" in lines[0]
+    back = gpd.read_file(tmp_path / "t.shp")
+    assert list(back["territory_"]) == [1, 2]

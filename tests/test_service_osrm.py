@@ -403,3 +403,31 @@ def test_waypoint_distance_is_finite_json(served: Served) -> None:
     g, _ = served.graphs["andorra"]
     body = httpx.get(f"{served.url}/table/v1/driving/{_coords(_points(g, 2, seed=10))}").json()
     assert all(math.isfinite(w["distance"]) for w in body["sources"])
+
+
+def test_waypoint_names_are_the_osm_names_of_the_snapped_roads(served: Served) -> None:
+    import osmium
+
+    g, _ = served.graphs["andorra"]
+    pts = _points(g, 25, seed=11)
+    body = httpx.get(f"{served.url}/table/v1/driving/{_coords(pts)}").json()
+    snapped = snap_points(g, pts[:, 0], pts[:, 1], warn=False)
+    ways = {int(w) for w in g.arc_osmid[snapped.arc]}
+    want: dict[int, str] = {}
+
+    class Names(osmium.SimpleHandler):  # an independent read of the file's way names
+        def way(self, w: osmium.osm.Way) -> None:
+            if w.id in ways:
+                want[w.id] = w.tags.get("name", "")
+
+    Names().apply_file(str(shared_file("osm", "andorra-latest.osm.pbf")))
+    expected = [want[int(w)] for w in g.arc_osmid[snapped.arc]]
+    assert [wp["name"] for wp in body["sources"]] == expected
+    assert sum(bool(n) for n in expected) >= 10  # most roads in Andorra have names
+    near = httpx.get(f"{served.url}/nearest/v1/driving/{_coords(pts[:1])}").json()
+    assert near["waypoints"][0]["name"] == expected[0]
+    # a region served from a saved graph has way ids but no names
+    gi, _ = served.graphs["islands"]
+    isl = _points(gi, 2, seed=1)
+    body = httpx.get(f"{served.url}/table/v1/islands/{_coords(isl)}").json()
+    assert [wp["name"] for wp in body["sources"]] == ["", ""]

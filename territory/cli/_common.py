@@ -35,7 +35,7 @@ from rich.progress import (
 from cache import CacheCorruptWarning, CacheError
 from optimizer.exceptions import OptimizerError
 from roadnet.engine import check_engine
-from roadnet.exceptions import RoadnetError
+from roadnet.exceptions import DownloadUnavailableError, RoadnetError
 from roadnet.graph import CompiledGraph
 from roadnet.graph_cache import load_road_graph
 from roadnet.settings import settings
@@ -80,6 +80,8 @@ err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: errors of the environment (exit 1), checked before the layers' input errors (exit 2)
+_ENVIRONMENT: tuple[type[BaseException], ...] = (OutputError, DownloadUnavailableError)
 _BAD_INPUT: tuple[type[BaseException], ...] = (
     RoadnetError,
     OptimizerError,
@@ -111,7 +113,7 @@ def friendly(func: F) -> F:
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
-        except OutputError as exc:
+        except _ENVIRONMENT as exc:
             if debug:
                 raise
             _error_line(exc)
@@ -304,13 +306,31 @@ ReaderOpt = Annotated[
         rich_help_panel=_SRC,
     ),
 ]
+_AREAS = "Areas and measures"
+IdColumnOpt = Annotated[
+    str | None, typer.Option(help="Id column of the areas.", rich_help_panel=_AREAS)
+]
+LonColumnOpt = Annotated[
+    str | None, typer.Option(help="Longitude column (CSV/points).", rich_help_panel=_AREAS)
+]
+LatColumnOpt = Annotated[
+    str | None, typer.Option(help="Latitude column (CSV/points).", rich_help_panel=_AREAS)
+]
+JobsOpt = Annotated[
+    int | None, typer.Option(help="Worker processes (-1 = all cores).", rich_help_panel="Solver")
+]
+MaxSnapOpt = Annotated[
+    float | None,
+    typer.Option(help="Flag snaps farther than this many metres.", rich_help_panel=_SRC),
+]
 ClipToAreasOpt = Annotated[
-    bool,
+    bool | None,
     typer.Option(
         "--clip-to-areas/--no-clip-to-areas",
-        help="Keep only the roads within --clip-buffer-km of the areas' hull (PBF source; the "
-        "clip enters the cache key, so a later run on a subset of the areas builds its own "
-        "graph instead of reusing precomputed tables).",
+        help="Keep only the roads within --clip-buffer-km of the areas' hull (and of the "
+        "centers and destinations). Default: on for a --pbf source. A cached graph of the same "
+        "file that covers the areas (the whole file, or a run on more areas) is reused, so a "
+        "run on a subset of precomputed areas is served from the same graph and tables.",
         rich_help_panel=_SRC,
     ),
 ]
@@ -411,12 +431,23 @@ def areas_clip(*areas: Any) -> Any:
     for a in areas:
         if a is None:
             continue
-        gdf = getattr(a, "gdf", None)
+        gdf = a if hasattr(a, "to_crs") else getattr(a, "gdf", None)  # GeoDataFrame or Areas
         if gdf is not None and gdf.crs is not None and len(gdf):
             parts.extend(np.asarray(gdf.to_crs("EPSG:4326").geometry.values))
         else:
             parts.extend(shapely.points(np.column_stack([a.lon, a.lat])))
     return shapely.union_all(parts)
+
+
+def clip_for(flag: bool | None, pbf: Path | None, *areas: Any) -> Any:
+    """What ``--clip-to-areas`` clips the road graph to (:func:`areas_clip`), or ``None``.
+
+    ``flag`` is the option's value: ``None`` (not given) means on for a ``--pbf`` source and off
+    for the others; an explicit ``--clip-to-areas`` with another source is refused later by
+    :func:`road_graph`.
+    """
+    on = flag if flag is not None else pbf is not None
+    return areas_clip(*areas) if on else None
 
 
 def given_sources(**sources: Any) -> list[str]:
@@ -436,10 +467,13 @@ def road_graph(
     reader: str = "auto",
     clip: Any = None,
     clip_buffer_km: float = DEFAULT_CLIP_BUFFER_KM,
+    reuse_covering: bool = True,
 ) -> CompiledGraph:
     """The road graph of the one source option given, with a line saying what it is.
 
-    ``clip`` (a box, geometry or GeoDataFrame) keeps only the roads near it, PBF sources only.
+    ``clip`` (a box, geometry or GeoDataFrame) keeps only the roads near it, PBF sources only;
+    with ``reuse_covering`` a cached graph that covers the clip may serve instead
+    (:func:`roadnet.graph_cache.covering_graph_key`).
     """
     named = given_sources(pbf=pbf, osm=osm, place=place, bbox=bbox, graph=graph)
     if len(named) != 1:
@@ -464,15 +498,28 @@ def road_graph(
             reader=reader,
             clip=clip,
             clip_buffer_km=clip_buffer_km,
+            reuse_covering=reuse_covering,
         )
     err.print(
         f"road graph: {g.n_nodes:,} nodes, {g.n_arcs:,} arcs, "
-        f"{g.components().n_components} strongly connected component(s) "
+        f"{g.components().n_components} strongly connected component(s)"
+        f"{_clip_note(g, clip, clip_buffer_km)} "
         f"[{'from cache, ' if hit else ''}{time.perf_counter() - t0:.1f} s]",
         highlight=False,
+        markup=False,  # "[from cache, ...]" would read as a markup tag and vanish
     )
     load_kernels()
     return g
+
+
+def _clip_note(g: CompiledGraph, clip: Any, clip_buffer_km: float) -> str:
+    """What the road graph holds when a clip was asked for."""
+    if clip is None:
+        return ""
+    covers = g.meta.get("covers_clip")
+    if covers:
+        return f"; {covers}, which covers the areas + {clip_buffer_km:g} km"
+    return f", clipped to the areas + {clip_buffer_km:g} km"
 
 
 def load_kernels() -> None:

@@ -20,11 +20,21 @@ __all__ = ["cache_app"]
 cache_app = typer.Typer(help="Inspect and manage the cache.", no_args_is_help=True)
 
 
-def _store(cache_dir: Path | None) -> Store:
+def _root(cache_dir: Path | None) -> Path:
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if root.exists() and not root.is_dir():
         raise OptionError(f"cache folder {str(root)!r} is a file; give a folder (--cache-dir)")
-    return Store(root)
+    return root
+
+
+def _store(cache_dir: Path | None) -> Store | None:
+    """The store of an existing cache folder, or ``None``: reading a cache never creates one."""
+    root = _root(cache_dir)
+    return Store(root) if root.exists() else None
+
+
+def _no_cache_line(cache_dir: Path | None, what: str) -> None:
+    err.print(f"no cache folder at {_root(cache_dir)}: {what}", highlight=False)
 
 
 @friendly
@@ -38,6 +48,9 @@ def cache_ls(
     git's short hashes); piped, full keys are printed as tab-separated lines.
     """
     store = _store(cache_dir)
+    if store is None:
+        _no_cache_line(cache_dir, "0 entries (nothing cached yet)")
+        return
     entries = sorted(store.ls(kind=kind), key=lambda e: -(e.last_access or 0.0))
     rows = []
     for e in entries:
@@ -115,6 +128,8 @@ def _describe_entry(record: dict[str, Any]) -> str:
             + (", with metres" if meta.get("metres_key") else "")
             + (f", by {'+'.join(meta['engines'])}" if meta.get("engines") else "")
         )
+    if record.get("kind") == "names":
+        return f"road names of graph {str(inputs.get('graph', ''))[:12]} ({meta.get('ways')} ways)"
     return ""
 
 
@@ -127,6 +142,11 @@ def cache_info(
 ) -> None:
     """Show an entry's metadata record: inputs, created, size, shapes, checksums."""
     store = _store(cache_dir)
+    if store is None:
+        raise OptionError(
+            f"no cache entry with key {key!r}: no cache folder at {str(_root(cache_dir))!r} "
+            "(check --cache-dir)"
+        )
     described = store.info(resolve_key(store, key))
     if described is None:
         raise OptionError(f"no cache entry with key {key!r} (see `roadnet cache ls`)")
@@ -140,12 +160,12 @@ def cache_verify(cache_dir: CacheDirOpt = None) -> None:
     Corrupt entries are quarantined, damaged blocks removed (the next `roadnet precompute`
     computes them again); exit 1 if any.
     """
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    if not root.exists():
-        raise OptionError(
-            f"cache folder {str(root)!r} does not exist: nothing to verify (check --cache-dir)"
-        )
     store = _store(cache_dir)
+    if store is None:
+        raise OptionError(
+            f"cache folder {str(_root(cache_dir))!r} does not exist: nothing to verify "
+            "(check --cache-dir)"
+        )
     store.cleanup()
     rep = store.verify()
     partials = verify_partials(store)
@@ -174,8 +194,12 @@ def cache_prune(
     cache_dir: CacheDirOpt = None,
 ) -> None:
     """Remove least recently used entries until the cache fits in --max-size."""
+    limit = parse_size(max_size)
     store = _store(cache_dir)
-    removed = store.prune(parse_size(max_size))
+    if store is None:
+        _no_cache_line(cache_dir, "nothing to remove")
+        return
+    removed = store.prune(limit)
     out.print(
         f"removed {len(removed)} entr(y/ies); {format_size(store.total_size())} left",
         highlight=False,
@@ -191,6 +215,9 @@ def cache_clear(
 ) -> None:
     """Remove every cached entry."""
     store = _store(cache_dir)
+    if store is None:
+        _no_cache_line(cache_dir, "nothing to remove")
+        return
     if not yes and not typer.confirm(f"remove every entry in {store.root}?"):
         raise typer.Exit(1)
     removed = store.clear()

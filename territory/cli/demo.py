@@ -13,6 +13,7 @@ from roadnet.roads import road_lines
 from roadnet.settings import check_n_jobs
 from territory.cli._common import (
     CacheDirOpt,
+    JobsOpt,
     VerboseOpt,
     cache_settings,
     err,
@@ -44,7 +45,7 @@ def demo_cmd(
     territories: Annotated[
         int | None, typer.Option("--territories", "-p", help="Number of territories.")
     ] = None,
-    jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
+    jobs: JobsOpt = None,
     cache_dir: CacheDirOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:

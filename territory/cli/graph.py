@@ -92,6 +92,7 @@ def graph_build(
             reader=reader,
             clip=clip,
             clip_buffer_km=clip_buffer_km,
+            reuse_covering=False,  # the file written holds exactly the clip asked for
         )
         with OutputSet() as outs:
             path = outs.stage(out_path, g.save)

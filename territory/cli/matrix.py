@@ -25,6 +25,11 @@ from territory.cli._common import (
     ClipToAreasOpt,
     EngineOpt,
     GraphOpt,
+    IdColumnOpt,
+    JobsOpt,
+    LatColumnOpt,
+    LonColumnOpt,
+    MaxSnapOpt,
     NoCacheOpt,
     OsmOpt,
     PbfOpt,
@@ -34,9 +39,9 @@ from territory.cli._common import (
     SpeedOpt,
     SpeedsOpt,
     VerboseOpt,
-    areas_clip,
     cache_settings,
     check_max_snap,
+    clip_for,
     engine_option,
     err,
     friendly,
@@ -62,7 +67,7 @@ def matrix_cmd(
     bbox: BboxOpt = None,
     graph: GraphOpt = None,
     reader: ReaderOpt = "auto",
-    clip_to_areas: ClipToAreasOpt = False,
+    clip_to_areas: ClipToAreasOpt = None,
     clip_buffer_km: ClipBufferOpt = DEFAULT_CLIP_BUFFER_KM,
     destinations: Annotated[
         Path | None,
@@ -72,18 +77,9 @@ def matrix_cmd(
             rich_help_panel="Areas and measures",
         ),
     ] = None,
-    id_column: Annotated[
-        str | None,
-        typer.Option(help="Id column of the areas.", rich_help_panel="Areas and measures"),
-    ] = None,
-    lon_column: Annotated[
-        str | None,
-        typer.Option(help="Longitude column (CSV/points).", rich_help_panel="Areas and measures"),
-    ] = None,
-    lat_column: Annotated[
-        str | None,
-        typer.Option(help="Latitude column (CSV/points).", rich_help_panel="Areas and measures"),
-    ] = None,
+    id_column: IdColumnOpt = None,
+    lon_column: LonColumnOpt = None,
+    lat_column: LatColumnOpt = None,
     cutoff: Annotated[
         str | None,
         typer.Option(help="Ignore trips longer than this (e.g. 45min).", rich_help_panel="Solver"),
@@ -94,10 +90,7 @@ def matrix_cmd(
             "--distances", help="Also store road metres.", rich_help_panel="Solver", metavar=""
         ),
     ] = False,
-    max_snap: Annotated[
-        float | None,
-        typer.Option(help="Flag snaps farther than this many metres.", rich_help_panel="Solver"),
-    ] = None,
+    max_snap: MaxSnapOpt = None,
     far: Annotated[
         str, typer.Option(help="Far snaps: flag | exclude (inf) | error.", rich_help_panel="Solver")
     ] = "flag",
@@ -110,10 +103,7 @@ def matrix_cmd(
             metavar="",
         ),
     ] = None,
-    jobs: Annotated[
-        int | None,
-        typer.Option(help="Worker processes (-1 = all cores).", rich_help_panel="Solver"),
-    ] = None,
+    jobs: JobsOpt = None,
     engine: EngineOpt = None,
     speeds: SpeedsOpt = None,
     speed: SpeedOpt = None,
@@ -157,7 +147,7 @@ def matrix_cmd(
             speeds=speeds,
             speed=speed,
             reader=reader,
-            clip=areas_clip(areas, dest) if clip_to_areas else None,
+            clip=clip_for(clip_to_areas, pbf, areas, dest),
             clip_buffer_km=clip_buffer_km,
         )
         m = compute_matrix(
@@ -257,20 +247,18 @@ def precompute_cmd(
     bbox: BboxOpt = None,
     graph: GraphOpt = None,
     reader: ReaderOpt = "auto",
-    clip_to_areas: ClipToAreasOpt = False,
+    clip_to_areas: ClipToAreasOpt = None,
     clip_buffer_km: ClipBufferOpt = DEFAULT_CLIP_BUFFER_KM,
-    id_column: Annotated[str | None, typer.Option(help="Id column of the areas.")] = None,
-    lon_column: Annotated[str | None, typer.Option(help="Longitude column (CSV/points).")] = None,
-    lat_column: Annotated[str | None, typer.Option(help="Latitude column (CSV/points).")] = None,
+    id_column: IdColumnOpt = None,
+    lon_column: LonColumnOpt = None,
+    lat_column: LatColumnOpt = None,
     cutoff: Annotated[
         str | None, typer.Option(help="Ignore trips longer than this (e.g. 2h).")
     ] = None,
     distances: Annotated[
         bool, typer.Option("--distances", help="Also store road metres.", metavar="")
     ] = False,
-    max_snap: Annotated[
-        float | None, typer.Option(help="Flag snaps farther than this many metres.")
-    ] = None,
+    max_snap: MaxSnapOpt = None,
     block_rows: Annotated[
         int | None,
         typer.Option(
@@ -302,7 +290,7 @@ def precompute_cmd(
             help="Worker processes of --dask local (1 thread each).", rich_help_panel="Scale out"
         ),
     ] = 2,
-    jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores).")] = None,
+    jobs: JobsOpt = None,
     engine: EngineOpt = None,
     speeds: SpeedsOpt = None,
     speed: SpeedOpt = None,
@@ -340,7 +328,7 @@ def precompute_cmd(
             speeds=speeds,
             speed=speed,
             reader=reader,
-            clip=areas_clip(areas) if clip_to_areas else None,
+            clip=clip_for(clip_to_areas, pbf, areas),
             clip_buffer_km=clip_buffer_km,
         )
         pts = snap_points(g, areas.lon, areas.lat, max_distance_m=max_snap)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 import optimizer
 from optimizer.tolerance import parse_tolerance
@@ -22,6 +23,11 @@ from territory.cli._common import (
     ClipBufferOpt,
     ClipToAreasOpt,
     GraphOpt,
+    IdColumnOpt,
+    JobsOpt,
+    LatColumnOpt,
+    LonColumnOpt,
+    MaxSnapOpt,
     NoCacheOpt,
     OsmOpt,
     PbfOpt,
@@ -30,9 +36,9 @@ from territory.cli._common import (
     SpeedOpt,
     SpeedsOpt,
     VerboseOpt,
-    areas_clip,
     cache_settings,
     check_max_snap,
+    clip_for,
     err,
     friendly,
     out,
@@ -78,7 +84,7 @@ def optimize_cmd(
     bbox: BboxOpt = None,
     graph: GraphOpt = None,
     reader: ReaderOpt = "auto",
-    clip_to_areas: ClipToAreasOpt = False,
+    clip_to_areas: ClipToAreasOpt = None,
     clip_buffer_km: ClipBufferOpt = DEFAULT_CLIP_BUFFER_KM,
     straight_line: Annotated[
         bool,
@@ -115,18 +121,9 @@ def optimize_cmd(
             rich_help_panel="Areas and measures",
         ),
     ] = None,
-    id_column: Annotated[
-        str | None,
-        typer.Option(help="Id column of the areas.", rich_help_panel="Areas and measures"),
-    ] = None,
-    lon_column: Annotated[
-        str | None,
-        typer.Option(help="Longitude column (CSV).", rich_help_panel="Areas and measures"),
-    ] = None,
-    lat_column: Annotated[
-        str | None,
-        typer.Option(help="Latitude column (CSV).", rich_help_panel="Areas and measures"),
-    ] = None,
+    id_column: IdColumnOpt = None,
+    lon_column: LonColumnOpt = None,
+    lat_column: LatColumnOpt = None,
     summary_path: Annotated[
         Path | None,
         typer.Option(
@@ -140,12 +137,7 @@ def optimize_cmd(
     png_path: Annotated[
         Path | None, typer.Option("--png", help="Static map (.png).", rich_help_panel="Outputs")
     ] = None,
-    max_snap: Annotated[
-        float | None,
-        typer.Option(
-            help="Flag snaps farther than this many metres.", rich_help_panel="Road source"
-        ),
-    ] = None,
+    max_snap: MaxSnapOpt = None,
     centers: Annotated[
         Path | None,
         typer.Option(
@@ -227,10 +219,7 @@ def optimize_cmd(
             rich_help_panel="Solver",
         ),
     ] = 20.0,
-    jobs: Annotated[
-        int | None,
-        typer.Option(help="Worker processes (-1 = all cores).", rich_help_panel="Solver"),
-    ] = None,
+    jobs: JobsOpt = None,
     speeds: SpeedsOpt = None,
     speed: SpeedOpt = None,
     cache_dir: CacheDirOpt = None,
@@ -277,7 +266,9 @@ def optimize_cmd(
                 speeds=speeds,
                 speed=speed,
                 reader=reader,
-                clip=areas_clip(areas) if clip_to_areas else None,
+                clip=clip_for(
+                    clip_to_areas, pbf, areas, _centers_for_clip(centers, center_id_column)
+                ),
                 clip_buffer_km=clip_buffer_km,
             )
         t0 = time.perf_counter()
@@ -366,7 +357,8 @@ def print_run_facts(res: TerritoryResult, seconds: float) -> None:
         err.print(f"note: {res.facts['contiguity_note']}", highlight=False)
     for old, new in (res.facts.get("renamed_columns") or {}).items():
         err.print(
-            f"[yellow]warning:[/] the input column {old!r} is kept as {new!r}: {old!r} now holds "
+            f"[yellow]warning:[/] the input column {escape(repr(old))} is kept as "
+            f"{escape(repr(new))}: {escape(repr(old))} now holds "
             "the result",
             highlight=False,
         )
@@ -381,15 +373,22 @@ def print_run_facts(res: TerritoryResult, seconds: float) -> None:
         err.print(
             f"[yellow]warning:[/] {len(res.facts['unreachable_areas'])} area(s) no center "
             "reaches by road were given to the nearest center in a straight line: "
-            f"{', '.join(res.facts['unreachable_areas'][:10])}",
+            f"{escape(', '.join(res.facts['unreachable_areas'][:10]))}",
             highlight=False,
         )
     if res.facts.get("far_snaps"):
         err.print(
             f"[yellow]warning:[/] areas far from any road: "
-            f"{', '.join(res.facts['far_snaps'][:10])}",
+            f"{escape(', '.join(res.facts['far_snaps'][:10]))}",
             highlight=False,
         )
+
+
+def _centers_for_clip(centers: Path | None, id_column: str | None) -> object:
+    """The --centers points, so that clipping keeps the roads near them too."""
+    if centers is None:
+        return None
+    return read_areas(centers, id_column=id_column, what="centers")
 
 
 def check_solver_options(method: str, straight_line: bool, sources: list[object]) -> None:

@@ -18,6 +18,10 @@ from territory.cli._common import (
     ClipBufferOpt,
     ClipToAreasOpt,
     GraphOpt,
+    IdColumnOpt,
+    JobsOpt,
+    LatColumnOpt,
+    LonColumnOpt,
     NoCacheOpt,
     OsmOpt,
     PbfOpt,
@@ -26,8 +30,8 @@ from territory.cli._common import (
     SpeedOpt,
     SpeedsOpt,
     VerboseOpt,
-    areas_clip,
     cache_settings,
+    clip_for,
     err,
     friendly,
     out,
@@ -54,7 +58,7 @@ def validate_cmd(
     bbox: BboxOpt = None,
     graph: GraphOpt = None,
     reader: ReaderOpt = "auto",
-    clip_to_areas: ClipToAreasOpt = False,
+    clip_to_areas: ClipToAreasOpt = None,
     clip_buffer_km: ClipBufferOpt = DEFAULT_CLIP_BUFFER_KM,
     straight_line: Annotated[
         bool,
@@ -134,10 +138,9 @@ def validate_cmd(
             help="Flag drive/straight-line time ratios above this.", rich_help_panel="Rules"
         ),
     ] = 2.5,
-    id_column: Annotated[
-        str | None,
-        typer.Option(help="Id column of the areas.", rich_help_panel="Areas and measures"),
-    ] = None,
+    id_column: IdColumnOpt = None,
+    lon_column: LonColumnOpt = None,
+    lat_column: LatColumnOpt = None,
     report_path: Annotated[
         Path | None, typer.Option("--report", help="JSON report.", rich_help_panel="Outputs")
     ] = None,
@@ -147,10 +150,7 @@ def validate_cmd(
     png_path: Annotated[
         Path | None, typer.Option("--png", help="Static map (.png).", rich_help_panel="Outputs")
     ] = None,
-    jobs: Annotated[
-        int | None,
-        typer.Option(help="Worker processes (-1 = all cores).", rich_help_panel="Solver"),
-    ] = None,
+    jobs: JobsOpt = None,
     speeds: SpeedsOpt = None,
     speed: SpeedOpt = None,
     cache_dir: CacheDirOpt = None,
@@ -180,7 +180,9 @@ def validate_cmd(
         check_output_path(map_path, "--map", (".html", ".htm"))
     if png_path is not None:
         check_output_path(png_path, "--png", (".png",))
-    areas = read_areas(areas_path, id_column=id_column)
+    areas = read_areas(
+        areas_path, id_column=id_column, lon_column=lon_column, lat_column=lat_column
+    )
     if territory_column not in areas.gdf.columns:
         raise OptionError(
             f"territory column {territory_column!r} not found; columns are "
@@ -199,7 +201,7 @@ def validate_cmd(
                 speeds=speeds,
                 speed=speed,
                 reader=reader,
-                clip=areas_clip(areas) if clip_to_areas else None,
+                clip=clip_for(clip_to_areas, pbf, areas, centers_gdf),
                 clip_buffer_km=clip_buffer_km,
             )
         rep = validate_territories(

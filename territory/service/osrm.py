@@ -7,8 +7,10 @@ differs, and why:
   road at the connector speed (:mod:`roadnet.snap`), exactly the values of
   :func:`roadnet.matrix.drive_time_matrix` on the same points, not rounded to 0.1 s;
   ``distances`` are road metres along the fastest route (connectors not counted).
-* Waypoint ``name`` is always ``""``: the compiled graph keeps each road's OSM way id but not its
-  name (OSRM also answers ``""`` for unnamed roads). No ``hint`` is returned and ``hints``,
+* Waypoint ``name`` is the OSM ``name`` of the snapped road when the region was served from a
+  ``--pbf`` file (:func:`roadnet.names.road_names`), ``""`` for unnamed roads (as OSRM) and
+  for a region served from a saved ``--graph``, which keeps way ids but no names. No ``hint`` is
+  returned and ``hints``,
   ``bearings``, ``approaches``, ``exclude`` and route ``steps``/``annotations`` are answered with
   ``NotImplemented``.
 * ``route`` returns one route (``alternatives`` is accepted, none are computed); its legs have
@@ -233,11 +235,12 @@ def _waypoints(region: Region, snapped: SnappedPoints) -> tuple[list[dict[str, A
     g = region.graph
     x, y = point_on_arc(g, snapped.arc, snapped.position_m)
     lonlat = to_lonlat(g, x, y)
+    labels = region.names_of_arcs(snapped.arc)
     wps = [
         {
             "hint": "",
             "distance": round(float(snapped.snap_distance_m[i]), 6),
-            "name": "",
+            "name": labels[i],
             "location": [round(float(lonlat[i, 0]), 6), round(float(lonlat[i, 1]), 6)],
         }
         for i in range(len(snapped))
@@ -356,11 +359,12 @@ def nearest_response(
         )
     x, y = point_on_arc(g, arcs, pos)
     ll = to_lonlat(g, x, y)
+    labels = region.names_of_arcs(arcs)
     waypoints = [
         {
             "nodes": [int(g.node_ids[g.arc_u[a]]), int(g.node_ids[g.arc_v[a]])],
             "distance": round(float(dist[i]), 6),
-            "name": "",
+            "name": labels[i],
             "location": [round(float(ll[i, 0]), 6), round(float(ll[i, 1]), 6)],
         }
         for i, a in enumerate(arcs.tolist())

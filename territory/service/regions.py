@@ -30,6 +30,7 @@ from roadnet.graph_cache import (
     mapped_from_cache,
     open_store,
 )
+from roadnet.names import RoadNames, road_names
 from roadnet.snap import snap_points
 from roadnet.speed import SpeedProfile
 from territory.exceptions import RequestError
@@ -74,6 +75,8 @@ class Region:
         When this process loaded it (UTC, ISO 8601).
     built
         When the graph was built into the cache (UTC, ISO 8601), when known.
+    names
+        The roads' names (regions served from a PBF file), or ``None``.
     """
 
     name: str
@@ -83,6 +86,13 @@ class Region:
     mapped: bool
     loaded_at: str
     built: str | None = None
+    names: RoadNames | None = None
+
+    def names_of_arcs(self, arcs: np.ndarray) -> list[str]:
+        """The road name of each arc (``""`` when unnamed or when names are not known)."""
+        if self.names is None:
+            return [""] * int(np.asarray(arcs).shape[0])
+        return self.names.of_arcs(self.graph, arcs)
 
     @property
     def bbox(self) -> tuple[float, float, float, float]:
@@ -120,6 +130,7 @@ class Region:
             "built": self.built,
             "loaded_at": self.loaded_at,
             "memory_mapped": self.mapped,
+            "road_names": self.names is not None,
             "hierarchy": {
                 "state": "loaded",
                 "arcs": h.n_arcs,
@@ -153,6 +164,7 @@ def load_region(
         mapped=mapped,
         loaded_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         built=_built(g),
+        names=road_names(g, pbf) if pbf is not None else None,
     )
     _warm(region)
     log.info(
