@@ -148,7 +148,7 @@ def _run_highs(
     lp.a_matrix_.value_ = a.data.astype(float)
     lp.integrality_ = [highspy.HighsVarType.kInteger] * nv
     h = _new_highs()
-    h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
+    h.setOptionValue("time_limit", float(max(time_limit, 0.0)))
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
     for key, val in {**_OPTIONS, **(options or {})}.items():
         h.setOptionValue(key, val)
