@@ -122,19 +122,22 @@ def zero_same_points(
     seconds: np.ndarray, metres: np.ndarray | None, o_labels: np.ndarray, d_labels: np.ndarray
 ) -> None:
     """Set the time (and metres) of every pair of identical points to 0, in place."""
-    d_order = np.argsort(d_labels, kind="stable")
-    pos = np.searchsorted(d_labels[d_order], o_labels)
-    pos = np.clip(pos, 0, max(d_labels.shape[0] - 1, 0))
-    if d_labels.shape[0] == 0:
+    if o_labels.shape[0] == 0 or d_labels.shape[0] == 0:
         return
-    hit = d_labels[d_order][pos] == o_labels
-    rows = np.flatnonzero(hit)
-    # all destinations equal to each origin (duplicates included)
-    for i in rows:
-        cols = np.flatnonzero(d_labels == o_labels[i])
-        seconds[i, cols] = 0.0
-        if metres is not None:
-            metres[i, cols] = 0.0
+    # all (origin, destination) pairs with equal labels (duplicates included), vectorised
+    d_order = np.argsort(d_labels, kind="stable")
+    d_sorted = d_labels[d_order]
+    lo = np.searchsorted(d_sorted, o_labels, side="left")
+    cnt = np.searchsorted(d_sorted, o_labels, side="right") - lo
+    total = int(cnt.sum())
+    if total == 0:
+        return
+    rows = np.repeat(np.arange(o_labels.shape[0]), cnt)
+    within = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    cols = d_order[np.repeat(lo, cnt) + within]
+    seconds[rows, cols] = 0.0
+    if metres is not None:
+        metres[rows, cols] = 0.0
 
 
 def _counts(labels: np.ndarray) -> dict[str, int]:

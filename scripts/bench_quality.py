@@ -33,18 +33,21 @@ tolerance, contiguous (strictly: islands make it ``no``), rooted, seconds (solve
 matrix and the adjacency are computed once per area set and not counted).
 
 OR-Library: pmedcap01-10 with seeds 0-4 (:func:`optimizer.pmedian.solve_capacitated_pmedian`,
-5 s each; optimum count) and pmed1-20 with seeds 0-4 (:func:`optimizer.pmedian.solve_pmedian`;
-mean gap).
+5 s each; optimum count) and pmed1-20 with seeds 0-4 (:func:`optimizer.pmedian.solve_pmedian`
+with its defaults; mean gap, runs proved optimal, seconds), measured beside the same call with
+``exact=False`` (the interchange alone, the previous default) and the ratio of their times.
 
 Run from the repository root (the machine is shared: times are noisy)::
 
     python scripts/bench_quality.py
     python scripts/bench_quality.py --cases ri --p 4 8 --no-orlib
+    python scripts/bench_quality.py --no-territories          # OR-Library part only
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -304,46 +307,91 @@ def _orlib(args: argparse.Namespace) -> None:
     from optimizer.pmedian import solve_capacitated_pmedian, solve_pmedian
 
     bench = DATA / "benchmarks"
-    cap_files = sorted((bench / "pmedcap").glob("pmedcap*.txt"))
+    print(f"\nOR-Library part: load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    cap_files = [] if args.no_pmedcap else sorted((bench / "pmedcap").glob("pmedcap*.txt"))
     if cap_files:
         print(f"\n## pmedcap01-10, seeds {args.seeds}, {args.cap_time:.0f} s each")
-        hits, runs, worst = 0, 0, 0.0
+        hits, runs, worst, certified = 0, 0, 0.0, 0
         for f in cap_files:
             xy, demand, p, q, opt = read_pmedcap(f)
             dist = euclidean_distances(xy, floor=True)
-            objs, secs = [], []
+            objs, secs, gaps = [], [], []
             for seed in args.seeds:
                 res = solve_capacitated_pmedian(
                     dist, demand, p, q, seed=seed, time_limit=args.cap_time
                 )
                 objs.append(res.objective)
                 secs.append(res.seconds)
+                gaps.append(res.gap)
                 runs += 1
                 hits += opt is not None and res.objective <= opt + 1e-6
+                certified += res.gap <= 1e-4
                 worst = max(worst, res.seconds)
             print(
                 f"  {f.stem:<10} optimum {opt}: objectives {[round(o) for o in objs]}, "
-                f"seconds max {max(secs):.2f}",
+                f"seconds max {max(secs):.2f}, certificate gaps % "
+                f"{' '.join(f'{100 * g:.2f}' for g in gaps)}",
                 flush=True,
             )
-        print(f"  optimum in {hits}/{runs} runs; slowest run {worst:.2f} s")
+        print(
+            f"  optimum in {hits}/{runs} runs; slowest run {worst:.2f} s; certified within "
+            f"HiGHS' 0.01 % in {certified}/{runs}"
+        )
     pmed_files = sorted((bench / "pmed").glob("pmed[0-9]*.txt"), key=lambda x: int(x.stem[4:]))
     if pmed_files:
         optima = read_pmedopt(bench / "pmed" / "pmedopt.txt")
-        print(f"\n## pmed1-20, seeds {args.seeds}")
-        gaps = []
+        print(
+            f"\n## pmed1-20, seeds {args.seeds}: solve_pmedian defaults (10 starts, 50 "
+            "perturbations, no time limit; Lagrangian bound + reduced MIP) vs the same without "
+            "the exact phase (exact=False: the interchange alone, the previous default)"
+        )
+        print(
+            f"  {'instance':<8} {'n':>4} {'p':>4} | {'default gaps %':<36} {'proved':>6} "
+            f"{'s max':>6} {'s sum':>6} | {'exact=False gaps %':<36} {'s sum':>6}"
+        )
+        gaps, base_gaps, proved, false_claims = [], [], 0, 0
+        t_new = t_base = 0.0
+        slowest = 0.0
         for f in pmed_files:
             dist, p, n = read_pmed(f)
-            g = []
+            opt = optima[f.stem]
+            g, gb, secs, secs_b, ok = [], [], [], [], 0
             for seed in args.seeds:
                 res = solve_pmedian(dist, None, p, seed=seed)
-                g.append(100 * (res.objective - optima[f.stem]) / optima[f.stem])
+                base = solve_pmedian(dist, None, p, seed=seed, exact=False)
+                g.append(100 * (res.objective - opt) / opt)
+                gb.append(100 * (base.objective - opt) / opt)
+                secs.append(res.seconds)
+                secs_b.append(base.seconds)
+                ok += res.optimal
+                # a claim of optimality must hold, and the bound must not exceed the optimum
+                false_claims += (res.optimal and res.objective > opt) or res.lower_bound > opt
             gaps += g
-            print(f"  {f.stem:<7} n={n} p={p}: gaps % {[round(x, 3) for x in g]}", flush=True)
+            base_gaps += gb
+            proved += ok
+            t_new += sum(secs)
+            t_base += sum(secs_b)
+            slowest = max(slowest, max(secs))
+            gs = " ".join(f"{x:.3f}" for x in g)
+            gbs = " ".join(f"{x:.3f}" for x in gb)
+            print(
+                f"  {f.stem:<8} {n:>4} {p:>4} | {gs:<36} {ok:>3}/{len(g):<2} {max(secs):>6.2f} "
+                f"{sum(secs):>6.2f} | {gbs:<36} {sum(secs_b):>6.2f}",
+                flush=True,
+            )
         print(
-            f"  mean gap {statistics.mean(gaps):.4f} % over {len(gaps)} runs, max "
-            f"{max(gaps):.3f} %, optimum in {sum(x <= 1e-9 for x in gaps)}/{len(gaps)}"
+            f"  default: mean gap {statistics.mean(gaps):.4f} % over {len(gaps)} runs, max "
+            f"{max(gaps):.3f} %, optimum in {sum(x <= 1e-9 for x in gaps)}/{len(gaps)}, proved "
+            f"optimal in {proved}/{len(gaps)}, {t_new:.1f} s in all, slowest run {slowest:.2f} s"
         )
+        print(
+            f"  exact=False: mean gap {statistics.mean(base_gaps):.4f} %, max "
+            f"{max(base_gaps):.3f} %, optimum in {sum(x <= 1e-9 for x in base_gaps)}/"
+            f"{len(base_gaps)}, {t_base:.1f} s in all; time ratio default / exact=False "
+            f"{t_new / t_base:.2f}"
+        )
+        print(f"  false optimality claims or bounds above the optimum: {false_claims}")
+    print(f"  load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 def main() -> None:
@@ -361,6 +409,7 @@ def main() -> None:
     )
     ap.add_argument("--no-orlib", action="store_true")
     ap.add_argument("--no-territories", action="store_true")
+    ap.add_argument("--no-pmedcap", action="store_true", help="OR-Library: pmed1-20 only")
     args = ap.parse_args()
     print(
         f"bench_quality: python {platform.python_version()}, {platform.machine()}, "

@@ -8,26 +8,38 @@ default; built first when the folder is new):
    cold process: start-up, graph and hierarchy from the cache, matrix, file) and through the
    library call in this process (:func:`roadnet.matrix.drive_time_matrix` on the loaded
    hierarchy). Ratios: CLI / HTTP p50, HTTP p50 / library.
-2. **10 x 10 throughput**: ``--clients`` concurrent clients sending 10 x 10 tables for
-   ``--burst`` seconds: requests/s, latency percentiles, errors by status.
-3. **mixed load**: ``--clients`` clients for ``--duration`` seconds, mixed 10 x 10 (90 %) and
+2. **server CPU per request**: ``--cpu-reps`` 10 x 10 and ``--cpu-reps`` / 5 100 x 100 tables
+   sent one at a time on one keep-alive connection; the server's CPU time (user + system of all
+   its processes, from ``/proc/<pid>/stat``) divided by the requests, in 5 rounds (min and
+   median). Unlike latencies, this figure hardly depends on what else runs on the machine.
+3. **10 x 10 throughput**: ``--clients`` clients sending 10 x 10 tables for ``--burst`` seconds:
+   requests/s, latency percentiles, errors by status.
+4. **mixed load**: ``--clients`` clients for ``--duration`` seconds, mixed 10 x 10 (90 %) and
    100 x 100 (10 %) tables, plus ``--jobs`` territory jobs submitted at the start: throughput,
    percentiles per kind (100 x 100 p99 under load is a goal), errors by status, server RSS and
-   PSS (all its processes) at the start and the end.
-4. **workers** (``--rss-workers 1,4``): the server's total RSS and PSS with 1 and with 4 worker
+   PSS (all its processes) after the warm-up, after the 10 x 10 load and after the mixed load.
+5. **workers** (``--rss-workers 1,4``): the server's total RSS and PSS with 1 and with 4 worker
    processes after the same warm-up: the graph and hierarchy arrays are memory maps of the cache,
    so the workers share their pages (PSS counts a shared page once in total).
 
-Every point set comes from a seeded generator; every table is different (no request can be
-answered from a matrix cache), for HTTP and for the CLI alike. The load generator runs in this
-process on the same machine as the server (loopback only), so both compete for the same cores:
-the figures are a lower bound of what the server does alone. Bounded in time and count; stops by
-itself. Prints figures and the goals, asserts nothing.
+The load (3 and 4) is a *closed loop*: each of the ``--clients`` clients holds one keep-alive
+connection and sends its next request as soon as it has read the previous response, with no
+think time, so the latency under load is mostly queueing (about clients / throughput), not the
+time one table takes. Requests are encoded before the clock starts and cycle over 5,000
+different 10 x 10 and 500 different 100 x 100 tables (100,000 points). The OSRM table service
+caches no results, but it keeps snapped points (``--snap-cache``, 100,000 points per region by
+default): once a cycle has passed, a table's points are found there and only the matrix is
+computed — a workload of places that come back (depots, customers). The share of points found
+in the snap cache during the mixed load is printed; ``--snap-cache 0`` (passed to the server)
+measures snapping every point. The load generator (one process, asyncio
+on uvloop) runs on the same machine as the server and competes for its cores; its own CPU per
+request is printed. Every point set comes from a seeded generator. Bounded in time and count;
+stops by itself. Prints figures and the goals, asserts nothing.
 
 Run from the repository root::
 
-    python scripts/bench_service.py                       # Porto, 1 worker, 50 clients, 60 s
-    python scripts/bench_service.py --workers 2 --duration 30
+    python scripts/bench_service.py                       # Porto, 2 workers, 50 clients, 60 s
+    python scripts/bench_service.py --workers 1 --duration 30
 """
 
 from __future__ import annotations
@@ -35,6 +47,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import gc
 import os
 import platform
 import socket
@@ -48,6 +61,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import uvloop
 from _provenance import code_version  # scripts/ helper
 
 import roadnet
@@ -104,6 +118,37 @@ def tree_memory(root: int) -> dict[str, float]:
     return {"processes": n, "rss_mb": rss / 1024, "pss_mb": pss / 1024}
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of the processes (those still alive)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def snap_counts(url: str, workers: int) -> dict[str, float]:
+    """The snap-cache counters summed over the server's worker processes (``/metrics`` is asked
+    on new connections until every worker has answered, at most 40 times)."""
+    seen: dict[str, dict[str, float]] = {}
+    for _ in range(40):
+        text = httpx.get(f"{url}/metrics", timeout=30).text
+        pid, counts = "", {"hit": 0.0, "miss": 0.0}
+        for line in text.splitlines():
+            if line.startswith("roadnet_worker_pid "):
+                pid = line.split()[1]
+            elif line.startswith("roadnet_snap_cache_points_total{"):
+                result = line.split('result="', 1)[1].split('"', 1)[0]
+                counts[result] = float(line.rsplit(" ", 1)[1])
+        seen[pid] = counts
+        if len(seen) >= workers:
+            break
+    return {k: sum(c[k] for c in seen.values()) for k in ("hit", "miss")}
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
@@ -136,12 +181,15 @@ def coords(pts: np.ndarray) -> str:
 
 
 class Server:
-    def __init__(self, pbf: Path, cache_dir: Path, workers: int, log: Path) -> None:
+    def __init__(
+        self, pbf: Path, cache_dir: Path, workers: int, log: Path, snap_cache: int = 100_000
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "territory.cli", "serve", "--pbf", str(pbf),
                "--port", str(self.port), "--cache-dir", str(cache_dir),
                "--workers", str(workers), "--max-waiting", "512",
+               "--snap-cache", str(snap_cache),
                "--jobs-dir", str(cache_dir / f"bench-jobs-{self.port}")]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         self.log = log.open("wb")
@@ -149,21 +197,29 @@ class Server:
         self.workers = workers
 
     def wait_ready(self) -> float:
-        """Seconds until every worker answers /ready with 200 (20 in a row)."""
+        """Seconds until every worker process says it is ready (``roadnet_ready 1`` in the
+        ``/metrics`` of as many different worker pids as there are workers; each probe on a new
+        connection, which the kernel gives to any worker)."""
         t0 = time.perf_counter()
-        streak = 0
-        with httpx.Client(timeout=5) as c:
-            while time.perf_counter() - t0 < READY_TIMEOUT_S:
-                if self.proc.poll() is not None:
-                    raise RuntimeError("server exited; see its log")
-                try:
-                    ok = c.get(f"{self.url}/ready").status_code == 200
-                except httpx.TransportError:
-                    ok = False
-                streak = streak + 1 if ok else 0
-                if streak >= 10 * self.workers:
-                    return time.perf_counter() - t0
-                time.sleep(0.05 if ok else 0.2)
+        ready: set[str] = set()
+        while time.perf_counter() - t0 < READY_TIMEOUT_S:
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited; see its log")
+            try:
+                text = httpx.get(f"{self.url}/metrics", timeout=5).text
+            except httpx.TransportError:
+                text = ""
+            pid = is_ready = None
+            for line in text.splitlines():
+                if line.startswith("roadnet_worker_pid "):
+                    pid = line.split()[1]
+                elif line.startswith("roadnet_ready "):
+                    is_ready = float(line.split()[1]) == 1.0
+            if pid is not None and is_ready:
+                ready.add(pid)
+            if len(ready) >= self.workers:
+                return time.perf_counter() - t0
+            time.sleep(0.05 if is_ready else 0.2)
         raise RuntimeError("server not ready in time")
 
     def stop(self) -> None:
@@ -189,6 +245,37 @@ def warm_http(url: str, pool: PointPool, n: int, reps: int) -> list[float]:
             if r.status_code != 200:
                 raise RuntimeError(f"warm table failed: {r.status_code} {r.text[:200]}")
     return times
+
+
+def server_cpu(root: int, port: int, pool: PointPool, n: int, reps: int) -> dict[str, Any]:
+    """Server CPU ms per ``n`` x ``n`` table, sequential requests on one connection: 5 rounds of
+    new tables (every point new to the snap cache), then the same 5 rounds again (every point
+    found there); min and median of the per-round means."""
+    import http.client
+
+    pids = tree_pids(root)
+    reqs = [f"/table/v1/driving/{coords(pool.take(n))}" for _ in range(reps)]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for r in [f"/table/v1/driving/{coords(pool.take(n))}" for _ in range(10)]:  # warm-up
+        conn.request("GET", r)
+        conn.getresponse().read()
+    rounds = 5
+    per = max(1, reps // rounds)
+    out: dict[str, Any] = {"n": per * rounds}
+    for label in ("new points", "repeated points"):
+        means = []
+        for k in range(rounds):
+            c0 = cpu_seconds(pids)
+            for r in reqs[k * per : (k + 1) * per]:
+                conn.request("GET", r)
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"table failed: {resp.status}")
+            means.append((cpu_seconds(pids) - c0) / per * 1e3)
+        out[label] = (min(means), float(np.median(means)))
+    conn.close()
+    return out
 
 
 def cold_cli(pbf: Path, cache_dir: Path, pool: PointPool, n: int, reps: int) -> list[float]:
@@ -227,20 +314,68 @@ def areas_fc(pool: PointPool, k: int) -> dict[str, Any]:
         for i, (x, y) in enumerate(pts)]}  # fmt: skip
 
 
+class RawClient:
+    """One keep-alive HTTP/1.1 connection that sends pre-encoded GET requests.
+
+    The load generator shares the machine's cores with the server, so it must cost little per
+    request: requests are encoded once before the clock starts, responses are read by
+    ``Content-Length`` (the server sends it) and not parsed.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> RawClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def get(self, request: bytes) -> int:
+        """Send one request; the response's status code."""
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        i = head.lower().find(b"content-length:")
+        if i < 0:
+            raise RuntimeError(f"response without Content-Length: {head[:200]!r}")
+        size = int(head[i + 15 : head.index(b"\r\n", i)])
+        await self.reader.readexactly(size)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def encode_get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+
+
 async def load(
-    url: str, pool: PointPool, clients: int, seconds: float, big_share: float, n_jobs: int
+    url: str,
+    pool: PointPool,
+    clients: int,
+    seconds: float,
+    big_share: float,
+    n_jobs: int,
+    n_small: int = 5000,
+    n_big: int = 500,
 ) -> dict[str, Any]:
-    """``clients`` concurrent clients for ``seconds``: mixed 10 x 10 / 100 x 100 tables."""
-    small = [coords(pool.take(10)) for _ in range(2000)]
-    big = [coords(pool.take(100)) for _ in range(200)]
+    """``clients`` closed-loop clients for ``seconds``: mixed 10 x 10 / 100 x 100 tables.
+
+    Each client sends its next request as soon as it has the previous response (no think time),
+    on its own keep-alive connection; the requests cycle over ``n_small`` + ``n_big`` different
+    tables (the OSRM table service caches nothing, so a repeat costs the server the same).
+    """
+    port = int(url.rsplit(":", 1)[1])
+    small = [encode_get(f"/table/v1/driving/{coords(pool.take(10))}") for _ in range(n_small)]
+    big = [encode_get(f"/table/v1/driving/{coords(pool.take(100))}") for _ in range(n_big)]
     lat: dict[str, list[float]] = {"10x10": [], "100x100": []}
     status: Counter[str] = Counter()
     rng = np.random.default_rng(7)
-    choices = rng.random(1_000_000) < big_share
+    choices = (rng.random(1_000_000) < big_share).tolist()
     counter = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as c:
-        job_ids = []
+    job_ids = []
+    async with httpx.AsyncClient(timeout=60) as c:
         for _ in range(n_jobs):
             r = await c.post(f"{url}/v1/territories", json={
                 "areas": areas_fc(pool, 30), "p": 3, "measures": ["pop"], "tolerance": 0.2,
@@ -248,30 +383,40 @@ async def load(
             status[f"job-submit {r.status_code}"] += 1
             if r.status_code == 202:
                 job_ids.append(r.json()["id"])
-        t_end = time.perf_counter() + seconds
+    conns = [await RawClient.open(port) for _ in range(clients)]
+    t_end = time.perf_counter() + seconds
+    clock = time.perf_counter
 
-        async def client(k: int) -> None:
-            nonlocal counter
-            i = k
-            while time.perf_counter() < t_end:
-                counter += 1
-                is_big = bool(choices[counter % choices.shape[0]])
-                kind = "100x100" if is_big else "10x10"
-                u = big[i % len(big)] if is_big else small[i % len(small)]
-                i += clients
-                t0 = time.perf_counter()
-                try:
-                    r = await c.get(f"{url}/table/v1/driving/{u}")
-                    status[str(r.status_code)] += 1
-                    if r.status_code == 200:
-                        lat[kind].append(time.perf_counter() - t0)
-                except httpx.HTTPError as exc:
-                    status[type(exc).__name__] += 1
+    async def client(k: int) -> None:
+        nonlocal counter
+        conn = conns[k]
+        i = k
+        while clock() < t_end:
+            counter += 1
+            is_big = choices[counter % len(choices)]
+            req = big[i % len(big)] if is_big else small[i % len(small)]
+            i += clients
+            t0 = clock()
+            try:
+                code = await conn.get(req)
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                status[type(exc).__name__] += 1
+                conn.close()
+                conn = conns[k] = await RawClient.open(port)
+                continue
+            status[str(code)] += 1
+            if code == 200:
+                lat["100x100" if is_big else "10x10"].append(clock() - t0)
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(client(k) for k in range(clients)))
-        wall = time.perf_counter() - t0
-        jobs = []
+    t0 = time.perf_counter()
+    own0 = time.process_time()
+    await asyncio.gather(*(client(k) for k in range(clients)))
+    wall = time.perf_counter() - t0
+    own = time.process_time() - own0
+    for conn in conns:
+        conn.close()
+    jobs = []
+    async with httpx.AsyncClient(timeout=60) as c:
         for jid in job_ids:  # wait (bounded) for the jobs to finish
             deadline = time.perf_counter() + 300
             while True:
@@ -281,7 +426,14 @@ async def load(
                 await asyncio.sleep(0.5)
             jobs.append(j)
     total = sum(v for k, v in status.items() if not k.startswith("job"))
-    return {"wall": wall, "lat": lat, "status": status, "requests": total, "jobs": jobs}
+    return {
+        "wall": wall,
+        "lat": lat,
+        "status": status,
+        "requests": total,
+        "jobs": jobs,
+        "client_cpu_ms": own / max(total, 1) * 1e3,
+    }
 
 
 def report_load(name: str, res: dict[str, Any]) -> None:
@@ -291,6 +443,7 @@ def report_load(name: str, res: dict[str, Any]) -> None:
         if v:
             print(f"  {kind:8s} {fmt_ms(v)}")
     print(f"  responses by status: {dict(sorted(res['status'].items()))}")
+    print(f"  load generator CPU {res['client_cpu_ms']:.3f} ms per request (same cores)")
     for j in res["jobs"]:
         took = "-"
         if j.get("started") and j.get("finished"):
@@ -308,10 +461,12 @@ def main() -> int:
         default=None,
         help="cache folder (default: a new temporary folder; graph built first)",
     )
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=2, help="server worker processes")
     ap.add_argument("--n", type=int, default=100, help="side of the warm table")
     ap.add_argument("--reps", type=int, default=100, help="warm HTTP / library repetitions")
     ap.add_argument("--cli-reps", type=int, default=3)
+    ap.add_argument("--snap-cache", type=int, default=100_000, help="server's --snap-cache")
+    ap.add_argument("--cpu-reps", type=int, default=1000, help="10 x 10 requests of phase 2")
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--burst", type=float, default=20.0, help="seconds of 10x10-only load")
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of mixed load")
@@ -336,7 +491,8 @@ def main() -> int:
     )
     print(f"code: {code_version('territory', 'roadnet', 'scripts')}")
     print(f"extract: {pbf.name}; cache: {cache_dir}; workers {args.workers}; "
-          f"clients {args.clients}; mixed load {args.duration:g} s")  # fmt: skip
+          f"clients {args.clients}; mixed load {args.duration:g} s; "
+          f"snap cache {args.snap_cache} points")  # fmt: skip
     with roadnet.settings.override(cache_dir=cache_dir):
         t0 = time.perf_counter()
         g, _ = load_road_graph(pbf=pbf)
@@ -344,11 +500,13 @@ def main() -> int:
         print(f"graph {g.n_nodes:,} nodes, {g.n_arcs:,} arcs; graph + hierarchy ready in "
               f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
     engine = EngineChoice("ch", "bench", h)
+    gc.collect()
+    gc.freeze()  # as the server does after loading: no full-collection pauses in the timings
     pool = PointPool(g, args.seed)
     n = args.n
 
     log_dir = Path(tempfile.mkdtemp(prefix="bench-service-logs-"))
-    server = Server(pbf, cache_dir, args.workers, log_dir / "server.log")
+    server = Server(pbf, cache_dir, args.workers, log_dir / "server.log", args.snap_cache)
     try:
         print(f"server ready in {server.wait_ready():.1f} s (pid {server.proc.pid})")
         mem0 = tree_memory(server.proc.pid)
@@ -363,21 +521,42 @@ def main() -> int:
         print(f"  CLI, cold process   {fmt_ms(cli)}")
         print(f"  CLI p50 / HTTP p50 = {pct(cli, 50) / pct(http, 50):.1f}x; "
               f"HTTP p50 / library p50 = {pct(http, 50) / pct(lib, 50):.2f}x")  # fmt: skip
-        burst = asyncio.run(load(server.url, pool, args.clients, args.burst, 0.0, 0))
-        report_load(f"2. 10 x 10 tables, {args.clients} clients, {args.burst:g} s", burst)
-        mixed = asyncio.run(
+        port = int(server.url.rsplit(":", 1)[1])
+        cpu_small = server_cpu(server.proc.pid, port, pool, 10, args.cpu_reps)
+        cpu_big = server_cpu(server.proc.pid, port, pool, n, max(5, args.cpu_reps // 5))
+        print("\n2. server CPU per table request (sequential, one connection; 5 rounds)")
+        for name, c in (("10 x 10", cpu_small), (f"{n} x {n}", cpu_big)):
+            for label in ("new points", "repeated points"):
+                lo, med = c[label]
+                print(f"  {name:9s} {label:15s} min {lo:.2f} ms, median {med:.2f} ms "
+                      f"(n={c['n']})")  # fmt: skip
+        burst = uvloop.run(load(server.url, pool, args.clients, args.burst, 0.0, 0))
+        report_load(
+            f"3. 10 x 10 tables, {args.clients} closed-loop clients (no think time), "
+            f"{args.burst:g} s",
+            burst,
+        )
+        mem_burst = tree_memory(server.proc.pid)
+        snap0 = snap_counts(server.url, args.workers)
+        mixed = uvloop.run(
             load(server.url, pool, args.clients, args.duration, args.big_share, args.jobs)
         )
         report_load(
-            f"3. mixed load ({1 - args.big_share:.0%} 10 x 10, {args.big_share:.0%} 100 x 100, "
-            f"{args.jobs} territory jobs), {args.clients} clients, {args.duration:g} s",
+            f"4. mixed load ({1 - args.big_share:.0%} 10 x 10, {args.big_share:.0%} 100 x 100, "
+            f"{args.jobs} territory jobs), {args.clients} closed-loop clients (no think time), "
+            f"{args.duration:g} s",
             mixed,
         )
         mem1 = tree_memory(server.proc.pid)
+        snap1 = snap_counts(server.url, args.workers)
+        hit, miss = snap1["hit"] - snap0["hit"], snap1["miss"] - snap0["miss"]
+        print(f"  snap cache during the mixed load: {hit:.0f} points found, {miss:.0f} snapped "
+              f"({hit / max(hit + miss, 1):.0%} found, all workers)")  # fmt: skip
         print(f"  server memory ({mem1['processes']} processes): RSS after start "
               f"{mem0['rss_mb']:.0f} MB, after warm-up {mem_warm['rss_mb']:.0f} MB, after the "
-              f"load {mem1['rss_mb']:.0f} MB; PSS {mem_warm['pss_mb']:.0f} -> "
-              f"{mem1['pss_mb']:.0f} MB")  # fmt: skip
+              f"10 x 10 load {mem_burst['rss_mb']:.0f} MB, after the mixed load "
+              f"{mem1['rss_mb']:.0f} MB; PSS {mem_warm['pss_mb']:.0f} -> "
+              f"{mem_burst['pss_mb']:.0f} -> {mem1['pss_mb']:.0f} MB")  # fmt: skip
     finally:
         server.stop()
 
@@ -391,7 +570,7 @@ def main() -> int:
         finally:
             s.stop()
     if rss_rows:
-        print("\n4. server memory by worker count (after 20 warm 100 x 100 tables per worker)")
+        print("\n5. server memory by worker count (after 20 warm 100 x 100 tables per worker)")
         for w, m in rss_rows:
             print(f"  {w} worker(s): {m['processes']} processes, RSS {m['rss_mb']:.0f} MB "
                   f"(sum over processes), PSS {m['pss_mb']:.0f} MB "

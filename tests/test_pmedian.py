@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import optimizer.pmedian as pmedian_module
 from optimizer.exceptions import InfeasibleError, InputError
 from optimizer.orlib import (
     cpmp_format,
@@ -23,8 +24,10 @@ from optimizer.orlib import (
     read_pmedopt,
 )
 from optimizer.pmedian import (
+    _lagrangian,
     _lagrangian_bound,
     _prepare_cap,
+    _reduced_mip,
     _trivial_bound,
     capacitated_pmedian_mip,
     interchange_deltas,
@@ -226,6 +229,116 @@ def test_pmed1_reaches_optimum() -> None:
     optimum = read_pmedopt(_bench("pmed", "pmedopt.txt"))["pmed1"]
     res = solve_pmedian(dist, None, p, seed=0)
     assert (res.objective - optimum) / optimum <= 0.005
+
+
+def _tricky_instance(seed: int) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """A small instance with ties (rounded distances), zero weights and, for some seeds,
+    unreachable pairs; returns (dist, weights, p, brute-force optimum)."""
+    rng = np.random.default_rng(500 + seed)
+    n = int(rng.integers(5, 12))
+    m = n if seed % 3 else n - 1
+    p = int(rng.integers(1, min(m, 5) + 1))
+    dist, w = _random_instance(seed, m, n)
+    if seed % 2:
+        dist = np.round(dist / 15)  # ties and zero distances
+    if seed % 5 == 4:  # a few unreachable pairs, every area keeps a finite candidate
+        w = w + 1.0  # (an unreachable area of weight 0 would make the objective inf x 0)
+        far = rng.random(dist.shape) < 0.15
+        far[np.argmin(dist, axis=0), np.arange(n)] = False
+        dist = np.where(far, np.inf, dist)
+    best = min(_objective(dist, w, c) for c in itertools.combinations(range(m), p))
+    return dist, w, p, best
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_pmedian_bound_never_above_optimum_and_optimal_flag_is_proved(seed: int) -> None:
+    dist, w, p, best = _tricky_instance(seed)
+    res = solve_pmedian(dist, w, p, n_starts=2, n_perturbations=3, seed=seed)
+    assert res.objective == pytest.approx(best, rel=1e-12)
+    assert res.lower_bound <= best + 1e-9 * max(1.0, abs(best))
+    assert res.gap >= (res.objective - best) / max(res.objective, 1e-300) - 1e-12
+    if res.optimal:
+        assert res.bound in ("lagrangian", "mip", "complete")
+        assert res.objective <= best + 1e-9 * max(1.0, abs(best))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_lagrangian_bound_and_reduced_mip_against_brute_force(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the size gate (variables per area) is a speed rule; here every reduced MIP runs
+    monkeypatch.setattr(pmedian_module, "_MIP_VARIABLES_PER_AREA", 10**6)
+    rng = np.random.default_rng(900 + seed)
+    n = int(rng.integers(7, 12))
+    p = int(rng.integers(2, 5))
+    dist, w = _random_instance(seed, n, n)
+    w = w + 1.0
+    C = np.round(dist) * w[None, :] if seed % 2 else dist * w[None, :]
+    integral = seed % 2 == 1
+    values = sorted(
+        float(C[list(c)].min(axis=0).sum()) for c in itertools.combinations(range(n), p)
+    )
+    best = values[0]
+    worse = next((v for v in values if v > best + 1.5), None)
+    for upper in (best, 2.0 * best + 10.0):  # a tight and a loose target
+        value, lam, steps = _lagrangian(C, p, upper, deadline=np.inf)
+        assert value <= best + 1e-9 * best and steps >= 1
+    if worse is None:
+        return
+    # from a worse incumbent: the reduced MIP finds an optimal solution or a bound below it
+    value, lam, _ = _lagrangian(C, p, worse, deadline=np.inf)
+    red = _reduced_mip(C, p, worse, value, lam, integral, time_limit=30.0)
+    assert red is not None and red.optimal
+    assert red.centers is not None
+    assert float(C[red.centers].min(axis=0).sum()) == pytest.approx(best, rel=1e-9)
+    assert red.bound <= best + 1e-9 * best
+    # at the optimum: nothing is better, the bound proves it
+    value, lam, _ = _lagrangian(C, p, best, deadline=np.inf)
+    red = _reduced_mip(C, p, best, value, lam, integral, time_limit=30.0)
+    assert red is not None and red.bound <= best + 1e-9 * best
+    assert red.bound >= best - 1e-6 * best
+    if red.centers is not None:
+        assert float(C[red.centers].min(axis=0).sum()) >= best - 1e-9 * best
+
+
+def test_pmedian_exact_switch_and_complete_case() -> None:
+    dist, w = _random_instance(3, 30, 30)
+    off = solve_pmedian(dist, w, 4, seed=1, exact=False)
+    assert off.bound == "none" and off.lower_bound == -np.inf and not off.optimal
+    assert off.gap == np.inf and off.starts == 60  # every start and perturbation ran
+    on = solve_pmedian(dist, w, 4, seed=1, exact=True)
+    assert on.objective <= off.objective + 1e-9 and on.lower_bound <= on.objective
+    every = solve_pmedian(dist, w, 30, seed=0)
+    assert every.optimal and every.bound == "complete" and every.gap == 0.0
+    with pytest.raises(InputError, match="exact must be"):
+        solve_pmedian(dist, w, 4, exact="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "seeds"), [("pmed10", [3]), ("pmed15", range(5)), ("pmed20", [0])]
+)
+def test_pmed_many_medians_proved_optimal(name: str, seeds) -> None:
+    """pmed10 (seed 3 ended 0.56 % above with the interchange alone), pmed15 (n = 300,
+    p = 100) and pmed20 (n = 400, p = 133; the interchange alone never reached their optimum;
+    pmed20 seed 0 needs the reduced MIP): the Lagrangian bound, its start and the reduced MIP
+    reach the optimum and prove it."""
+    dist, p, _ = read_pmed(_bench("pmed", f"{name}.txt"))
+    optimum = read_pmedopt(_bench("pmed", "pmedopt.txt"))[name]
+    for seed in seeds:
+        res = solve_pmedian(dist, None, p, seed=seed)
+        assert res.objective == optimum and res.optimal and res.lower_bound == optimum
+
+
+def test_pmed_small_p_bound_is_honest() -> None:
+    """pmed6 (p = 5): the LP bound is 0.5 % below the optimum, so the reduced MIP would be
+    large; the interchange still finds the optimum and the reported gap is the true one's
+    upper bound, not a claim of optimality."""
+    dist, p, _ = read_pmed(_bench("pmed", "pmed6.txt"))
+    optimum = read_pmedopt(_bench("pmed", "pmedopt.txt"))["pmed6"]
+    res = solve_pmedian(dist, None, p, seed=0)
+    assert res.objective == optimum
+    assert res.bound == "lagrangian" and res.lower_bound < optimum and not res.optimal
+    assert 0.0 < res.gap < 0.01
 
 
 # ----------------------------------------------------------------------------- capacitated

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -23,6 +23,7 @@ from territory.cli._common import (
 )
 from territory.exceptions import OptionError
 from territory.service.config import CONFIG_ENV, ServiceConfig
+from territory.service.workers import run_workers
 
 __all__ = ["is_loopback", "serve_cmd"]
 
@@ -128,6 +129,14 @@ def serve_cmd(
             help="Server processes; they share the memory-mapped graphs.", rich_help_panel=_LIM
         ),
     ] = 1,
+    snap_cache: Annotated[
+        int,
+        typer.Option(
+            help="Snapped points kept per region (exact coordinates; least recently used out "
+            "first; 0 = snap every time).",
+            rich_help_panel=_LIM,
+        ),
+    ] = 100_000,
     jobs_dir: Annotated[
         Path | None,
         typer.Option(help="Folder of jobs and their results (default: service-jobs in the cache)."),
@@ -168,6 +177,7 @@ def serve_cmd(
         cors_origins=tuple(cors_origin or ()),
         max_jobs=max_jobs,
         jobs_dir=str(jobs_dir) if jobs_dir else None,
+        snap_cache=snap_cache,
     )
     config.token()  # an unset variable is an error now, not in every worker
     for p in [*config.pbf, *config.graph]:
@@ -181,13 +191,19 @@ def serve_cmd(
         f"{'token required' if token_env else 'no token'}",
         highlight=False,
     )
-    uvicorn.run(
-        "territory.service.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=access_log,
-        log_level="info" if verbose else "warning",
-        timeout_graceful_shutdown=5,
-    )
+    kwargs: dict[str, Any] = {
+        "app": "territory.service.app:create_app_from_env",
+        "factory": True,
+        "access_log": access_log,
+        "log_level": "info" if verbose else "warning",
+        "timeout_graceful_shutdown": 5,
+    }
+    if workers == 1:
+        uvicorn.run(host=host, port=port, **kwargs)
+        return
+    try:  # one listening socket per worker (SO_REUSEPORT): connections spread evenly
+        code = run_workers(kwargs, host, port, workers)
+    except OSError as exc:
+        raise OptionError(f"cannot listen on {host}:{port}: {exc}") from None
+    if code:
+        raise typer.Exit(code)

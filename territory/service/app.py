@@ -32,10 +32,10 @@ from territory.exceptions import RequestError
 from territory.service.config import CONFIG_ENV, ServiceConfig
 from territory.service.limits import BodyLimit, token_matches
 from territory.service.native import add_native_routes
-from territory.service.osrm_routes import add_osrm_routes
+from territory.service.osrm_routes import TABLE_ROUTE, FastTable, add_osrm_routes
 from territory.service.state import ServiceState, error_response
 
-__all__ = ["create_app", "create_app_from_env"]
+__all__ = ["ServedApp", "create_app", "create_app_from_env"]
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,13 @@ _OPEN_PATHS = ("/health",)
 
 
 class _Guard:
-    """ASGI middleware: bearer token, request metrics."""
+    """ASGI middleware: bearer token, request metrics; table requests go to
+    :class:`~territory.service.osrm_routes.FastTable`, everything else to the app."""
 
     def __init__(self, app: Any, state: ServiceState) -> None:
         self.app = app
         self.state = state
+        self.fast_table = FastTable(state)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -80,14 +82,20 @@ class _Guard:
                 status = message["status"]
             await send(message)
 
+        table = self.fast_table.match(scope)
         try:
-            await self.app(scope, receive, send_wrapper)
+            if table is not None:
+                await self.fast_table(scope, receive, send_wrapper, *table)
+            else:
+                await self.app(scope, receive, send_wrapper)
         finally:
-            self._count(scope, status, time.perf_counter() - t0)
+            endpoint = TABLE_ROUTE if table is not None else None
+            self._count(scope, status, time.perf_counter() - t0, endpoint)
 
-    def _count(self, scope: Any, status: int, seconds: float) -> None:
-        route = scope.get("route")
-        endpoint = getattr(route, "path", None) or "unmatched"
+    def _count(self, scope: Any, status: int, seconds: float, endpoint: str | None = None) -> None:
+        if endpoint is None:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
         m = self.state.metrics
         m.requests.labels(endpoint, str(status)).inc()
         m.latency.labels(endpoint).observe(seconds)
@@ -182,10 +190,35 @@ def create_app(config: ServiceConfig, *, load: bool = True) -> FastAPI:
     return app
 
 
-def create_app_from_env() -> FastAPI:
+class ServedApp:
+    """The ASGI app a server runs: OSRM table requests (the hot path) go straight to
+    :class:`~territory.service.osrm_routes.FastTable` behind the same token check and metrics,
+    everything else (and the lifespan) to the FastAPI app.
+
+    FastAPI's own per-request work before its middleware (telemetry checks, the middleware
+    stack's error boundary) is then skipped for tables.
+
+    Parameters
+    ----------
+    app
+        The app of :func:`create_app`.
+    """
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.tables = _Guard(app, app.state.service)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and FastTable.match(scope) is not None:
+            await self.tables(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def create_app_from_env() -> ServedApp:
     """The app of the configuration in :data:`~territory.service.config.CONFIG_ENV` (the
     factory uvicorn's worker processes call)."""
     text = os.environ.get(CONFIG_ENV)
     if not text:
         raise RuntimeError(f"{CONFIG_ENV} is not set: start the server with `roadnet serve`")
-    return create_app(ServiceConfig.from_json(text))
+    return ServedApp(create_app(ServiceConfig.from_json(text)))

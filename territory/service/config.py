@@ -47,6 +47,9 @@ class ServiceConfig:
         Jobs queued or running at once (more are refused with 429).
     jobs_dir
         Where jobs and their results are kept (default: ``service-jobs`` in the cache folder).
+    snap_cache
+        Snapped points kept per region for the OSRM services (0 = none; see
+        :mod:`territory.service.snapcache`).
     """
 
     pbf: tuple[str, ...] = ()
@@ -62,6 +65,7 @@ class ServiceConfig:
     cors_origins: tuple[str, ...] = ()
     max_jobs: int = 8
     jobs_dir: str | None = None
+    snap_cache: int = 100_000
 
     def __post_init__(self) -> None:
         if not self.pbf and not self.graph:
@@ -69,6 +73,8 @@ class ServiceConfig:
         for name in ("max_table_size", "max_body_bytes", "max_jobs"):
             if getattr(self, name) < 1:
                 raise OptionError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.snap_cache < 0:
+            raise OptionError(f"snap_cache must be >= 0 points, got {self.snap_cache}")
         if self.max_waiting < 0:
             raise OptionError(f"max_waiting must be >= 0, got {self.max_waiting}")
         if not self.time_limit > 0:

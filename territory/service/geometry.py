@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import itertools
+from typing import Any
 
+import numba
 import numpy as np
 import pyproj
 import shapely
@@ -47,26 +49,40 @@ def point_on_arc(
     graph: CompiledGraph, arc: np.ndarray, position_m: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Projected ``x, y`` of the points ``position_m`` metres along each arc's geometry."""
-    arc = np.asarray(arc, dtype=np.int64)
-    pos = np.asarray(position_m, dtype=np.float64)
-    ptr = graph.geom_indptr
-    # vectorised binary search, per arc, for the last geometry point at or before `pos`
-    lo = ptr[arc].astype(np.int64)
-    hi = ptr[arc + 1].astype(np.int64) - 2  # the segment starts at most at the last-but-one
-    while True:
-        active = lo < hi
-        if not active.any():
-            break
-        mid = (lo + hi + 1) // 2
-        left = graph.geom_m[mid].astype(np.float64) <= pos
-        lo = np.where(active & left, mid, lo)
-        hi = np.where(active & ~left, mid - 1, hi)
-    m0 = graph.geom_m[lo].astype(np.float64)
-    m1 = graph.geom_m[lo + 1].astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.clip(np.where(m1 > m0, (pos - m0) / (m1 - m0), 0.0), 0.0, 1.0)
-    x = graph.geom_x[lo] + t * (graph.geom_x[lo + 1] - graph.geom_x[lo])
-    y = graph.geom_y[lo] + t * (graph.geom_y[lo + 1] - graph.geom_y[lo])
+    arc = np.ascontiguousarray(arc, dtype=np.int64)
+    pos = np.ascontiguousarray(position_m, dtype=np.float64)
+    return _point_on_arc(graph.geom_indptr, graph.geom_m, graph.geom_x, graph.geom_y, arc, pos)
+
+
+@numba.njit(cache=True)
+def _point_on_arc(
+    ptr: Any, gm: Any, gx: Any, gy: Any, arc: Any, pos: Any
+) -> tuple[Any, Any]:  # pragma: no cover (compiled)
+    """Per point: binary search of the arc's geometry for the last point at or before ``pos``
+    (the segment starts at most at the last-but-one point), then linear interpolation."""
+    n = arc.shape[0]
+    x = np.empty(n, np.float64)
+    y = np.empty(n, np.float64)
+    for i in range(n):
+        a = arc[i]
+        lo = np.int64(ptr[a])
+        hi = np.int64(ptr[a + 1]) - 2
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if np.float64(gm[mid]) <= pos[i]:
+                lo = mid
+            else:
+                hi = mid - 1
+        m0 = np.float64(gm[lo])
+        m1 = np.float64(gm[lo + 1])
+        t = (pos[i] - m0) / (m1 - m0) if m1 > m0 else 0.0
+        if not t >= 0.0:  # also NaN, as np.clip would not
+            t = 0.0 if t < 0.0 else t
+        if t > 1.0:
+            t = 1.0
+        x0, y0 = np.float64(gx[lo]), np.float64(gy[lo])
+        x[i] = x0 + t * (np.float64(gx[lo + 1]) - x0)
+        y[i] = y0 + t * (np.float64(gy[lo + 1]) - y0)
     return x, y
 
 

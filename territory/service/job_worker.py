@@ -8,6 +8,7 @@ Areas and territories come and go as GeoJSON FeatureCollections (EPSG:4326).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -27,7 +28,10 @@ from roadnet.snap import snap_points
 from roadnet.speed import SpeedProfile
 from territory.service.jobs import read_json, write_json
 
-__all__ = ["main", "run_job"]
+__all__ = ["JOB_NICE", "main", "run_job"]
+
+#: Niceness added to a job's process (lower priority than the server's requests).
+JOB_NICE = 10
 
 
 def plain(obj: Any) -> Any:
@@ -185,8 +189,14 @@ def run_job(folder: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: exit 0 when the job succeeded, 1 with ``error.txt`` when it failed."""
+    """Entry point: exit 0 when the job succeeded, 1 with ``error.txt`` when it failed.
+
+    The process lowers its own priority (``nice`` + :data:`JOB_NICE`) first: jobs run for
+    seconds of CPU, and the server's tables (milliseconds each) must not wait behind them.
+    """
     folder = Path((argv or sys.argv[1:])[0])
+    with contextlib.suppress(OSError):
+        os.nice(JOB_NICE)
     try:
         run_job(folder)
     except Exception as exc:  # reported to the client through the job's state

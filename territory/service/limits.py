@@ -1,8 +1,9 @@
 """Safety of the service: a bounded queue for heavy work, time limits, body size, bearer token.
 
-Heavy work (tables, routes, matrices) runs in worker threads, ``slots`` at a time (one by
-default: the query kernels already use every core, and one process never runs two kernels at
-once). At most ``max_waiting`` more requests wait; beyond that a request is answered at once with
+Heavy work (large tables, routes, matrices) runs in ``slots`` worker threads (one by default:
+one process never runs two kernels at once). At most ``max_waiting`` more requests wait, in the
+pool's queue and not in threads of their own (every thread would keep its own allocator arena:
+50 waiting requests grew a server by 60 MB); beyond that a request is answered at once with
 503 and ``Retry-After`` instead of piling up. A request that waits and runs longer than
 ``time_limit`` seconds is answered with 503 (``Timeout``); if it had not started yet it never
 will.
@@ -55,10 +56,10 @@ class WorkQueue:
         self.slots = slots
         self.max_waiting = max_waiting
         self.time_limit = time_limit
-        self._sem = threading.BoundedSemaphore(slots)
         self._lock = threading.Lock()
         self._admitted = 0
-        self._pool = ThreadPoolExecutor(max_workers=slots + max_waiting, thread_name_prefix="work")
+        # `slots` threads; waiting work waits in the executor's queue (first come, first served)
+        self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="work")
 
     @property
     def depth(self) -> int:
@@ -85,10 +86,9 @@ class WorkQueue:
 
         def work() -> T | None:
             try:
-                with self._sem:
-                    if given_up.is_set():
-                        return None
-                    return fn(*args)
+                if given_up.is_set():
+                    return None
+                return fn(*args)
             finally:
                 with self._lock:
                     self._admitted -= 1

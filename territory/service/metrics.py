@@ -5,6 +5,8 @@ With ``--workers N`` each worker process keeps its own counters; a scrape reache
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -44,6 +46,14 @@ class Metrics:
             "roadnet_queue_depth", "Heavy requests waiting or running", registry=r
         )
         self.ready = Gauge("roadnet_ready", "1 when the graphs are loaded", registry=r)
+        self.pid = Gauge("roadnet_worker_pid", "Process id of the worker that answered", registry=r)
+        self.pid.set(os.getpid())
+        self.snap_cache = Counter(
+            "roadnet_snap_cache_points",
+            "Points of OSRM requests found in (hit) or added to (miss) the snap cache",
+            ["result"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         """The exposition text."""

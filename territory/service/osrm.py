@@ -31,7 +31,7 @@ import numpy as np
 
 from roadnet.exceptions import RoadnetError
 from roadnet.matrix import drive_time_matrix
-from roadnet.snap import SnappedPoints, nearest_arcs, snap_points
+from roadnet.snap import SnappedPoints, nearest_arcs
 from territory.exceptions import RequestError
 from territory.service.geometry import (
     decode_polyline,
@@ -55,6 +55,7 @@ __all__ = [
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _PAIR = re.compile(rf"^({_NUMBER}),({_NUMBER})$")
+_PAIRS = re.compile(rf"{_NUMBER},{_NUMBER}(?:;{_NUMBER},{_NUMBER})*")
 _POLYLINE = re.compile(r"^(polyline6?)\((.*)\)$")
 _COMMON = {"generate_hints", "skip_waypoints", "radiuses"}
 _NOT_IMPLEMENTED = {"hints", "bearings", "approaches", "exclude", "snapping"}
@@ -104,7 +105,9 @@ def parse_coordinates(text: str, max_count: int | None = None) -> np.ndarray:
             coords = decode_polyline(poly.group(2), 6 if poly.group(1) == "polyline6" else 5)
         except ValueError as exc:
             raise RequestError("InvalidUrl", f"coordinates {text[:80]!r}: {exc}") from None
-    else:
+    elif _PAIRS.fullmatch(text):  # the common case: one pass, NumPy converts the numbers
+        coords = np.array(text.replace(";", ",").split(","), dtype=np.float64).reshape(-1, 2)
+    else:  # find the first bad coordinate for the message
         parts = text.split(";")
         if max_count is not None and len(parts) > max_count:
             raise RequestError(
@@ -217,7 +220,7 @@ def _radiuses(query: Mapping[str, str], n: int) -> np.ndarray:
 # ------------------------------------------------------------------------------ snapping
 def _snap(region: Region, coords: np.ndarray, radiuses: np.ndarray) -> SnappedPoints:
     try:
-        snapped = snap_points(region.graph, coords[:, 0], coords[:, 1], warn=False)
+        snapped = region.snap(coords[:, 0], coords[:, 1])
     except RoadnetError as exc:
         raise RequestError("NoSegment", f"could not find a matching road segment: {exc}") from None
     too_far = snapped.snap_distance_m > radiuses
@@ -235,18 +238,13 @@ def _waypoints(region: Region, snapped: SnappedPoints) -> tuple[list[dict[str, A
     g = region.graph
     x, y = point_on_arc(g, snapped.arc, snapped.position_m)
     lonlat = to_lonlat(g, x, y)
-    labels = region.names_of_arcs(snapped.arc)
+    dist = np.round(snapped.snap_distance_m.astype(np.float64), 6).tolist()
+    loc = np.round(lonlat, 6).tolist()
+    names = region.names_of_arcs(snapped.arc)
     wps = [
-        {
-            "hint": "",
-            "distance": round(float(snapped.snap_distance_m[i]), 6),
-            "name": labels[i],
-            "location": [round(float(lonlat[i, 0]), 6), round(float(lonlat[i, 1]), 6)],
-        }
-        for i in range(len(snapped))
+        {"distance": dist[i], "name": names[i], "location": loc[i]}  # roadnet issues no hints
+        for i in range(len(dist))
     ]
-    for wp in wps:
-        del wp["hint"]  # roadnet issues no hints
     return wps, lonlat
 
 
@@ -294,7 +292,8 @@ def table_response(
     _bool(query, "generate_hints", True)
     radiuses = _radiuses(query, n)
     snapped = _snap(region, coords, radiuses)
-    o, d = snapped.subset(src), snapped.subset(dst)
+    every = "sources" not in query and "destinations" not in query  # the common case
+    o, d = (snapped, snapped) if every else (snapped.subset(src), snapped.subset(dst))
     want_dist = "distance" in ann
     m = drive_time_matrix(
         region.graph, o, d, distances=want_dist, engine=region.engine, n_jobs=limits.threads
@@ -359,12 +358,12 @@ def nearest_response(
         )
     x, y = point_on_arc(g, arcs, pos)
     ll = to_lonlat(g, x, y)
-    labels = region.names_of_arcs(arcs)
+    names = region.names_of_arcs(arcs)
     waypoints = [
         {
             "nodes": [int(g.node_ids[g.arc_u[a]]), int(g.node_ids[g.arc_v[a]])],
             "distance": round(float(dist[i]), 6),
-            "name": labels[i],
+            "name": names[i],
             "location": [round(float(ll[i, 0]), 6), round(float(ll[i, 1]), 6)],
         }
         for i, a in enumerate(arcs.tolist())

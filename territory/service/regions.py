@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -31,9 +32,10 @@ from roadnet.graph_cache import (
     open_store,
 )
 from roadnet.names import RoadNames, road_names
-from roadnet.snap import snap_points
+from roadnet.snap import SnappedPoints, snap_points
 from roadnet.speed import SpeedProfile
 from territory.exceptions import RequestError
+from territory.service.snapcache import SnapCache
 
 __all__ = ["PROFILE_ALIASES", "Region", "RegionSet", "load_region", "region_name"]
 
@@ -77,6 +79,8 @@ class Region:
         When the graph was built into the cache (UTC, ISO 8601), when known.
     names
         The roads' names (regions served from a PBF file), or ``None``.
+    snap_cache
+        Snapped points by input coordinates (``None`` = snap every time).
     """
 
     name: str
@@ -87,6 +91,7 @@ class Region:
     loaded_at: str
     built: str | None = None
     names: RoadNames | None = None
+    snap_cache: SnapCache | None = None
 
     def names_of_arcs(self, arcs: np.ndarray) -> list[str]:
         """The road name of each arc (``""`` when unnamed or when names are not known)."""
@@ -94,9 +99,17 @@ class Region:
             return [""] * int(np.asarray(arcs).shape[0])
         return self.names.of_arcs(self.graph, arcs)
 
-    @property
+    def snap(self, lon: np.ndarray, lat: np.ndarray) -> SnappedPoints:
+        """The points snapped to the graph (``snap_points(..., warn=False)``), known points from
+        the region's snap cache."""
+        if self.snap_cache is None:
+            return snap_points(self.graph, lon, lat, warn=False)
+        return self.snap_cache.snap(lon, lat)
+
+    @functools.cached_property
     def bbox(self) -> tuple[float, float, float, float]:
-        """``(west, south, east, north)`` of the graph's nodes, in degrees."""
+        """``(west, south, east, north)`` of the graph's nodes, in degrees (computed once: every
+        request asks)."""
         g = self.graph
         return (
             float(np.min(g.lon)),
@@ -105,7 +118,7 @@ class Region:
             float(np.max(g.lat)),
         )
 
-    @property
+    @functools.cached_property
     def engine(self) -> EngineChoice:
         """The hierarchy as the engine of every matrix of this region."""
         return EngineChoice("ch", "service: hierarchy loaded at start-up", self.hierarchy)
@@ -146,11 +159,13 @@ def load_region(
     graph: Path | None = None,
     profile: SpeedProfile | None = None,
     name: str | None = None,
+    snap_cache: int = 0,
 ) -> Region:
     """Load (or build and cache) one region's graph and hierarchy and warm them up.
 
     Exactly one of ``pbf`` and ``graph`` is given. The snapping index and the query kernels are
-    exercised once, so that the first request does not pay for them.
+    exercised once, so that the first request does not pay for them. ``snap_cache`` points are
+    kept in the region's :class:`~territory.service.snapcache.SnapCache` (0 = none).
     """
     path = Path(pbf if pbf is not None else graph)  # type: ignore[arg-type]
     g, _ = load_road_graph(pbf=pbf, graph=graph, profile=profile)
@@ -165,6 +180,7 @@ def load_region(
         loaded_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         built=_built(g),
         names=road_names(g, pbf) if pbf is not None else None,
+        snap_cache=SnapCache(g, snap_cache) if snap_cache > 0 else None,
     )
     _warm(region)
     log.info(
