@@ -7,17 +7,22 @@ constraints:
 * up to :data:`EXACT_MAX_N` areas (where HiGHS usually proves the optimum within seconds to
   a minute; measured by ``scripts/bench_quality.py``): the exact MIP
   (:func:`optimizer.exact.solve_exact`) with the run's fixed centers, forbidden centers and
-  locked areas. ``scipy.optimize.milp`` takes no starting solution, so the heuristic plan is
-  kept whenever the MIP ends without a better one;
+  locked areas, started from the heuristic plan (HiGHS's first incumbent, through
+  ``highspy``), so it never ends with a worse plan;
+* when contiguity is required, up to :data:`CONTIGUOUS_MAX_N` areas (and every candidate
+  that may be a center is an area): the *contiguous* MIP instead (the rooted model of
+  :mod:`optimizer.exact`: territories connected around their center areas, islands whole),
+  started from the heuristic plan; its dual bound certifies the plan against the best
+  contiguous plan (``bound_source="mip-contiguous"``) when the plan is of that model;
 * beyond: a restricted MIP around the incumbent: the candidates near its centers may become
   centers, and each area may go to its few nearest of them (or stay where it is, so the
   incumbent is a solution of the restricted model).
 
 A MIP plan replaces the incumbent only when it is cheaper, within the balance bounds, and,
 when contiguity is required, with no more fragments than the incumbent (whole islands of the
-adjacency, which nothing can join, do not count). The MIP does not model contiguity: a plan
-with more fragments is first repaired and searched by :func:`optimizer.local.local_search`
-with contiguity kept, and then compared.
+adjacency, which nothing can join, do not count). The MIP without contiguity (beyond
+:data:`CONTIGUOUS_MAX_N`): a plan with more fragments is first repaired and searched by
+:func:`optimizer.local.local_search` with contiguity kept, and then compared.
 
 The certificate attached to the result is a bound on the whole problem
 (:mod:`optimizer.bounds`): the MIP's dual bound when the full MIP ran, else the LP relaxation
@@ -33,18 +38,21 @@ from typing import Any
 import numpy as np
 
 from optimizer.bounds import Bound, global_lower_bound
-from optimizer.exact import solve_exact
+from optimizer.exact import in_contiguity_model, solve_exact
 from optimizer.exceptions import InfeasibleError, InputError, SolverError
 from optimizer.problem import TerritoryProblem
 from optimizer.solution import Solution, evaluate
 from optimizer.transp import solve_transp
 
-__all__ = ["EXACT_MAX_N", "allocation_bound", "polish"]
+__all__ = ["CONTIGUOUS_MAX_N", "EXACT_MAX_N", "allocation_bound", "polish"]
 
 log = logging.getLogger(__name__)
 
 #: the full MIP runs up to this many areas (see the module docstring)
 EXACT_MAX_N = 250
+#: with contiguity required, the contiguous MIP (rooted model, separator cuts) runs instead
+#: up to this many areas (see the module docstring)
+CONTIGUOUS_MAX_N = 100
 #: restricted MIP: candidates per incumbent center, centers per area
 _NEAR_CANDIDATES = 25
 _NEAR_CENTERS = 8
@@ -87,6 +95,17 @@ def allocation_bound(
     return float(tr.lower_bound)
 
 
+def _all_areas(
+    problem: TerritoryProblem, allowed: np.ndarray | None, fixed: np.ndarray | None
+) -> bool:
+    """Whether every candidate that may be a center is an area (the contiguous MIP's need)."""
+    nc = problem.cost.shape[0]
+    may = np.ones(nc, bool) if allowed is None else np.asarray(allowed, bool).copy()
+    if fixed is not None:
+        may[np.asarray(fixed, dtype=np.int64)] = True
+    return bool(np.all(problem.candidates[may] >= 0))
+
+
 def _restricted_pairs(
     problem: TerritoryProblem, sol: Solution, allowed_centers: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -126,6 +145,7 @@ def polish(
     locked: np.ndarray | None = None,
     exact_max_n: int = EXACT_MAX_N,
     bound: str = "auto",
+    contiguous_max_n: int | None = None,
 ) -> Solution:
     """Improve ``solution`` with a (restricted) MIP and certify it (module docstring).
 
@@ -144,6 +164,9 @@ def polish(
         candidates that may be, candidate each area is locked to or -1).
     exact_max_n
         Largest ``n`` for the full MIP; 0 disables the MIP (certificate only).
+    contiguous_max_n
+        Largest ``n`` for the contiguous MIP when contiguity is required (default
+        :data:`CONTIGUOUS_MAX_N`; 0: the MIP without contiguity, then repair).
     bound
         ``"auto"``, ``"lp"``, ``"lagrangian"`` (see :func:`optimizer.bounds.global_lower_bound`)
         or ``"none"``.
@@ -157,6 +180,8 @@ def polish(
     """
     if require_contiguity and adjacency is None:
         raise InputError("require_contiguity needs the adjacency of the areas")
+    if contiguous_max_n is None:
+        contiguous_max_n = CONTIGUOUS_MAX_N
     t0 = time.perf_counter()
     side: dict[str, Any] = {
         "fixed_centers": fixed_centers,
@@ -226,12 +251,48 @@ def polish(
         )
         return evaluate(problem, res.assignment, res.centers, method=cand.method + "+contiguity")
 
-    if not shares and exact_max_n > 0 and mip_time > 0.5:
+    contig_mip = (
+        require_contiguity
+        and 0 < n <= min(contiguous_max_n, exact_max_n)
+        and _all_areas(problem, allowed_centers, fixed_centers)
+    )
+    if not shares and exact_max_n > 0 and mip_time > 0.5 and contig_mip:
+        # the contiguity model itself: its plans need no repair, its bound is for them
+        try:
+            ex = solve_exact(
+                problem,
+                time_limit=mip_time,
+                max_variables=10**8,
+                initial=best,
+                adjacency=adjacency,
+                **side,
+            )
+            facts["mip"] = "contiguous"
+            facts["mip_status"] = ex.details.get("status")
+            facts["mip_rounds"] = ex.details.get("rounds")
+            facts["mip_cost"] = ex.cost
+            if acceptable(ex):
+                facts["improved_from"] = best.cost
+                best = ex
+            if (
+                ex.lower_bound is not None
+                and ex.lower_bound > 0
+                and in_contiguity_model(problem, best.assignment, best.centers, adjacency)
+            ):
+                mip_bound = Bound(ex.lower_bound, "mip-contiguous", ex.bound_relaxes)
+        except (SolverError, InfeasibleError, InputError) as exc:
+            facts["mip"] = f"no plan: {exc}"
+            log.info("contiguous polishing MIP gave no plan: %s", exc)
+    elif not shares and exact_max_n > 0 and mip_time > 0.5:
         full = n <= exact_max_n
         try:
             if full:
-                ex = solve_exact(problem, time_limit=mip_time, max_variables=10**8, **side)
-                if ex.lower_bound is not None:
+                ex = solve_exact(
+                    problem, time_limit=mip_time, max_variables=10**8, initial=best, **side
+                )
+                if ex.lower_bound is not None and (ex.lower_bound > 0 or ex.cost <= 0):
+                    # (HiGHS reports 0 when the time limit came before the root LP: then
+                    # the LP or Lagrangian bound below does better)
                     mip_bound = Bound(ex.lower_bound, "mip", ex.bound_relaxes)
             else:
                 # rounds around the latest plan while it improves and time is left
@@ -250,6 +311,7 @@ def polish(
                         allowed_centers=may,
                         locked=locked,
                         pairs=pairs,
+                        initial=ex,
                     )
                     facts["rounds"] = rnd + 1
                     if rnd > 0 and nxt.cost >= ex.cost - 1e-9 * max(1.0, abs(ex.cost)):
@@ -269,7 +331,8 @@ def polish(
         except (SolverError, InfeasibleError, InputError) as exc:
             facts["mip"] = f"no plan: {exc}"
             log.info("polishing MIP gave no plan: %s", exc)
-    # the certificate
+    # the certificate: a bound valid for every plan (any source), or, when the contiguous
+    # MIP ran and the plan is of its model, the larger contiguous bound
     glob = mip_bound
     if solution.lower_bound is not None and (
         glob is None or glob.value is None or solution.lower_bound > glob.value

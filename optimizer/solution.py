@@ -42,7 +42,10 @@ class Solution:
         ``bound_relaxes``), or ``None``.
     bound_source
         Where ``lower_bound`` comes from: ``"mip"`` (a MIP's dual bound), ``"lp-relaxation"``,
-        ``"lagrangian"`` (:mod:`optimizer.bounds`) or ``"none"``.
+        ``"lagrangian"`` (:mod:`optimizer.bounds`), ``"mip-contiguous"`` (the dual bound of
+        the contiguous MIP, :func:`optimizer.exact.solve_exact` with an adjacency: it bounds
+        every plan whose territories are connected around their own center areas, islands
+        whole, within the same balance bounds, and nothing else) or ``"none"``.
     optimality_gap
         ``(cost - lower_bound) / cost``: the plan is at most this far above the optimum. Only
         when the plan meets the balance bounds and serves every area from a center that
@@ -98,6 +101,10 @@ class Solution:
         """
         names = {"mip": "the MIP's dual bound", "lp-relaxation": "the LP relaxation"}
         names["lagrangian"] = "a Lagrangian bound"
+        names["mip-contiguous"] = (
+            "the contiguous MIP's dual bound (plans with territories connected around their "
+            "center areas)"
+        )
         if self.optimality_gap is not None and self.lower_bound is not None:
             without = list(self.bound_relaxes)
             note = f", without {' and '.join(without)}" if without else ""
@@ -236,7 +243,7 @@ def evaluate(
 
 
 #: sources of bounds on the whole problem (``Solution.lower_bound``)
-_GLOBAL_SOURCES = frozenset({"mip", "lp-relaxation", "lagrangian", "none"})
+_GLOBAL_SOURCES = frozenset({"mip", "mip-contiguous", "lp-relaxation", "lagrangian", "none"})
 
 
 def _gap(cost: float, bound: float | None) -> float | None:

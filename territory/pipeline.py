@@ -259,9 +259,10 @@ def design_territories(
         Seconds for the local search.
     polish_time_limit
         Seconds for the polish after the local search (:func:`optimizer.polish.polish`: the
-        exact MIP up to :data:`optimizer.polish.EXACT_MAX_N` areas, a MIP restricted to the
-        neighbourhood of the plan beyond) and for the bound on the whole problem that
-        certifies the result (``solution.optimality_gap``); 0 skips both.
+        exact MIP started from the plan up to :data:`optimizer.polish.EXACT_MAX_N` areas,
+        with contiguity the contiguous MIP up to :data:`optimizer.polish.CONTIGUOUS_MAX_N`
+        areas, a MIP restricted to the neighbourhood of the plan beyond) and for the bound
+        that certifies the result (``solution.optimality_gap``); 0 skips both.
     """
     measures = [measures] if isinstance(measures, str) else list(measures)
     p = check_p(p, len(areas), name="p")  # the one validator of p (optimizer.validation)
