@@ -111,6 +111,43 @@ def test_table_handler_answers_as_the_framework_endpoint(
         assert lean[0] in (200, 400)
 
 
+def test_tables_carry_cors_headers_when_cors_is_configured(tmp_path: Path) -> None:
+    graph_file = two_islands().save(tmp_path / "islands.npz")
+    config = ServiceConfig(
+        graph=(str(graph_file),), cache_dir=str(tmp_path / "cache"),
+        cors_origins=("https://crm.example",),
+    )  # fmt: skip
+    app = create_app(config, load=False)
+    state: ServiceState = app.state.service
+    state.load()
+    try:
+        g = state.regions.regions[0].graph
+        coords = f"{g.lon[0]:.6f},{g.lat[0]:.6f};{g.lon[1]:.6f},{g.lat[1]:.6f}"
+        scope_headers = [(b"host", b"127.0.0.1"), (b"origin", b"https://crm.example")]
+        out: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            out.append(message)
+
+        path = f"/table/v1/driving/{coords}"
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+            "root_path": "", "headers": scope_headers,
+            "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 5000),
+        }  # fmt: skip
+        asyncio.run(ServedApp(app)(scope, receive, send))
+        start = out[0]
+        assert start["status"] == 200
+        headers = dict(start["headers"])
+        assert headers.get(b"access-control-allow-origin") == b"https://crm.example"
+    finally:
+        gc.unfreeze()
+
+
 def test_work_queue_keeps_only_its_compute_threads() -> None:
     release = threading.Event()
 

@@ -207,9 +207,11 @@ class ServedApp:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
         self.tables = _Guard(app, app.state.service)
+        # with CORS configured, tables go through the framework's CORS middleware too
+        self.fast = not app.state.service.config.cors_origins
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and FastTable.match(scope) is not None:
+        if self.fast and scope["type"] == "http" and FastTable.match(scope) is not None:
             await self.tables(scope, receive, send)
         else:
             await self.app(scope, receive, send)
