@@ -95,6 +95,13 @@ def graph_key(graph: CompiledGraph) -> str:
     return str(graph.meta["cache_key"])
 
 
+def _graph_of_entry(entry: Any, key: str) -> CompiledGraph:
+    """The compiled graph stored in a cache entry, knowing its key."""
+    graph = CompiledGraph.from_arrays(dict(entry.arrays), dict(entry.meta))
+    graph.meta["cache_key"] = key
+    return graph
+
+
 def cached_graph(
     identity: dict[str, Any],
     build: Callable[[], CompiledGraph],
@@ -137,8 +144,7 @@ def cached_graph(
         return g.arrays(), g.meta
 
     entry, hit = store.get_or_compute(key, _KIND_GRAPH, inputs, compute, refresh=refresh)
-    graph = CompiledGraph.from_arrays(dict(entry.arrays), dict(entry.meta))
-    graph.meta["cache_key"] = key
+    graph = _graph_of_entry(entry, key)
     log.info("road graph %s %s", key, "served from cache" if hit else "built and cached")
     return graph, hit
 
@@ -360,8 +366,7 @@ def _covering_graph(
     entry = store.get(key)
     if entry is None:
         return None
-    graph = CompiledGraph.from_arrays(dict(entry.arrays), dict(entry.meta))
-    graph.meta["cache_key"] = key
+    graph = _graph_of_entry(entry, key)
     clip = graph.meta.get("source", {}).get("clip")
     graph.meta["covers_clip"] = (
         "the cached graph of the whole file"

@@ -53,14 +53,17 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Serv
     assert frozen > 0
 
 
-async def _call(app: Any, path: str, query: str = "", root: str = "") -> tuple[int, bytes]:
-    scope = {
+def _scope(path: str, query: str = "", root: str = "", headers: tuple = ()) -> dict[str, Any]:
+    return {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
         "scheme": "http", "path": root + path, "raw_path": (root + path).encode(),
         "query_string": query.encode(), "root_path": root,
-        "headers": [(b"host", b"127.0.0.1")],
+        "headers": [(b"host", b"127.0.0.1"), *headers],
         "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 5000),
     }  # fmt: skip
+
+
+async def _messages(app: Any, scope: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -70,6 +73,11 @@ async def _call(app: Any, path: str, query: str = "", root: str = "") -> tuple[i
         out.append(message)
 
     await app(scope, receive, send)
+    return out
+
+
+async def _call(app: Any, path: str, query: str = "", root: str = "") -> tuple[int, bytes]:
+    out = await _messages(app, _scope(path, query, root))
     body = b"".join(m.get("body", b"") for m in out if m["type"] == "http.response.body")
     return out[0]["status"], body
 
@@ -123,23 +131,9 @@ def test_tables_carry_cors_headers_when_cors_is_configured(tmp_path: Path) -> No
     try:
         g = state.regions.regions[0].graph
         coords = f"{g.lon[0]:.6f},{g.lat[0]:.6f};{g.lon[1]:.6f},{g.lat[1]:.6f}"
-        scope_headers = [(b"host", b"127.0.0.1"), (b"origin", b"https://crm.example")]
-        out: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            out.append(message)
-
-        path = f"/table/v1/driving/{coords}"
-        scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-            "root_path": "", "headers": scope_headers,
-            "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 5000),
-        }  # fmt: skip
-        asyncio.run(ServedApp(app)(scope, receive, send))
+        origin = ((b"origin", b"https://crm.example"),)
+        scope = _scope(f"/table/v1/driving/{coords}", headers=origin)
+        out = asyncio.run(_messages(ServedApp(app), scope))
         start = out[0]
         assert start["status"] == 200
         headers = dict(start["headers"])
