@@ -171,6 +171,8 @@ def _run_highs(
         status = "optimal"
     elif ms == highspy.HighsModelStatus.kInfeasible:
         status = "infeasible"
+    elif x is not None and ms == highspy.HighsModelStatus.kSolutionLimit:
+        status = "solution-limit"
     elif x is not None:
         status = "time-limit"
     else:
@@ -430,6 +432,7 @@ def solve_exact(
     pairs: np.ndarray | None = None,
     initial: Solution | None = None,
     adjacency: Any = None,
+    max_improving_solutions: int | None = None,
 ) -> Solution:
     """Solve the MIP to optimality (or to the time limit) with HiGHS.
 
@@ -461,7 +464,8 @@ def solve_exact(
     Solution
         With ``bound_source="mip"`` (``"mip-contiguous"`` with ``adjacency``);
         ``details["status"]`` says whether optimality was proven (``"optimal"``) or the
-        time limit stopped HiGHS (``"time-limit"``: the best plan found and the dual bound).
+        time limit stopped HiGHS (``"time-limit"``: the best plan found and the dual bound;
+        ``"solution-limit"`` after ``max_improving_solutions`` plans).
 
     Raises
     ------
@@ -498,6 +502,15 @@ def solve_exact(
         )
     idx = _pair_index(mdl)
     lb, ub = mdl.lb.copy(), mdl.ub.copy()
+    extra: dict[str, Any] = {}
+    if max_improving_solutions is not None:
+        if int(max_improving_solutions) < 1:
+            raise InputError(
+                f"max_improving_solutions must be >= 1 or None, got {max_improving_solutions!r}"
+            )
+        if adjacency is not None:
+            raise InputError("max_improving_solutions cannot be combined with adjacency")
+        extra["mip_max_improving_sols"] = int(max_improving_solutions)
     if adjacency is not None:
         return _solve_contiguous(
             problem, mdl, idx, lb, ub, adjacency, initial, time_limit, mip_rel_gap, pairs, t0
@@ -513,6 +526,7 @@ def solve_exact(
         time_limit=time_limit,
         mip_rel_gap=mip_rel_gap,
         start=start,
+        options=extra,
     )
     _raise_for(run, p, time_limit, t0)
     assert run.x is not None

@@ -40,11 +40,12 @@ import numpy as np
 from optimizer.bounds import Bound, global_lower_bound
 from optimizer.exact import in_contiguity_model, solve_exact
 from optimizer.exceptions import InfeasibleError, InputError, SolverError
+from optimizer.lns import TARGET_AREAS, neighbourhood_search, repair_balance
 from optimizer.problem import TerritoryProblem
 from optimizer.solution import Solution, evaluate
 from optimizer.transp import solve_transp
 
-__all__ = ["CONTIGUOUS_MAX_N", "EXACT_MAX_N", "allocation_bound", "polish"]
+__all__ = ["CONTIGUOUS_MAX_N", "EXACT_MAX_N", "LNS_MIN_P", "allocation_bound", "polish"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,15 @@ _NEAR_CENTERS = 8
 _ROUNDS = 4
 #: share of the budget the polishing MIP may use (the rest is for the bound)
 _MIP_SHARE = 0.8
+#: the neighbourhood search (:mod:`optimizer.lns`) runs before the full MIP from this many
+#: territories on (fewer: a neighbourhood of two territories is most of the problem)
+LNS_MIN_P = 5
+#: share of the MIP time the first-plan MIP (when the heuristic plan breaks the balance
+#: bounds) may use at most, and the share the neighbourhood search may use after it
+_FIRST_SHARE = 0.6
+_LNS_SHARE = 0.4
+#: neighbourhoods grow by this factor each time a pass converges (up to half the areas)
+_LNS_GROWTH = 1.5
 
 
 def allocation_bound(
@@ -131,6 +141,72 @@ def _restricted_pairs(
     pairs[cands[near_c], np.arange(n)[None, :]] = True
     pairs[sol.centers[sol.assignment], np.arange(n)] = True  # the incumbent stays feasible
     return pairs, keep
+
+
+def _neighbourhood_phase(
+    problem: TerritoryProblem,
+    best: Solution,
+    mip_time: float,
+    t0: float,
+    facts: dict[str, Any],
+    side: dict[str, Any],
+) -> tuple[Solution, Bound | None]:
+    """Before the full MIP: a plan within the balance bounds (the full MIP stopped at its
+    first plan, else :func:`optimizer.lns.repair_balance`), then the neighbourhood search
+    with growing neighbourhoods. Returns ``(plan, the first-plan MIP's dual bound or None)``;
+    the plan is ``best`` itself when nothing was found."""
+    start = best
+    bound: Bound | None = None
+    if not best.within_bounds:
+        left = _FIRST_SHARE * mip_time - (time.perf_counter() - t0)
+        if left >= 0.5:
+            try:
+                first = solve_exact(
+                    problem,
+                    time_limit=left,
+                    max_variables=10**8,
+                    max_improving_solutions=1,
+                    **side,
+                )
+                facts["first_plan"] = {
+                    "cost": first.cost,
+                    "status": first.details.get("status"),
+                    "seconds": first.seconds,
+                }
+                if first.lower_bound is not None and first.lower_bound > 0:
+                    bound = Bound(first.lower_bound, "mip", first.bound_relaxes)
+                if first.within_bounds and not first.details.get("unreachable_areas"):
+                    start = first
+            except SolverError as exc:
+                facts["first_plan"] = f"no plan: {exc}"
+        if not start.within_bounds:
+            left = mip_time - (time.perf_counter() - t0)
+            rep = repair_balance(problem, best, time_limit=max(0.1, 0.3 * left), **side)
+            facts["repair"] = {"repaired": rep.improvements > 0, "seconds": rep.seconds}
+            start = rep.solution
+    if not start.within_bounds:
+        return best, bound
+    lns_end = time.perf_counter() + _LNS_SHARE * mip_time
+    target = TARGET_AREAS
+    seed = best.seed if best.seed is not None else 0
+    stats: dict[str, Any] = {"sub_mips": 0, "improvements": 0, "from": start.cost, "targets": []}
+    while True:
+        left = min(lns_end, t0 + mip_time - 0.5) - time.perf_counter()
+        if left < 0.2:
+            break
+        res = neighbourhood_search(
+            problem, start, time_limit=left, target_areas=target, seed=seed, **side
+        )
+        start = res.solution
+        stats["sub_mips"] += res.sub_mips
+        stats["improvements"] += res.improvements
+        stats["targets"].append(target)
+        if not res.converged or 2 * target >= problem.n:
+            break
+        target = int(np.ceil(target * _LNS_GROWTH))
+    stats["cost"] = start.cost
+    facts["lns"] = stats
+    return start, bound
 
 
 def polish(
@@ -287,13 +363,31 @@ def polish(
         full = n <= exact_max_n
         try:
             if full:
-                ex = solve_exact(
-                    problem, time_limit=mip_time, max_variables=10**8, initial=best, **side
-                )
-                if ex.lower_bound is not None and (ex.lower_bound > 0 or ex.cost <= 0):
-                    # (HiGHS reports 0 when the time limit came before the root LP: then
-                    # the LP or Lagrangian bound below does better)
-                    mip_bound = Bound(ex.lower_bound, "mip", ex.bound_relaxes)
+                start = best
+                if not require_contiguity and problem.p >= LNS_MIN_P:
+                    start, mip_bound = _neighbourhood_phase(
+                        problem, best, mip_time, t0, facts, side
+                    )
+                left = mip_time - (time.perf_counter() - t0)
+                ex = start
+                if left >= 0.5 or start is best:
+                    run = solve_exact(
+                        problem,
+                        time_limit=max(left, 0.5),
+                        max_variables=10**8,
+                        initial=start,
+                        **side,
+                    )
+                    if (
+                        run.lower_bound is not None
+                        and (run.lower_bound > 0 or run.cost <= 0)
+                        and (mip_bound is None or run.lower_bound > (mip_bound.value or 0.0))
+                    ):
+                        # (HiGHS reports 0 when the time limit came before the root LP: then
+                        # the LP or Lagrangian bound below does better)
+                        mip_bound = Bound(run.lower_bound, "mip", run.bound_relaxes)
+                    if start is best or (run.within_bounds and run.cost <= start.cost):
+                        ex = run  # (with the warm start HiGHS keeps ``start`` at worst)
             else:
                 # rounds around the latest plan while it improves and time is left
                 ex = best
