@@ -127,8 +127,10 @@ def _run_highs(
     mip_rel_gap: float,
     start: np.ndarray | None,
     options: dict[str, Any] | None = None,
+    soft_time_limit: float | None = None,
 ) -> _Run:
-    """Solve the all-integer MIP ``min c z, row_lo <= a z <= row_hi, lb <= z <= ub``."""
+    """Solve the all-integer MIP ``min c z, row_lo <= a z <= row_hi, lb <= z <= ub``
+    (``soft_time_limit``: interrupt once past it with a plan, see :func:`solve_exact`)."""
     nv = c.size
     a = sp.csc_matrix(a)  # column-wise, as HiGHS stores it (and scipy's milp passes it)
     a.sort_indices()
@@ -159,6 +161,15 @@ def _run_highs(
         sol.col_value = np.asarray(start, dtype=float)
         sol.value_valid = True
         h.setSolution(sol)
+    if soft_time_limit is not None:
+        soft = float(soft_time_limit)
+
+        def _stop_with_a_plan(event: Any) -> None:
+            out = event.data_out
+            if out.running_time >= soft and np.isfinite(out.mip_primal_bound):
+                event.interrupt()
+
+        h.cbMipInterrupt.subscribe(_stop_with_a_plan)
     h.run()
     ms = h.getModelStatus()
     info = h.getInfo()
@@ -171,8 +182,8 @@ def _run_highs(
         status = "optimal"
     elif ms == highspy.HighsModelStatus.kInfeasible:
         status = "infeasible"
-    elif x is not None and ms == highspy.HighsModelStatus.kSolutionLimit:
-        status = "solution-limit"
+    elif x is not None and ms == highspy.HighsModelStatus.kInterrupt:
+        status = "soft-limit"
     elif x is not None:
         status = "time-limit"
     else:
@@ -432,7 +443,7 @@ def solve_exact(
     pairs: np.ndarray | None = None,
     initial: Solution | None = None,
     adjacency: Any = None,
-    max_improving_solutions: int | None = None,
+    soft_time_limit: float | None = None,
 ) -> Solution:
     """Solve the MIP to optimality (or to the time limit) with HiGHS.
 
@@ -465,7 +476,7 @@ def solve_exact(
         With ``bound_source="mip"`` (``"mip-contiguous"`` with ``adjacency``);
         ``details["status"]`` says whether optimality was proven (``"optimal"``) or the
         time limit stopped HiGHS (``"time-limit"``: the best plan found and the dual bound;
-        ``"solution-limit"`` after ``max_improving_solutions`` plans).
+        ``"soft-limit"`` when ``soft_time_limit`` stopped it with a plan).
 
     Raises
     ------
@@ -502,15 +513,10 @@ def solve_exact(
         )
     idx = _pair_index(mdl)
     lb, ub = mdl.lb.copy(), mdl.ub.copy()
-    extra: dict[str, Any] = {}
-    if max_improving_solutions is not None:
-        if int(max_improving_solutions) < 1:
-            raise InputError(
-                f"max_improving_solutions must be >= 1 or None, got {max_improving_solutions!r}"
-            )
+    if soft_time_limit is not None:
+        soft_time_limit = float(check_time_limit(soft_time_limit, allow_none=False) or 0.0)
         if adjacency is not None:
-            raise InputError("max_improving_solutions cannot be combined with adjacency")
-        extra["mip_max_improving_sols"] = int(max_improving_solutions)
+            raise InputError("soft_time_limit cannot be combined with adjacency")
     if adjacency is not None:
         return _solve_contiguous(
             problem, mdl, idx, lb, ub, adjacency, initial, time_limit, mip_rel_gap, pairs, t0
@@ -526,7 +532,7 @@ def solve_exact(
         time_limit=time_limit,
         mip_rel_gap=mip_rel_gap,
         start=start,
-        options=extra,
+        soft_time_limit=soft_time_limit,
     )
     _raise_for(run, p, time_limit, t0)
     assert run.x is not None

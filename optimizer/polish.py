@@ -64,10 +64,11 @@ _MIP_SHARE = 0.8
 #: the neighbourhood search (:mod:`optimizer.lns`) runs before the full MIP from this many
 #: territories on (fewer: a neighbourhood of two territories is most of the problem)
 LNS_MIN_P = 5
-#: share of the MIP time the first-plan MIP (when the heuristic plan breaks the balance
-#: bounds) may use at most, and the share the neighbourhood search may use after it
-_FIRST_SHARE = 0.6
-_LNS_SHARE = 0.4
+#: the full MIP's soft limit (share of the MIP time): past it, HiGHS is stopped as soon as it
+#: has a plan and the neighbourhood search takes over
+_FIRST_SHARE = 0.5
+#: seconds left for the full MIP after the neighbourhood search (at the end of the budget)
+_FINAL_MIP_SECONDS = 3.0
 #: neighbourhoods grow by this factor each time a pass converges (up to half the areas)
 _LNS_GROWTH = 1.5
 
@@ -143,55 +144,43 @@ def _restricted_pairs(
     return pairs, keep
 
 
+def _mip_bound(ex: Solution, current: Bound | None) -> Bound | None:
+    """The larger of ``current`` and the full MIP run ``ex``'s dual bound. HiGHS reports 0
+    when the time limit came before the root LP: then the LP or Lagrangian bound does
+    better."""
+    if ex.lower_bound is None or not (ex.lower_bound > 0 or ex.cost <= 0):
+        return current
+    if current is not None and current.value is not None and current.value >= ex.lower_bound:
+        return current
+    return Bound(ex.lower_bound, "mip", ex.bound_relaxes)
+
+
 def _neighbourhood_phase(
     problem: TerritoryProblem,
-    best: Solution,
-    mip_time: float,
-    t0: float,
+    start: Solution,
+    end: float,
     facts: dict[str, Any],
     side: dict[str, Any],
-) -> tuple[Solution, Bound | None]:
-    """Before the full MIP: a plan within the balance bounds (the full MIP stopped at its
-    first plan, else :func:`optimizer.lns.repair_balance`), then the neighbourhood search
-    with growing neighbourhoods. Returns ``(plan, the first-plan MIP's dual bound or None)``;
-    the plan is ``best`` itself when nothing was found."""
-    start = best
-    bound: Bound | None = None
-    if not best.within_bounds:
-        left = _FIRST_SHARE * mip_time - (time.perf_counter() - t0)
-        if left >= 0.5:
-            try:
-                first = solve_exact(
-                    problem,
-                    time_limit=left,
-                    max_variables=10**8,
-                    max_improving_solutions=1,
-                    **side,
-                )
-                facts["first_plan"] = {
-                    "cost": first.cost,
-                    "status": first.details.get("status"),
-                    "seconds": first.seconds,
-                }
-                if first.lower_bound is not None and first.lower_bound > 0:
-                    bound = Bound(first.lower_bound, "mip", first.bound_relaxes)
-                if first.within_bounds and not first.details.get("unreachable_areas"):
-                    start = first
-            except SolverError as exc:
-                facts["first_plan"] = f"no plan: {exc}"
-        if not start.within_bounds:
-            left = mip_time - (time.perf_counter() - t0)
-            rep = repair_balance(problem, best, time_limit=max(0.1, 0.3 * left), **side)
-            facts["repair"] = {"repaired": rep.improvements > 0, "seconds": rep.seconds}
-            start = rep.solution
+) -> Solution:
+    """The neighbourhood search (:mod:`optimizer.lns`) from ``start`` until ``end``
+    (``time.perf_counter()``), its neighbourhoods growing each time a pass converges (up to
+    half the areas). A plan outside the balance bounds is first repaired
+    (:func:`optimizer.lns.repair_balance`). Never returns a worse plan than ``start``
+    within the bounds."""
     if not start.within_bounds:
-        return best, bound
-    lns_end = time.perf_counter() + _LNS_SHARE * mip_time
+        rep = repair_balance(
+            problem, start, time_limit=max(0.1, 0.3 * (end - time.perf_counter())), **side
+        )
+        facts["repair"] = {"repaired": rep.improvements > 0, "seconds": rep.seconds}
+        if not rep.solution.within_bounds:
+            return start
+        start = rep.solution
     target = TARGET_AREAS
-    seed = best.seed if best.seed is not None else 0
+    seed = start.seed if start.seed is not None else 0
     stats: dict[str, Any] = {"sub_mips": 0, "improvements": 0, "from": start.cost, "targets": []}
+    t0 = time.perf_counter()
     while True:
-        left = min(lns_end, t0 + mip_time - 0.5) - time.perf_counter()
+        left = end - time.perf_counter()
         if left < 0.2:
             break
         res = neighbourhood_search(
@@ -205,8 +194,9 @@ def _neighbourhood_phase(
             break
         target = int(np.ceil(target * _LNS_GROWTH))
     stats["cost"] = start.cost
+    stats["seconds"] = time.perf_counter() - t0
     facts["lns"] = stats
-    return start, bound
+    return start
 
 
 def polish(
@@ -363,31 +353,31 @@ def polish(
         full = n <= exact_max_n
         try:
             if full:
-                start = best
-                if not require_contiguity and problem.p >= LNS_MIN_P:
-                    start, mip_bound = _neighbourhood_phase(
-                        problem, best, mip_time, t0, facts, side
-                    )
-                left = mip_time - (time.perf_counter() - t0)
-                ex = start
-                if left >= 0.5 or start is best:
-                    run = solve_exact(
-                        problem,
-                        time_limit=max(left, 0.5),
-                        max_variables=10**8,
-                        initial=start,
-                        **side,
-                    )
-                    if (
-                        run.lower_bound is not None
-                        and (run.lower_bound > 0 or run.cost <= 0)
-                        and (mip_bound is None or run.lower_bound > (mip_bound.value or 0.0))
-                    ):
-                        # (HiGHS reports 0 when the time limit came before the root LP: then
-                        # the LP or Lagrangian bound below does better)
-                        mip_bound = Bound(run.lower_bound, "mip", run.bound_relaxes)
-                    if start is best or (run.within_bounds and run.cost <= start.cost):
-                        ex = run  # (with the warm start HiGHS keeps ``start`` at worst)
+                # the full MIP; when it has not proved the optimum by the soft limit, the
+                # neighbourhood search from its plan, then the full MIP again from that plan
+                lns = not require_contiguity and problem.p >= LNS_MIN_P
+                ex = solve_exact(
+                    problem,
+                    time_limit=mip_time,
+                    max_variables=10**8,
+                    initial=best,
+                    soft_time_limit=_FIRST_SHARE * mip_time if lns else None,
+                    **side,
+                )
+                mip_bound = _mip_bound(ex, mip_bound)
+                if ex.details.get("status") == "soft-limit":
+                    facts["first_mip"] = {"cost": ex.cost, "seconds": ex.seconds}
+                    first = ex if ex.within_bounds or not best.within_bounds else best
+                    end = t0 + mip_time - _FINAL_MIP_SECONDS
+                    ex = _neighbourhood_phase(problem, first, end, facts, side)
+                    left = mip_time - (time.perf_counter() - t0)
+                    if left >= 0.5:
+                        again = solve_exact(
+                            problem, time_limit=left, max_variables=10**8, initial=ex, **side
+                        )
+                        mip_bound = _mip_bound(again, mip_bound)
+                        if again.within_bounds and again.cost <= ex.cost:
+                            ex = again
             else:
                 # rounds around the latest plan while it improves and time is left
                 ex = best
