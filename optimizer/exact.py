@@ -514,7 +514,9 @@ def solve_exact(
     idx = _pair_index(mdl)
     lb, ub = mdl.lb.copy(), mdl.ub.copy()
     if soft_time_limit is not None:
-        soft_time_limit = float(check_time_limit(soft_time_limit, allow_none=False) or 0.0)
+        soft_time_limit = float(
+            check_time_limit(soft_time_limit, "soft_time_limit", allow_none=False) or 0.0
+        )
         if adjacency is not None:
             raise InputError("soft_time_limit cannot be combined with adjacency")
     if adjacency is not None:
