@@ -128,6 +128,7 @@ def _run_highs(
     start: np.ndarray | None,
     options: dict[str, Any] | None = None,
     soft_time_limit: float | None = None,
+    soft_stall: float = 0.0,
 ) -> _Run:
     """Solve the all-integer MIP ``min c z, row_lo <= a z <= row_hi, lb <= z <= ub``
     (``soft_time_limit``: interrupt once past it with a plan, see :func:`solve_exact`)."""
@@ -163,10 +164,14 @@ def _run_highs(
         h.setSolution(sol)
     if soft_time_limit is not None:
         soft = float(soft_time_limit)
+        last = [np.inf, 0.0]  # the incumbent's cost and when it was found
 
         def _stop_with_a_plan(event: Any) -> None:
             out = event.data_out
-            if out.running_time >= soft and np.isfinite(out.mip_primal_bound):
+            now, primal = float(out.running_time), float(out.mip_primal_bound)
+            if primal < last[0]:
+                last[0], last[1] = primal, now
+            if now >= soft and np.isfinite(primal) and now - last[1] >= soft_stall:
                 event.interrupt()
 
         h.cbMipInterrupt.subscribe(_stop_with_a_plan)
@@ -444,6 +449,7 @@ def solve_exact(
     initial: Solution | None = None,
     adjacency: Any = None,
     soft_time_limit: float | None = None,
+    soft_stall: float = 0.0,
 ) -> Solution:
     """Solve the MIP to optimality (or to the time limit) with HiGHS.
 
@@ -519,6 +525,7 @@ def solve_exact(
         )
         if adjacency is not None:
             raise InputError("soft_time_limit cannot be combined with adjacency")
+        soft_stall = float(check_time_limit(soft_stall, "soft_stall", allow_none=False) or 0.0)
     if adjacency is not None:
         return _solve_contiguous(
             problem, mdl, idx, lb, ub, adjacency, initial, time_limit, mip_rel_gap, pairs, t0
@@ -535,6 +542,7 @@ def solve_exact(
         mip_rel_gap=mip_rel_gap,
         start=start,
         soft_time_limit=soft_time_limit,
+        soft_stall=soft_stall,
     )
     _raise_for(run, p, time_limit, t0)
     assert run.x is not None

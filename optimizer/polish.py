@@ -65,8 +65,10 @@ _MIP_SHARE = 0.8
 #: territories on (fewer: a neighbourhood of two territories is most of the problem)
 LNS_MIN_P = 5
 #: the full MIP's soft limit (share of the MIP time): past it, HiGHS is stopped as soon as it
-#: has a plan and the neighbourhood search takes over
-_FIRST_SHARE = 0.5
+#: has a plan that has not improved for ``_STALL_SHARE`` of the MIP time, and the
+#: neighbourhood search takes over
+_FIRST_SHARE = 0.4
+_STALL_SHARE = 0.15
 #: seconds left for the full MIP after the neighbourhood search (at the end of the budget)
 _FINAL_MIP_SECONDS = 3.0
 #: neighbourhoods grow by this factor each time a pass converges (up to half the areas)
@@ -362,6 +364,7 @@ def polish(
                     max_variables=10**8,
                     initial=best,
                     soft_time_limit=_FIRST_SHARE * mip_time if lns else None,
+                    soft_stall=_STALL_SHARE * mip_time,
                     **side,
                 )
                 mip_bound = _mip_bound(ex, mip_bound)

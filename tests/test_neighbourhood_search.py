@@ -137,6 +137,7 @@ def test_polish_with_the_neighbourhood_phase_is_feasible_and_bounded(
     # force the path: the full MIP stops at its first plan, the neighbourhood search runs
     # on every size, then the full MIP again; the certificate must still bound the optimum
     monkeypatch.setattr(polish_mod, "_FIRST_SHARE", 0.0)
+    monkeypatch.setattr(polish_mod, "_STALL_SHARE", 0.0)
     monkeypatch.setattr(polish_mod, "LNS_MIN_P", 2)
     monkeypatch.setattr(polish_mod, "_FINAL_MIP_SECONDS", 0.0)
     rng = np.random.default_rng(seed)
