@@ -8,7 +8,15 @@ constraints:
   a minute; measured by ``scripts/bench_quality.py``): the exact MIP
   (:func:`optimizer.exact.solve_exact`) with the run's fixed centers, forbidden centers and
   locked areas, started from the heuristic plan (HiGHS's first incumbent, through
-  ``highspy``), so it never ends with a worse plan;
+  ``highspy``), so it never ends with a worse plan. Without contiguity and from
+  :data:`LNS_MIN_P` territories on, the MIP has a soft limit: once past 40 % of its time with
+  a plan that has not improved for 15 % of it, HiGHS is interrupted and the MIP
+  neighbourhood search (:func:`optimizer.lns.neighbourhood_search`: groups of neighbouring
+  territories re-solved exactly, the groups growing each time a pass converges) improves
+  its plan; the full MIP then runs again from the result with the time left (its dual bound,
+  or the first run's if larger, is the certificate). With many small territories and a
+  tight tolerance (RI ZCTAs, p = 20) the tree search stalls for tens of seconds between
+  plans while the neighbourhood search moves several centers at once within a group;
 * when contiguity is required, up to :data:`CONTIGUOUS_MAX_N` areas (and every candidate
   that may be a center is an area): the *contiguous* MIP instead (the rooted model of
   :mod:`optimizer.exact`: territories connected around their center areas, islands whole),
@@ -214,6 +222,7 @@ def polish(
     exact_max_n: int = EXACT_MAX_N,
     bound: str = "auto",
     contiguous_max_n: int | None = None,
+    neighbourhood: bool = True,
 ) -> Solution:
     """Improve ``solution`` with a (restricted) MIP and certify it (module docstring).
 
@@ -238,6 +247,10 @@ def polish(
     bound
         ``"auto"``, ``"lp"``, ``"lagrangian"`` (see :func:`optimizer.bounds.global_lower_bound`)
         or ``"none"``.
+    neighbourhood
+        Let the neighbourhood search (:mod:`optimizer.lns`) take over from a stalled full
+        MIP (from :data:`LNS_MIN_P` territories on, without contiguity); ``False``: the full
+        MIP alone (the behaviour before it existed).
 
     Returns
     -------
@@ -357,7 +370,7 @@ def polish(
             if full:
                 # the full MIP; when it has not proved the optimum by the soft limit, the
                 # neighbourhood search from its plan, then the full MIP again from that plan
-                lns = not require_contiguity and problem.p >= LNS_MIN_P
+                lns = neighbourhood and not require_contiguity and problem.p >= LNS_MIN_P
                 ex = solve_exact(
                     problem,
                     time_limit=mip_time,

@@ -16,6 +16,9 @@ Rows per case, all on the same :class:`optimizer.TerritoryProblem`:
   contiguity (``--time-limit`` 10 s) and :func:`optimizer.polish.polish` (20 s: the exact MIP
   up to 250 areas, a restricted MIP beyond, and the bound on the whole problem);
 * ``default-free``: the same without contiguity (comparable with the MIP, which has none);
+* ``free-mip-only`` (``--baseline``): ``default-free`` with ``polish(neighbourhood=False)``,
+  the polish before the MIP neighbourhood search (:mod:`optimizer.lns`): the full MIP alone
+  for the whole budget, measured in the same run as the baseline;
 * ``exact``: the MIP alone (:func:`optimizer.solve_exact`, ``--exact-time`` seconds): the
   proved optimum, or its best plan and dual bound at the limit;
 * ``exact-contig`` (up to ``--contig-max-n`` areas): the rooted contiguity MIP
@@ -141,7 +144,12 @@ def _problem(w: np.ndarray, xy: np.ndarray, cost: Any, p: int, tol: float) -> Te
 
 
 def _default(
-    prob: TerritoryProblem, adj: Any, contiguous: bool, ls_time: float, polish_time: float
+    prob: TerritoryProblem,
+    adj: Any,
+    contiguous: bool,
+    ls_time: float,
+    polish_time: float,
+    neighbourhood: bool = True,
 ) -> optimizer.Solution:
     """The steps of ``design_territories`` with its defaults (no side constraints)."""
     t0 = time.perf_counter()
@@ -155,7 +163,14 @@ def _default(
         time_limit=ls_time,
     )
     ls = optimizer.evaluate(prob, res.assignment, res.centers, method="la+local-search")
-    out = polish(prob, ls, time_limit=polish_time, adjacency=adj, require_contiguity=contiguous)
+    out = polish(
+        prob,
+        ls,
+        time_limit=polish_time,
+        adjacency=adj,
+        require_contiguity=contiguous,
+        neighbourhood=neighbourhood,
+    )
     out.seconds = time.perf_counter() - t0
     return out
 
@@ -200,6 +215,7 @@ def _row(
 def _territories(args: argparse.Namespace) -> None:
     summary: dict[str, list[float]] = {
         "default-free": [],
+        "free-mip-only": [],
         "default": [],
         "LA": [],
         "default vs contiguous optimum": [],
@@ -234,9 +250,12 @@ def _territories(args: argparse.Namespace) -> None:
             t = time.perf_counter()
             la = solve(prob, "la")
             rows.append(("LA", la, time.perf_counter() - t))
-            for label, contiguous in (("default", True), ("default-free", False)):
+            runs = [("default", True, True), ("default-free", False, True)]
+            if args.baseline:
+                runs.append(("free-mip-only", False, False))
+            for label, contiguous, nbh in runs:
                 t = time.perf_counter()
-                sol = _default(prob, adj, contiguous, args.ls_time, args.polish_time)
+                sol = _default(prob, adj, contiguous, args.ls_time, args.polish_time, nbh)
                 rows.append((label, sol, time.perf_counter() - t))
             if ex is not None:
                 rows.append(("exact", ex, t_ex))
@@ -402,6 +421,11 @@ def main() -> None:
     ap.add_argument("--exact-time", type=float, default=60.0)
     ap.add_argument("--ls-time", type=float, default=10.0, help="local search (pipeline default)")
     ap.add_argument("--polish-time", type=float, default=20.0, help="polish (pipeline default)")
+    ap.add_argument(
+        "--baseline",
+        action="store_true",
+        help="add the free-mip-only row: the polish without the neighbourhood search",
+    )
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     ap.add_argument("--cap-time", type=float, default=5.0)
     ap.add_argument(
