@@ -24,7 +24,8 @@ cost, and two certificates: ``lower_bound`` / ``optimality_gap``, a bound on the
 ``allocation_gap``, the TRANSP bound for the chosen centers only (no optimality certificate).
 
 :func:`optimizer.polish.polish` spends a time budget on a (restricted) exact MIP after any
-heuristic and attaches the certificates; it is what the application's default runs.
+heuristic, with the MIP neighbourhood search of :mod:`optimizer.lns` when the MIP stalls, and
+attaches the certificates; it is what the application's default runs.
 
 After any of them, :func:`optimizer.local.local_search` improves balance, drive time and
 (against an existing alignment) disruption, keeping contiguity when required

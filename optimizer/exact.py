@@ -129,6 +129,7 @@ def _run_highs(
     options: dict[str, Any] | None = None,
     soft_time_limit: float | None = None,
     soft_stall: float = 0.0,
+    soft_min_gap: float = 0.0,
 ) -> _Run:
     """Solve the all-integer MIP ``min c z, row_lo <= a z <= row_hi, lb <= z <= ub``
     (``soft_time_limit``: interrupt once past it with a plan, see :func:`solve_exact`)."""
@@ -171,7 +172,12 @@ def _run_highs(
             now, primal = float(out.running_time), float(out.mip_primal_bound)
             if primal < last[0]:
                 last[0], last[1] = primal, now
-            if now >= soft and np.isfinite(primal) and now - last[1] >= soft_stall:
+            if (
+                now >= soft
+                and np.isfinite(primal)
+                and now - last[1] >= soft_stall
+                and float(out.mip_gap) >= soft_min_gap
+            ):
                 event.interrupt()
 
         h.cbMipInterrupt.subscribe(_stop_with_a_plan)
@@ -450,6 +456,7 @@ def solve_exact(
     adjacency: Any = None,
     soft_time_limit: float | None = None,
     soft_stall: float = 0.0,
+    soft_min_gap: float = 0.0,
 ) -> Solution:
     """Solve the MIP to optimality (or to the time limit) with HiGHS.
 
@@ -526,6 +533,8 @@ def solve_exact(
         if adjacency is not None:
             raise InputError("soft_time_limit cannot be combined with adjacency")
         soft_stall = float(check_time_limit(soft_stall, "soft_stall", allow_none=False) or 0.0)
+        if not 0.0 <= float(soft_min_gap) < 1.0:
+            raise InputError(f"soft_min_gap must be in [0, 1), got {soft_min_gap!r}")
     if adjacency is not None:
         return _solve_contiguous(
             problem, mdl, idx, lb, ub, adjacency, initial, time_limit, mip_rel_gap, pairs, t0
@@ -543,6 +552,7 @@ def solve_exact(
         start=start,
         soft_time_limit=soft_time_limit,
         soft_stall=soft_stall,
+        soft_min_gap=float(soft_min_gap),
     )
     _raise_for(run, p, time_limit, t0)
     assert run.x is not None

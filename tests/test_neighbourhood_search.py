@@ -128,6 +128,8 @@ def test_soft_time_limit_stops_the_mip_at_a_plan() -> None:
         assert first.cost >= full.cost - 1e-6
     with pytest.raises(InputError, match="soft_time_limit"):
         solve_exact(prob, soft_time_limit=-1.0)
+    with pytest.raises(InputError, match="soft_min_gap"):
+        solve_exact(prob, soft_time_limit=1.0, soft_min_gap=1.5)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -138,6 +140,7 @@ def test_polish_with_the_neighbourhood_phase_is_feasible_and_bounded(
     # on every size, then the full MIP again; the certificate must still bound the optimum
     monkeypatch.setattr(polish_mod, "_FIRST_SHARE", 0.0)
     monkeypatch.setattr(polish_mod, "_STALL_SHARE", 0.0)
+    monkeypatch.setattr(polish_mod, "_SOFT_MIN_GAP", 0.0)
     monkeypatch.setattr(polish_mod, "LNS_MIN_P", 2)
     monkeypatch.setattr(polish_mod, "_FINAL_MIP_SECONDS", 0.0)
     rng = np.random.default_rng(seed)
