@@ -10,7 +10,7 @@ constraints:
   locked areas, started from the heuristic plan (HiGHS's first incumbent, through
   ``highspy``), so it never ends with a worse plan. Without contiguity and from
   :data:`LNS_MIN_P` territories on, the MIP has a soft limit: once past 40 % of its time with
-  a plan that has not improved for 15 % of it and a gap of 1 % or more, HiGHS is
+  a plan that has not improved for 5 % of it and a gap of 1 % or more, HiGHS is
   interrupted and the MIP
   neighbourhood search (:func:`optimizer.lns.neighbourhood_search`: groups of neighbouring
   territories re-solved exactly, the groups growing each time a pass converges) improves
@@ -77,7 +77,7 @@ LNS_MIN_P = 5
 #: has a plan that has not improved for ``_STALL_SHARE`` of the MIP time, and the
 #: neighbourhood search takes over
 _FIRST_SHARE = 0.4
-_STALL_SHARE = 0.15
+_STALL_SHARE = 0.05
 #: ... and only while its gap is at least this (a MIP closer to its proof keeps its time:
 #: measured on RI ZCTAs p = 8 and 12, proved in 6-11 s on a loaded machine)
 _SOFT_MIN_GAP = 0.01
@@ -389,10 +389,13 @@ def polish(
                 if ex.details.get("status") == "soft-limit":
                     facts["first_mip"] = {"cost": ex.cost, "seconds": ex.seconds}
                     first = ex if ex.within_bounds or not best.within_bounds else best
-                    end = t0 + mip_time - _FINAL_MIP_SECONDS
-                    ex = _neighbourhood_phase(problem, first, end, facts, side)
-                    left = mip_time - (time.perf_counter() - t0)
-                    if left >= 0.5:
+                    # with the MIP's bound in hand, the time kept for the bound is free too
+                    end = t0 + (time_limit - 0.5 if mip_bound is not None else mip_time)
+                    left = end - time.perf_counter()
+                    reserve = _FINAL_MIP_SECONDS if left > 3 * _FINAL_MIP_SECONDS else 0.0
+                    ex = _neighbourhood_phase(problem, first, end - reserve, facts, side)
+                    left = end - time.perf_counter()
+                    if left >= 1.0:
                         again = solve_exact(
                             problem, time_limit=left, max_variables=10**8, initial=ex, **side
                         )
