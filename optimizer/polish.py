@@ -8,8 +8,9 @@ constraints:
   a minute; measured by ``scripts/bench_quality.py``): the exact MIP
   (:func:`optimizer.exact.solve_exact`) with the run's fixed centers, forbidden centers and
   locked areas, started from the heuristic plan (HiGHS's first incumbent, through
-  ``highspy``), so it never ends with a worse plan. Without contiguity and from
-  :data:`LNS_MIN_P` territories on, the MIP has a soft limit: once past 40 % of its time with
+  ``highspy``), so it never ends with a worse plan. Without contiguity, from
+  :data:`LNS_MIN_P` territories on and with at most :data:`LNS_MAX_AREAS_PER_TERRITORY`
+  areas per territory on average, the MIP has a soft limit: once past 40 % of its time with
   a plan that has not improved for 5 % of it and a gap of 1 % or more, HiGHS is
   interrupted and the MIP
   neighbourhood search (:func:`optimizer.lns.neighbourhood_search`: groups of neighbouring
@@ -54,7 +55,14 @@ from optimizer.problem import TerritoryProblem
 from optimizer.solution import Solution, evaluate
 from optimizer.transp import solve_transp
 
-__all__ = ["CONTIGUOUS_MAX_N", "EXACT_MAX_N", "LNS_MIN_P", "allocation_bound", "polish"]
+__all__ = [
+    "CONTIGUOUS_MAX_N",
+    "EXACT_MAX_N",
+    "LNS_MAX_AREAS_PER_TERRITORY",
+    "LNS_MIN_P",
+    "allocation_bound",
+    "polish",
+]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +81,11 @@ _MIP_SHARE = 0.8
 #: the neighbourhood search (:mod:`optimizer.lns`) runs before the full MIP from this many
 #: territories on (fewer: a neighbourhood of two territories is most of the problem)
 LNS_MIN_P = 5
+#: ... and only while territories average at most this many areas (half a neighbourhood of
+#: :data:`optimizer.lns.TARGET_AREAS`: a neighbourhood then spans several territories; with
+#: larger territories it holds two and the full MIP does better: measured on Porto parishes
+#: p = 12, 14 areas per territory, in docs/benchmarks.md)
+LNS_MAX_AREAS_PER_TERRITORY = TARGET_AREAS / 2
 #: the full MIP's soft limit (share of the MIP time): past it, HiGHS is stopped as soon as it
 #: has a plan that has not improved for ``_STALL_SHARE`` of the MIP time, and the
 #: neighbourhood search takes over
@@ -253,8 +266,9 @@ def polish(
         or ``"none"``.
     neighbourhood
         Let the neighbourhood search (:mod:`optimizer.lns`) take over from a stalled full
-        MIP (from :data:`LNS_MIN_P` territories on, without contiguity); ``False``: the full
-        MIP alone (the behaviour before it existed).
+        MIP (from :data:`LNS_MIN_P` territories on, up to
+        :data:`LNS_MAX_AREAS_PER_TERRITORY` areas per territory, without contiguity);
+        ``False``: the full MIP alone (the behaviour before it existed).
 
     Returns
     -------
@@ -374,7 +388,12 @@ def polish(
             if full:
                 # the full MIP; when it has not proved the optimum by the soft limit, the
                 # neighbourhood search from its plan, then the full MIP again from that plan
-                lns = neighbourhood and not require_contiguity and problem.p >= LNS_MIN_P
+                lns = (
+                    neighbourhood
+                    and not require_contiguity
+                    and problem.p >= LNS_MIN_P
+                    and n <= LNS_MAX_AREAS_PER_TERRITORY * problem.p
+                )
                 ex = solve_exact(
                     problem,
                     time_limit=mip_time,

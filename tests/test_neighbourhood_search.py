@@ -142,6 +142,7 @@ def test_polish_with_the_neighbourhood_phase_is_feasible_and_bounded(
     monkeypatch.setattr(polish_mod, "_STALL_SHARE", 0.0)
     monkeypatch.setattr(polish_mod, "_SOFT_MIN_GAP", 0.0)
     monkeypatch.setattr(polish_mod, "LNS_MIN_P", 2)
+    monkeypatch.setattr(polish_mod, "LNS_MAX_AREAS_PER_TERRITORY", 100)
     monkeypatch.setattr(polish_mod, "_FINAL_MIP_SECONDS", 0.0)
     rng = np.random.default_rng(seed)
     n, p = 8, int(rng.integers(2, 4))
