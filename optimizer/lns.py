@@ -13,7 +13,7 @@ Why: with many small territories and a tight tolerance (RI ZCTAs, ``p = 20``, fo
 territory, 5 %) the full MIP's branch and bound spends tens of seconds between incumbents,
 while the balance constraints couple only neighbouring territories; exact moves of several
 centers and areas at once within such a group find what single swaps and the tree search miss
-(measured in ``docs/benchmarks.md``, "MIP neighbourhood search").
+(measured in ``docs/benchmarks.md``, "Solution quality with the MIP neighbourhood search").
 
 :func:`repair_balance` uses the same sub-MIP to bring a plan that breaks the balance bounds
 within them: ``S`` = the territories out of bounds and their nearest neighbours.

@@ -14,7 +14,8 @@ Rows per case, all on the same :class:`optimizer.TerritoryProblem`:
 * ``LA``: location–allocation alone (:func:`optimizer.solve`, ``"la"``, one start);
 * ``default``: what ``design_territories`` runs by default: LA, the tabu local search with
   contiguity (``--time-limit`` 10 s) and :func:`optimizer.polish.polish` (20 s: the exact MIP
-  up to 250 areas, a restricted MIP beyond, and the bound on the whole problem);
+  up to 250 areas, with the MIP neighbourhood search of :mod:`optimizer.lns` when it stalls
+  on many small territories, a restricted MIP beyond, and the bound on the whole problem);
 * ``default-free``: the same without contiguity (comparable with the MIP, which has none);
 * ``free-mip-only`` (``--baseline``): ``default-free`` with ``polish(neighbourhood=False)``,
   the polish before the MIP neighbourhood search (:mod:`optimizer.lns`): the full MIP alone
