@@ -27,11 +27,9 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import networkx as nx
 import numpy as np
-import pandas as pd
 
 from roadnet.build import RawArcs, compile_arcs, release_free_heap, utm_crs_for
 from roadnet.exceptions import (
@@ -46,6 +44,13 @@ from roadnet.exceptions import (
 from roadnet.graph import CompiledGraph
 from roadnet.settings import default_cache_dir, settings
 from roadnet.speed import MIN_TRAVEL_SECONDS, SpeedProfile
+
+if TYPE_CHECKING:
+    import networkx as nx
+    import pandas as pd
+
+    #: A tag table: a DataFrame, or a dict of equal-length object arrays (one per tag).
+    TagTable = pd.DataFrame | dict[str, np.ndarray]
 
 __all__ = [
     "AUTO_OSMIUM_BYTES",
@@ -138,15 +143,43 @@ def _first_class(values: Iterable[Any]) -> np.ndarray:
     return np.asarray([s.split(";")[0].strip() for s in _norm(values)], dtype=object)
 
 
-def _drivable(tags: pd.DataFrame) -> np.ndarray:
+def _tag_rows(tags: TagTable) -> int:
+    """Number of rows of a tag table (a DataFrame or a dict of equal-length arrays)."""
+    if isinstance(tags, dict):
+        return len(next(iter(tags.values()))) if tags else 0
+    return len(tags)
+
+
+def _tag_column(tags: TagTable, name: str) -> np.ndarray | None:
+    """Column ``name`` of a tag table as an array, ``None`` when the table has no such tag."""
+    if name not in tags:  # a DataFrame's ``in`` looks at its columns, a dict's at its keys
+        return None
+    col = tags[name]
+    return np.asarray(col) if isinstance(col, np.ndarray) else col.to_numpy()
+
+
+def _factorize_first(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+    """Codes of ``values`` (hashable, none missing) numbered by first appearance, and the
+    distinct values in that order (``pandas.factorize`` of such values)."""
+    index: dict[Any, int] = {}
+    codes = np.fromiter(
+        (index.setdefault(v, len(index)) for v in values.tolist()),
+        dtype=np.intp,
+        count=values.shape[0],
+    )
+    return codes, list(index)
+
+
+def _drivable(tags: TagTable) -> np.ndarray:
     """Boolean mask of the drive filter (see module docstring) over a tag table."""
+    n = _tag_rows(tags)
 
     def col(name: str) -> np.ndarray:
-        if name in tags.columns:
-            return _norm(tags[name].to_numpy())
-        return np.full(len(tags), "", dtype=object)
+        values = _tag_column(tags, name)
+        return _norm(values) if values is not None else np.full(n, "", dtype=object)
 
-    hw = _first_class(tags["highway"].to_numpy()) if "highway" in tags.columns else col("x")
+    highway = _tag_column(tags, "highway")
+    hw = _first_class(highway) if highway is not None else col("x")
     ok = (hw != "") & ~np.isin(hw, list(DRIVE_EXCLUDED_HIGHWAYS))
     ok &= col("area") != "yes"
     ok &= col("access") != "private"
@@ -156,12 +189,14 @@ def _drivable(tags: pd.DataFrame) -> np.ndarray:
     return ok
 
 
-def _directions(tags: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def _directions(tags: TagTable) -> tuple[np.ndarray, np.ndarray]:
     """(forward allowed, backward allowed) per way segment, by the module's one-way rule."""
-    n = len(tags)
-    oneway = _norm(tags["oneway"].to_numpy()) if "oneway" in tags.columns else np.full(n, "")
-    junction = _norm(tags["junction"].to_numpy()) if "junction" in tags.columns else np.full(n, "")
-    hw = _first_class(tags["highway"].to_numpy())
+    n = _tag_rows(tags)
+    col = _tag_column(tags, "oneway")
+    oneway = _norm(col) if col is not None else np.full(n, "")
+    col = _tag_column(tags, "junction")
+    junction = _norm(col) if col is not None else np.full(n, "")
+    hw = _first_class(cast("np.ndarray", _tag_column(tags, "highway")))
     fwd_only = np.isin(oneway, list(_FORWARD))
     back_only = np.isin(oneway, list(_BACKWARD))
     both = np.isin(oneway, list(_BOTH))
@@ -180,7 +215,7 @@ def _arcs_from_segments(
     seg_u: np.ndarray,
     seg_v: np.ndarray,
     metres: np.ndarray,
-    tags: pd.DataFrame,
+    tags: TagTable,
     osmid: np.ndarray,
     profile: SpeedProfile,
     geometry: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
@@ -188,9 +223,10 @@ def _arcs_from_segments(
 ) -> tuple[RawArcs, dict[str, Any]]:
     """Directed raw arcs from undirected way segments and their tags.
 
-    ``tags`` holds one row per segment, or, with ``seg_tags``, one row per distinct tag
-    combination and ``seg_tags[i]`` is the row of segment ``i`` (the streaming PBF reader stores
-    each combination once). Both give the same arcs, codes and statistics.
+    ``tags`` (a DataFrame, or a dict of equal-length object arrays, one per tag) holds one row
+    per segment, or, with ``seg_tags``, one row per distinct tag combination and
+    ``seg_tags[i]`` is the row of segment ``i`` (the streaming PBF reader stores each
+    combination once). Both give the same arcs, codes and statistics.
     """
     n_seg = len(seg_u)
     if seg_tags is None:
@@ -198,20 +234,22 @@ def _arcs_from_segments(
         weights = None
     else:
         rows = np.asarray(seg_tags, dtype=np.int64)
-        weights = np.bincount(rows, minlength=len(tags))
+        weights = np.bincount(rows, minlength=_tag_rows(tags))
     keep = _drivable(tags)[rows]
     keep &= (seg_u >= 0) & (seg_v >= 0) & np.isfinite(metres)
     fwd_t, back_t = _directions(tags)
     forward = fwd_t[rows] & keep
     backward = back_t[rows] & keep
+    highway = cast("np.ndarray", _tag_column(tags, "highway"))
+    maxspeed = _tag_column(tags, "maxspeed")
     speeds_t, stats = profile.edge_speeds(
-        tags["highway"].to_numpy(),
-        tags["maxspeed"].to_numpy() if "maxspeed" in tags.columns else np.full(len(tags), None),
+        highway,
+        maxspeed if maxspeed is not None else np.full(len(highway), None),
         weights=weights,
     )
     seconds = np.maximum(np.asarray(metres, float) / (speeds_t[rows] / 3.6), MIN_TRAVEL_SECONDS)
     # class codes numbered by first appearance over the segments, whatever the row layout
-    row_codes, row_classes = pd.factorize(_first_class(tags["highway"].to_numpy()))
+    row_codes, row_classes = _factorize_first(_first_class(highway))
     seg_codes = np.asarray(row_codes)[rows]
     del rows
     present, first_at = np.unique(seg_codes, return_index=True)
@@ -337,7 +375,8 @@ class PbfSegments:
     osmid
         OSM way id of each segment.
     tags
-        Tag table: one row per segment, or per distinct tag combination with ``seg_tags``.
+        Tag table (a DataFrame, or a dict of equal-length object arrays, one per tag): one
+        row per segment, or per distinct tag combination with ``seg_tags``.
     seg_tags
         Row of ``tags`` of each segment, or ``None`` when ``tags`` has a row per segment.
     timestamp
@@ -351,7 +390,7 @@ class PbfSegments:
     seg_v: np.ndarray
     metres: np.ndarray
     osmid: np.ndarray
-    tags: pd.DataFrame
+    tags: TagTable
     seg_tags: np.ndarray | None
     timestamp: int
 
@@ -666,7 +705,10 @@ def _read_pbf_osmium(
     seg_u = rank[np.searchsorted(ids_sorted, refs[si])]
     seg_v = rank[np.searchsorted(ids_sorted, refs[si + 1])]
     metres = _segment_lengths(lon, lat, seg_u, seg_v)
-    tags = pd.DataFrame(combo_rows, columns=list(_WAY_TAG_KEYS), dtype=object)
+    tags: dict[str, np.ndarray] = {}
+    for j, key in enumerate(_WAY_TAG_KEYS):
+        tags[key] = np.empty(len(combo_rows), dtype=object)
+        tags[key][:] = [row[j] for row in combo_rows]
     return PbfSegments(
         node_ids=node_ids,
         lon=lon,
@@ -686,6 +728,7 @@ def _read_pbf_pyrosm(
 ) -> PbfSegments:
     """Read a PBF with pyrosm (whole file in memory); ``region`` keeps the ways with a node
     inside it, as the streaming reader does."""
+    import pandas as pd
     import pyrosm
     import shapely
 
@@ -891,6 +934,8 @@ def _raw_from_networkx(
     G: nx.MultiDiGraph, profile: SpeedProfile, *, travel_time_attr: str | None = None
 ) -> tuple[RawArcs, dict[str, Any]]:
     """Raw arcs from an osmnx-style MultiDiGraph (nodes with x/y in lon/lat)."""
+    import pandas as pd
+
     crs = str(G.graph.get("crs", "EPSG:4326")).lower()
     if crs not in {"epsg:4326", "wgs84"}:
         raise GraphSourceError(
@@ -941,7 +986,7 @@ def _raw_from_networkx(
     if travel_time_attr:
         given = pd.to_numeric(tags["tt"], errors="coerce").to_numpy(float)
         seconds = np.where(np.isfinite(given), given, seconds)
-    hw_codes, hw_classes = pd.factorize(_first_class(tags["highway"].to_numpy()))
+    hw_codes, hw_classes = _factorize_first(_first_class(tags["highway"].to_numpy()))
     raw = RawArcs(
         node_ids=node_ids,
         lon=lon,
@@ -993,6 +1038,7 @@ def graph_to_networkx(graph: CompiledGraph) -> nx.MultiDiGraph:
     ``travel_time`` (s), ``speed_kph`` and ``geometry`` (a shapely LineString in lon/lat).
     ``graph_from_networkx(graph_to_networkx(g))`` gives back the same routing graph.
     """
+    import networkx as nx
     import pyproj
     import shapely
 
@@ -1056,6 +1102,8 @@ def _compile_osmnx_raw(
     PBF file's (:func:`_arcs_from_segments`), so that every source gives the same network
     (osmnx's own rule makes untagged motorways and ``junction=circular`` two-way).
     """
+    import pandas as pd
+
     cols = [*_FILTER_COLUMNS, "oneway", "junction", "maxspeed"]
     edges = list(G.edges(data=True))
     tags = pd.DataFrame([{c: d.get(c) for c in cols} for _, _, d in edges], columns=cols)
