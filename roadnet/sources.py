@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from roadnet.build import RawArcs, compile_arcs, release_free_heap, utm_crs_for
+from roadnet.build import (
+    RawArcs,
+    compile_arcs,
+    map_large_allocations,
+    release_free_heap,
+    utm_crs_for,
+)
 from roadnet.exceptions import (
     ClipError,
     DownloadUnavailableError,
@@ -228,6 +234,24 @@ def _arcs_from_segments(
     ``seg_tags[i]`` is the row of segment ``i`` (the streaming PBF reader stores each
     combination once). Both give the same arcs, codes and statistics.
     """
+    segs = PbfSegments(node_ids, lon, lat, seg_u, seg_v, metres, osmid, tags, seg_tags, 0)
+    return _raw_arcs(segs, profile, geometry)
+
+
+def _raw_arcs(
+    segs: PbfSegments,
+    profile: SpeedProfile,
+    geometry: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    *,
+    consume: bool = False,
+) -> tuple[RawArcs, dict[str, Any]]:
+    """:func:`_arcs_from_segments` of a reader's segments; with ``consume`` the per-segment
+    arrays of ``segs`` are released (set to ``None``) as soon as they are used, so that a
+    country-size build does not hold the segments and the arcs made from them at once."""
+    node_ids, lon, lat, tags = segs.node_ids, segs.lon, segs.lat, segs.tags
+    seg_u, seg_v, metres, seg_tags = segs.seg_u, segs.seg_v, segs.metres, segs.seg_tags
+    if consume:
+        segs.seg_u = segs.seg_v = segs.metres = segs.seg_tags = None  # type: ignore[assignment]
     n_seg = len(seg_u)
     if seg_tags is None:
         rows = np.arange(n_seg)
@@ -235,6 +259,7 @@ def _arcs_from_segments(
     else:
         rows = np.asarray(seg_tags, dtype=np.int64)
         weights = np.bincount(rows, minlength=_tag_rows(tags))
+    del seg_tags
     keep = _drivable(tags)[rows]
     keep &= (seg_u >= 0) & (seg_v >= 0) & np.isfinite(metres)
     fwd_t, back_t = _directions(tags)
@@ -270,17 +295,31 @@ def _arcs_from_segments(
 
         n_f, n_b = int(forward.sum()), int(backward.sum())
         pos = np.int32 if len(node_ids) < 2**31 else np.int64
+        # each per-segment array is dropped once its arcs are made (see ``consume``)
+        arc_u, arc_v = both(seg_u, seg_v, pos), both(seg_v, seg_u, pos)
+        del seg_u, seg_v
+        arc_metres = both(metres, metres, np.float64)
+        del metres
+        arc_seconds = both(seconds, seconds, np.float64)
+        del seconds
+        arc_highway = both(hw_codes, hw_codes, np.int16)
+        del hw_codes
+        osmid = segs.osmid
+        if consume:
+            segs.osmid = None  # type: ignore[assignment]
+        arc_osmid = both(osmid, osmid, np.int64)
+        del osmid
         raw = RawArcs.straight(
             node_ids,
             lon,
             lat,
-            u=both(seg_u, seg_v, pos),
-            v=both(seg_v, seg_u, pos),
-            metres=both(metres, metres, np.float64),
-            seconds=both(seconds, seconds, np.float64),
-            highway=both(hw_codes, hw_codes, np.int16),
+            u=arc_u,
+            v=arc_v,
+            metres=arc_metres,
+            seconds=arc_seconds,
+            highway=arc_highway,
             highway_classes=[str(c) for c in hw_classes],
-            osmid=both(osmid, osmid, np.int64),
+            osmid=arc_osmid,
         )
     else:
         f, b = np.flatnonzero(forward), np.flatnonzero(backward)
@@ -305,7 +344,7 @@ def _arcs_from_segments(
             seconds=seconds[idx],
             highway=hw_codes[idx].astype(np.int16),
             highway_classes=[str(c) for c in hw_classes],
-            osmid=np.asarray(osmid, np.int64)[idx],
+            osmid=np.asarray(segs.osmid, np.int64)[idx],
             geom_indptr=new_ptr.astype(np.int64),
             geom_lon=glon[src],
             geom_lat=glat[src],
@@ -354,6 +393,11 @@ _WAY_TAG_KEYS = (
     "junction",
     "maxspeed",
 )
+#: The osmium location index of ``node_index=None``: the first of these osmium has. Measured at
+#: K = 64 tiles of Malta (21.4M file nodes, docs/scaling.md): the streaming pass peaks at
+#: 637 MB with ``sparse_mmap_array`` and 661 MB with ``sparse_mem_array``, whose last doubling
+#: holds the old and the new array at once.
+_DEFAULT_NODE_INDEXES = ("sparse_mmap_array", "sparse_mem_array")
 #: osmium's value of an undefined coordinate (node missing from the file).
 _UNDEFINED_COORD = 2147483647
 #: Ways buffered by the streaming reader before they are clipped and packed into arrays.
@@ -569,10 +613,10 @@ def _read_pbf_osmium(
 ) -> PbfSegments:
     """Stream a PBF with pyosmium: ways with a ``highway`` tag reach Python with their nodes'
     locations (osmium's C++ location index holds the file's nodes, 16 bytes each with
-    ``sparse_mem_array``); pyrosm's driving filter is applied per distinct tag combination,
-    ways outside ``region`` (none of their nodes inside) and, with ``bbox``, ways without a
-    node in the box are dropped in chunks as they stream, so Python memory scales with the
-    kept network."""
+    ``sparse_mmap_array`` or ``sparse_mem_array``); pyrosm's driving filter is applied per
+    distinct tag combination, ways outside ``region`` (none of their nodes inside) and, with
+    ``bbox``, ways without a node in the box are dropped in chunks as they stream, so Python
+    memory scales with the kept network."""
     import osmium
     import shapely
 
@@ -684,6 +728,7 @@ def _read_pbf_osmium(
         seg_ok &= in_box[si] | in_box[si + 1]
         del lon_pt, lat_pt, in_box
     si, seg_way = si[seg_ok], seg_way[seg_ok]
+    del last, is_seg, valid, seg_ok  # each array goes once used (country-size files)
     # nodes in pyrosm's order: first occurrence in the node lists of the ways that keep a
     # segment, among the nodes the kept segments use
     has_seg = np.zeros(lens.size, dtype=bool)
@@ -702,8 +747,13 @@ def _read_pbf_osmium(
     node_ids = refs[first_pt]
     lon = xy[first_pt, 0] / 1e7
     lat = xy[first_pt, 1] / 1e7
+    del xy, first_pt, first
     seg_u = rank[np.searchsorted(ids_sorted, refs[si])]
     seg_v = rank[np.searchsorted(ids_sorted, refs[si + 1])]
+    del refs, si, rank, ids_sorted
+    osmid, seg_tags = wids[seg_way], wcombo[seg_way]
+    timestamp = int(wstamp[has_seg].max()) if has_seg.any() else 0
+    del seg_way, wids, wcombo, wstamp, has_seg, lens
     metres = _segment_lengths(lon, lat, seg_u, seg_v)
     tags: dict[str, np.ndarray] = {}
     for j, key in enumerate(_WAY_TAG_KEYS):
@@ -716,10 +766,10 @@ def _read_pbf_osmium(
         seg_u=seg_u,
         seg_v=seg_v,
         metres=metres,
-        osmid=wids[seg_way],
+        osmid=osmid,
         tags=tags,
-        seg_tags=wcombo[seg_way],
-        timestamp=int(wstamp[has_seg].max()) if has_seg.any() else 0,
+        seg_tags=seg_tags,
+        timestamp=timestamp,
     )
 
 
@@ -811,7 +861,7 @@ def graph_from_pbf(
     clip: Any = None,
     clip_buffer_km: float = DEFAULT_CLIP_BUFFER_KM,
     reader: str = "auto",
-    node_index: str = "sparse_mem_array",
+    node_index: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> CompiledGraph:
     """Compile the drive network of an OpenStreetMap ``.osm.pbf`` file.
@@ -841,8 +891,11 @@ def graph_from_pbf(
         ``"auto"`` (osmium for files >= :data:`AUTO_OSMIUM_BYTES`, which is 0: always, as
         measured), ``"osmium"`` or ``"pyrosm"``.
     node_index
-        osmium location index type (``"sparse_mem_array"``; for planet-size files a disk-backed
-        one such as ``"sparse_file_array,/tmp/nodes.idx"``); ignored by pyrosm.
+        osmium location index type; ``None`` picks ``"sparse_mmap_array"`` where osmium has
+        it (Linux: it grows by remapping its pages, where ``"sparse_mem_array"``, the
+        fallback, copies itself on each doubling and briefly holds 1.5 times its size), for
+        planet-size files a disk-backed one such as ``"sparse_file_array,/tmp/nodes.idx"``;
+        ignored by pyrosm.
     progress
         Optional callback ``(stage, fraction)``.
 
@@ -873,6 +926,8 @@ def graph_from_pbf(
         import osmium
 
         kinds = list(osmium.index.map_types())
+        if node_index is None:
+            node_index = next(k for k in _DEFAULT_NODE_INDEXES if k in kinds)
         if not isinstance(node_index, str) or node_index.split(",")[0] not in kinds:
             raise InvalidArgumentError(
                 f"node_index must be one of {', '.join(kinds)} (a file-backed one followed by "
@@ -880,27 +935,17 @@ def graph_from_pbf(
             )
     if progress:
         progress("reading PBF", 0.0)
+    map_large_allocations()  # freed arrays go back to the system at once (peak memory)
     digest = file_sha256(p)
     if chosen == "osmium":
-        segs = _read_pbf_osmium(p, bbox, region, node_index)
+        segs = _read_pbf_osmium(p, bbox, region, cast("str", node_index))
     else:
         segs = _read_pbf_pyrosm(p, bbox, region)
     if segs.seg_u.size == 0 or not (segs.seg_u >= 0).any():
         raise GraphSourceError(f"{p} holds no drivable road{_clip_where(region, clip_buffer_km)}")
     if progress:
         progress("compiling graph", 0.5)
-    raw, info = _arcs_from_segments(
-        segs.node_ids,
-        segs.lon,
-        segs.lat,
-        segs.seg_u,
-        segs.seg_v,
-        segs.metres,
-        segs.tags,
-        segs.osmid,
-        profile,
-        seg_tags=segs.seg_tags,
-    )
+    raw, info = _raw_arcs(segs, profile, consume=True)
     if info["segments_drivable"] == 0:
         raise GraphSourceError(f"{p} holds no drivable road{_clip_where(region, clip_buffer_km)}")
     ts = segs.timestamp
