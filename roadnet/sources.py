@@ -52,11 +52,13 @@ from roadnet.settings import default_cache_dir, settings
 from roadnet.speed import MIN_TRAVEL_SECONDS, SpeedProfile
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     import networkx as nx
     import pandas as pd
 
     #: A tag table: a DataFrame, or a dict of equal-length object arrays (one per tag).
-    TagTable = pd.DataFrame | dict[str, np.ndarray]
+    TagTable: TypeAlias = pd.DataFrame | dict[str, np.ndarray]
 
 __all__ = [
     "AUTO_OSMIUM_BYTES",
