@@ -41,7 +41,7 @@ def test_package_names_load_on_first_use() -> None:
     assert roadnet.drive_time_matrix.__module__ == "roadnet.matrix"
     assert roadnet.ch.__name__ == "roadnet.ch"  # a submodule, as before
     assert "graph_from_pbf" in dir(roadnet)
-    assert roadnet.settings.override  # the settings object, not the module
+    assert isinstance(roadnet.settings, roadnet.Settings)  # the object, not the module
     with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
         _ = roadnet.no_such_name
 
@@ -54,7 +54,14 @@ def test_default_node_index_builds_the_same_graph() -> None:
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
 
 
-def _twins_by_sorting(u, v, metres, gptr, gx, gy):  # type: ignore[no-untyped-def]
+def _twins_by_sorting(
+    u: np.ndarray,
+    v: np.ndarray,
+    metres: np.ndarray,
+    gptr: np.ndarray,
+    gx: np.ndarray,
+    gy: np.ndarray,
+) -> np.ndarray:
     """The plain version: sort the arcs by the whole class, then pair in one walk."""
     a = u.shape[0]
     fwd = u < v
