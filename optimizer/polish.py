@@ -16,7 +16,9 @@ constraints:
   neighbourhood search (:func:`optimizer.lns.neighbourhood_search`: groups of neighbouring
   territories re-solved exactly, the groups growing each time a pass converges) improves
   its plan; the full MIP then runs again from the result with the time left (its dual bound,
-  or the first run's if larger, is the certificate). With many small territories and a
+  or the first run's if larger, is the certificate). When the MIP's plan comes too late for
+  the soft limit, the neighbourhood search gets the time kept for the bound instead (the
+  MIP's dual bound is the certificate). With many small territories and a
   tight tolerance (RI ZCTAs, p = 20) the tree search stalls for tens of seconds between
   plans while the neighbourhood search moves several centers at once within a group;
 * when contiguity is required, up to :data:`CONTIGUOUS_MAX_N` areas (and every candidate
@@ -405,7 +407,19 @@ def polish(
                     **side,
                 )
                 mip_bound = _mip_bound(ex, mip_bound)
-                if ex.details.get("status") == "soft-limit":
+                late = (
+                    lns
+                    and ex.details.get("status") == "time-limit"
+                    and mip_bound is not None
+                    and time_limit - (time.perf_counter() - t0) >= 1.5
+                )
+                if late:
+                    # the MIP's first plan came too late for the soft limit (a loaded
+                    # machine): the time kept for the bound, which the MIP gave, goes to the
+                    # neighbourhood search from its plan
+                    facts["first_mip"] = {"cost": ex.cost, "seconds": ex.seconds}
+                    ex = _neighbourhood_phase(problem, ex, t0 + time_limit - 0.5, facts, side)
+                elif ex.details.get("status") == "soft-limit":
                     facts["first_mip"] = {"cost": ex.cost, "seconds": ex.seconds}
                     first = ex if ex.within_bounds or not best.within_bounds else best
                     # with the MIP's bound in hand, the time kept for the bound is free too
