@@ -1025,14 +1025,9 @@ def build_hierarchy(
         rank = np.full(n, -1, np.int64)
         ne, eu, ev, ew, em = _contract_serial(graph, sim_limit, settle_limit, level, rank, progress)
     pos = (n - 1 - rank).astype(np.int64)
-    pu = pos[eu[:ne]]
-    pv = pos[ev[:ne]]
-    w = ew[:ne]
-    m = em[:ne]
-    up = pv < pu
-    up_indptr, up_indices, up_w, up_m = _csr(n, pu[up], pv[up], w[up], m[up])
-    dn = ~up
-    down_indptr, down_indices, down_w, down_m = _csr(n, pv[dn], pu[dn], w[dn], m[dn])
+    (up_indptr, up_indices, up_w, up_m, down_indptr, down_indices, down_w, down_m) = _split_csr(
+        n, pos, eu[:ne], ev[:ne], ew[:ne], em[:ne]
+    )
     seconds = time.perf_counter() - t0
     shortcuts = ne - int(
         np.count_nonzero(graph.indices != np.repeat(np.arange(n), np.diff(graph.indptr)))
@@ -1072,10 +1067,62 @@ def build_hierarchy(
     )
 
 
-def _csr(
-    n: int, rows: np.ndarray, cols: np.ndarray, w: np.ndarray, m: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    order = np.lexsort((cols, rows))
-    indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-    return indptr, cols[order].astype(np.int64), w[order], m[order]
+@numba.njit(cache=True)
+def _split_csr(
+    n: int, pos: Any, eu: Any, ev: Any, ew: Any, em: Any
+) -> tuple[Any, ...]:  # pragma: no cover - compiled
+    """The upward arcs grouped by tail position and the downward ones by head position, each
+    group sorted by the other end (a counting sort, then insertion sort of the small groups);
+    ``(up_indptr, up_indices, up_w, up_m, down_indptr, down_indices, down_w, down_m)``."""
+    m = eu.shape[0]
+    up_ptr = np.zeros(n + 1, np.int64)
+    dn_ptr = np.zeros(n + 1, np.int64)
+    for e in range(m):
+        pu = pos[eu[e]]
+        pv = pos[ev[e]]
+        if pv < pu:
+            up_ptr[pu + 1] += 1
+        else:
+            dn_ptr[pv + 1] += 1
+    for i in range(n):
+        up_ptr[i + 1] += up_ptr[i]
+        dn_ptr[i + 1] += dn_ptr[i]
+    up_idx = np.empty(up_ptr[n], np.int64)
+    up_w = np.empty(up_ptr[n])
+    up_m = np.empty(up_ptr[n])
+    dn_idx = np.empty(dn_ptr[n], np.int64)
+    dn_w = np.empty(dn_ptr[n])
+    dn_m = np.empty(dn_ptr[n])
+    up_fill = up_ptr[:-1].copy()
+    dn_fill = dn_ptr[:-1].copy()
+    for e in range(m):
+        pu = pos[eu[e]]
+        pv = pos[ev[e]]
+        if pv < pu:
+            k = up_fill[pu]
+            up_fill[pu] += 1
+            up_idx[k] = pv
+            up_w[k] = ew[e]
+            up_m[k] = em[e]
+        else:
+            k = dn_fill[pv]
+            dn_fill[pv] += 1
+            dn_idx[k] = pu
+            dn_w[k] = ew[e]
+            dn_m[k] = em[e]
+    for ptr, idx, w, mm in ((up_ptr, up_idx, up_w, up_m), (dn_ptr, dn_idx, dn_w, dn_m)):
+        for i in range(n):
+            for a in range(ptr[i] + 1, ptr[i + 1]):
+                key = idx[a]
+                kw = w[a]
+                km = mm[a]
+                b = a - 1
+                while b >= ptr[i] and idx[b] > key:
+                    idx[b + 1] = idx[b]
+                    w[b + 1] = w[b]
+                    mm[b + 1] = mm[b]
+                    b -= 1
+                idx[b + 1] = key
+                w[b + 1] = kw
+                mm[b + 1] = km
+    return up_ptr, up_idx, up_w, up_m, dn_ptr, dn_idx, dn_w, dn_m

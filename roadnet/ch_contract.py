@@ -420,12 +420,12 @@ def _add_shortcuts(
 
 @numba.njit(cache=True)
 def _retire(
-    chosen: Any, r: int, out: Any, inc: Any, level: Any, rank: Any, flag: Any, nbrs: Any,
-    arcs: Any, na: int,
+    chosen: Any, r: int, out: Any, inc: Any, level: Any, prio: Any, rank: Any, flag: Any,
+    nbrs: Any, arcs: Any, na: int,
 ) -> tuple[int, int, int]:  # pragma: no cover - compiled
     """Write the chosen nodes' arcs to ``arcs`` (tail, head, seconds, metres) from ``na`` on,
-    take the nodes out of their neighbours' blocks, rank them and deepen their neighbours;
-    returns ``(next rank, neighbours written to nbrs, arcs written)``."""
+    take the nodes out of their neighbours' blocks, rank them and deepen their neighbours
+    (raising their priorities by as much); returns ``(next rank, neighbours written to nbrs, arcs written)``."""
     o_start, o_len, _, o_nbr, o_sec, o_met, _ = out
     i_start, i_len, _, i_nbr, i_sec, i_met, _ = inc
     au, av, aw, am = arcs
@@ -454,6 +454,7 @@ def _retire(
             for e in range(last, first - 1, -1):
                 x = o_nbr[e] if side == 0 else i_nbr[e]
                 if level[x] < level[v] + 1:
+                    prio[x] += level[v] + 1 - level[x]
                     level[x] = level[v] + 1
                 if not flag[x]:
                     flag[x] = True
@@ -476,6 +477,7 @@ def contract_rounds(
     limit: int,
     n_threads: int,
     progress: ProgressCallback | None = None,
+    lazy: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Contract a CSR graph in parallel rounds of independent priority minima.
 
@@ -491,6 +493,9 @@ def contract_rounds(
         Workspaces (one per numba thread; the caller sets numba's thread count).
     progress
         Optional callback ``(nodes_contracted, n_nodes)`` after each round.
+    lazy
+        Re-simulate a node whose neighbour was contracted only when it is next a candidate
+        (lazy updates); ``False``: re-simulate all neighbours after each round.
 
     Returns
     -------
@@ -539,13 +544,30 @@ def contract_rounds(
     _simulate_many(live, sim_limit, out, inc, level, prio, ws, short)
     r = 0
     rounds = 0
+    dirty = np.zeros(n, np.bool_)
+    simulations = n
     while live.size:
         sel = np.empty(live.size, np.bool_)
         work = np.empty(live.size, np.int64)
         _independent_minima(live, prio, out, inc, sel, work)
         chosen = live[sel]
+        rounds += 1
+        if lazy:
+            stale = chosen[dirty[chosen]]
+            if stale.size:
+                # lazy updates: only the candidates whose neighbourhood changed are
+                # re-simulated; those no longer below all their neighbours wait
+                _simulate_many(stale, sim_limit, out, inc, level, prio, ws, short)
+                simulations += stale.size
+                dirty[stale] = False
+                keep = np.empty(chosen.size, np.bool_)
+                _independent_minima(chosen, prio, out, inc, keep, np.empty(chosen.size, np.int64))
+                chosen = chosen[keep]
+                if not chosen.size:
+                    continue
+        work = out[1][chosen] * inc[1][chosen]
         offs = np.zeros(chosen.size + 1, np.int64)
-        np.cumsum(work[sel], out=offs[1:])
+        np.cumsum(work, out=offs[1:])
         if int(offs[-1]) > short_cap:
             short_cap = max(int(offs[-1]), 2 * short_cap)
             short = _shortcut_buffers(short_cap)
@@ -564,13 +586,17 @@ def contract_rounds(
         if need > arcs_cap:
             arcs_cap = max(need, 2 * arcs_cap)
             arcs = tuple(np.concatenate([a[:na], np.empty(arcs_cap - na, a.dtype)]) for a in arcs)
-        r, k, na = _retire(chosen, r, out, inc, level, rank, flag, nbrs, arcs, na)
+        r, k, na = _retire(chosen, r, out, inc, level, prio, rank, flag, nbrs, arcs, na)
         done[chosen] = True
-        _simulate_many(nbrs[:k], sim_limit, out, inc, level, prio, ws, short)
-        live = live[~sel]
-        rounds += 1
+        if lazy:
+            dirty[nbrs[:k]] = True
+        else:
+            _simulate_many(nbrs[:k], sim_limit, out, inc, level, prio, ws, short)
+            simulations += k
+        live = live[~done[live]]
         if progress:
             progress(r, n)
+    log.debug("contraction: %d rounds, %d priority simulations", rounds, simulations)
     return arcs[0][:na], arcs[1][:na], arcs[2][:na], arcs[3][:na], rank, level, rounds
 
 
