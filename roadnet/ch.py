@@ -968,6 +968,7 @@ def build_hierarchy(
     progress: ProgressCallback | None = None,
     parallel: bool = True,
     n_jobs: int | None = None,
+    sim_hops: int = 3,
 ) -> Hierarchy:
     """Contract ``graph`` into a :class:`Hierarchy`.
 
@@ -982,14 +983,21 @@ def build_hierarchy(
     settle_limit
         Nodes a witness search may settle when contracting (more = fewer shortcuts).
     sim_limit
-        The same while estimating priorities (10: measured on a 200k-node synthetic graph,
-        30 cost 40 % more build time for 8 % fewer arcs and the same query time).
+        The same while estimating priorities in the sequential build, and in the parallel one
+        with ``sim_hops=0`` (10: measured on a 200k-node synthetic graph, 30 cost 40 % more
+        build time for 8 % fewer arcs and the same query time).
     progress
         Optional callback ``(nodes_contracted, n_nodes)``.
     parallel
         Contract in parallel rounds (``True``) or one node at a time.
     n_jobs
         Threads for the parallel rounds (``None``/-1 = numba's thread count).
+    sim_hops
+        The parallel build estimates priorities with witnesses of at most this many arcs,
+        found without a heap (2 or 3; 0 = Dijkstra searches bounded by ``sim_limit``). 3
+        (the default), measured on the 200k-node synthetic graph: half the build CPU of
+        ``sim_limit=10`` searches, 3 % fewer shortcuts, the same query time
+        (``docs/benchmarks.md``).
 
     Returns
     -------
@@ -1001,7 +1009,12 @@ def build_hierarchy(
     >>> seconds, _ = h.node_table(np.array([0, 1]), np.array([2, 3]))  # doctest: +SKIP
     """
     if settle_limit < 1 or sim_limit < 1:
-        raise InvalidArgumentError("settle_limit and sim_limit must be >= 1")
+        raise InvalidArgumentError(
+            f"settle_limit and sim_limit must be >= 1, got settle_limit={settle_limit!r}, "
+            f"sim_limit={sim_limit!r}"
+        )
+    if sim_hops not in (0, 2, 3):
+        raise InvalidArgumentError(f"sim_hops must be 0, 2 or 3, got {sim_hops!r}")
     t0 = time.perf_counter()
     n = graph.n_nodes
     m0 = int(graph.indices.shape[0])
@@ -1015,7 +1028,7 @@ def build_hierarchy(
         try:
             eu, ev, ew, em, rank, level, rounds = contract_rounds(
                 graph.indptr, graph.indices, graph.seconds, graph.metres,
-                sim_limit, settle_limit, threads, progress,
+                sim_limit, settle_limit, threads, progress, sim_hops=sim_hops,
             )  # fmt: skip
         finally:
             numba.set_num_threads(prev_threads)
@@ -1036,6 +1049,7 @@ def build_hierarchy(
         "format": CH_FORMAT,
         "settle_limit": settle_limit,
         "sim_limit": sim_limit,
+        "sim_hops": sim_hops if parallel else 0,
         "n_nodes": n,
         "n_graph_arcs": m0,
         "n_arcs": ne,

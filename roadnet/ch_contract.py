@@ -332,11 +332,93 @@ def _process(
     return added, added_h, removed, removed_h, ne
 
 
+@numba.njit(cache=True)
+def _simulate_hops(
+    v: int, hops: int, out: Any, inc: Any, dist: Any, touched: Any
+) -> tuple[int, int, int, int]:  # pragma: no cover - compiled
+    """The contraction of ``v`` simulated with witnesses of at most ``hops`` (2 or 3) arcs:
+    ``(shortcuts, shortcut hops, removed arcs, removed hops)``."""
+    o_start, o_len, _, o_nbr, o_sec, _, o_hop = out
+    i_start, i_len, _, i_nbr, i_sec, _, i_hop = inc
+    o_first = o_start[v]
+    o_last = o_first + o_len[v] - 1
+    removed = o_len[v] + i_len[v]
+    removed_h = 0
+    for k in range(o_first, o_last + 1):
+        removed_h += o_hop[k]
+    added = 0
+    added_h = 0
+    for kin in range(i_start[v], i_start[v] + i_len[v]):
+        u = i_nbr[kin]
+        removed_h += i_hop[kin]
+        w_uv = i_sec[kin]
+        bound = -1.0
+        for k in range(o_first, o_last + 1):
+            if o_nbr[k] != u and w_uv + o_sec[k] > bound:
+                bound = w_uv + o_sec[k]
+        if bound < 0:
+            continue
+        nt = 0
+        for f in range(o_start[u], o_start[u] + o_len[u]):
+            y = o_nbr[f]
+            if y != v and o_sec[f] < dist[y]:
+                if dist[y] == _INF:
+                    touched[nt] = y
+                    nt += 1
+                dist[y] = o_sec[f]
+        if hops >= 3:
+            n1 = nt
+            for t in range(n1):
+                y = touched[t]
+                dy = dist[y]
+                if dy > bound:
+                    continue
+                for f in range(o_start[y], o_start[y] + o_len[y]):
+                    z = o_nbr[f]
+                    nd = dy + o_sec[f]
+                    if z != v and z != u and nd < dist[z]:
+                        if dist[z] == _INF:
+                            touched[nt] = z
+                            nt += 1
+                        dist[z] = nd
+        for k in range(o_first, o_last + 1):
+            x = o_nbr[k]
+            if x == u:
+                continue
+            via = w_uv + o_sec[k]
+            best = dist[x]
+            if best > via:
+                for g in range(i_start[x], i_start[x] + i_len[x]):
+                    y = i_nbr[g]
+                    if y == u:
+                        d = i_sec[g]
+                    else:
+                        d = dist[y] + i_sec[g]
+                    if d <= via:
+                        best = d
+                        break
+            if best > via:
+                added += 1
+                added_h += i_hop[kin] + o_hop[k]
+        for t in range(nt):
+            dist[touched[t]] = _INF
+    return added, added_h, removed, removed_h
+
+
 @numba.njit(cache=True, parallel=True)
 def _simulate_many(
-    nodes: Any, sim_limit: int, out: Any, inc: Any, level: Any, prio: Any, ws: Any, short: Any
+    nodes: Any,
+    sim_limit: int,
+    sim_hops: int,
+    out: Any,
+    inc: Any,
+    level: Any,
+    prio: Any,
+    ws: Any,
+    short: Any,
 ) -> None:  # pragma: no cover - compiled
-    """``prio[v]`` of every ``v`` in ``nodes``, on all threads (one workspace row each)."""
+    """``prio[v]`` of every ``v`` in ``nodes``, on all threads (one workspace row each), with
+    hop-limited witnesses (``sim_hops`` > 0) or searches settling ``sim_limit`` nodes."""
     dist, hk, hv, hpos, touched, is_t = ws
     no_round = np.empty(0, np.int64)
     n_threads = dist.shape[0]
@@ -344,10 +426,13 @@ def _simulate_many(
     for t in prange(n_threads):
         for i in range(t, k, n_threads):
             v = nodes[i]
-            a, ah, rm, rh, _ = _process(
-                v, False, sim_limit, out, inc, dist[t], hk[t], hv[t], hpos[t], touched[t],
-                is_t[t], short, 0, no_round, 0,
-            )  # fmt: skip
+            if sim_hops > 0:
+                a, ah, rm, rh = _simulate_hops(v, sim_hops, out, inc, dist[t], touched[t])
+            else:
+                a, ah, rm, rh, _ = _process(
+                    v, False, sim_limit, out, inc, dist[t], hk[t], hv[t], hpos[t], touched[t],
+                    is_t[t], short, 0, no_round, 0,
+                )  # fmt: skip
             prio[v] = node_priority(a, ah, rm, rh, level[v])
 
 
@@ -478,6 +563,7 @@ def contract_rounds(
     n_threads: int,
     progress: ProgressCallback | None = None,
     lazy: bool = False,
+    sim_hops: int = 3,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Contract a CSR graph in parallel rounds of independent priority minima.
 
@@ -486,7 +572,8 @@ def contract_rounds(
     indptr, indices, seconds, metres
         The graph: CSR row pointers, arc heads, travel seconds and metres.
     sim_limit
-        Nodes a witness search may settle while estimating a priority.
+        Nodes a witness search may settle while estimating a priority (when ``sim_hops``
+        is 0).
     limit
         Nodes a witness search may settle when contracting.
     n_threads
@@ -496,6 +583,9 @@ def contract_rounds(
     lazy
         Re-simulate a node whose neighbour was contracted only when it is next a candidate
         (lazy updates); ``False``: re-simulate all neighbours after each round.
+    sim_hops
+        Estimate priorities with witnesses of at most this many arcs (2 or 3; no heap, see
+        :func:`_simulate_hops`), or 0 for Dijkstra searches bounded by ``sim_limit``.
 
     Returns
     -------
@@ -541,7 +631,7 @@ def contract_rounds(
         np.empty(arcs_cap),
     )
     na = 0
-    _simulate_many(live, sim_limit, out, inc, level, prio, ws, short)
+    _simulate_many(live, sim_limit, sim_hops, out, inc, level, prio, ws, short)
     r = 0
     rounds = 0
     dirty = np.zeros(n, np.bool_)
@@ -557,7 +647,7 @@ def contract_rounds(
             if stale.size:
                 # lazy updates: only the candidates whose neighbourhood changed are
                 # re-simulated; those no longer below all their neighbours wait
-                _simulate_many(stale, sim_limit, out, inc, level, prio, ws, short)
+                _simulate_many(stale, sim_limit, sim_hops, out, inc, level, prio, ws, short)
                 simulations += stale.size
                 dirty[stale] = False
                 keep = np.empty(chosen.size, np.bool_)
@@ -591,7 +681,7 @@ def contract_rounds(
         if lazy:
             dirty[nbrs[:k]] = True
         else:
-            _simulate_many(nbrs[:k], sim_limit, out, inc, level, prio, ws, short)
+            _simulate_many(nbrs[:k], sim_limit, sim_hops, out, inc, level, prio, ws, short)
             simulations += k
         live = live[~done[live]]
         if progress:
