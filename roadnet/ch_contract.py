@@ -17,6 +17,16 @@ build spent its time (priority simulation and witness searches are nearly all ar
 * Blocks are read newest arc first, and removal keeps the order, which is the order of the
   linked lists this replaced: the build makes the same choices, shortcuts and hierarchy.
 
+Priorities (OSRM's ``2 x edge quotient + original-edge quotient + depth``) are estimated by
+simulating each contraction with *hop-limited* witnesses (Geisberger et al. 2008 limit the hops
+of the witness searches while estimating priorities): for an in-neighbour ``u`` the nodes one and
+two arcs away are labelled without a heap, and a target ``x`` is witnessed when one of them plus
+one arc into ``x`` is no longer than the path via the node (``sim_hops=3``). That is about half
+the build's CPU of settle-limited Dijkstra searches, for slightly fewer shortcuts (measured,
+``docs/benchmarks.md``). The contraction itself still runs full witness searches (Dijkstra,
+``settle_limit`` nodes), which alone decide the shortcuts: a priority only orders the nodes, so
+exactness does not depend on how it is estimated.
+
 Rounds (Vetter 2009, "Parallel time-dependent contraction hierarchies"): each round takes the
 live nodes whose priority is lower than that of each live neighbour (an independent set), runs
 their witness searches on all threads, adds the shortcuts serially, retires the nodes and
@@ -47,6 +57,9 @@ ProgressCallback = Callable[[int, int], None]
 
 _INF = np.inf
 _MIN_CAP = 4
+_POOL_FACTOR = 2
+"""A pool starts with this many times the slots of the initial blocks (plus ``_POOL_EXTRA``)."""
+_POOL_EXTRA = 1024
 
 # A side of the graph (out or in) is the tuple (start, len, cap, nbr, seconds, metres, hops):
 # per node the first slot, arc count and capacity of its block; per pool slot the other end of
@@ -141,7 +154,7 @@ def _remove(node: int, x: int, side: Any) -> None:  # pragma: no cover - compile
 def _compact(side: Any, keep: Any) -> tuple[Any, int]:  # pragma: no cover - compiled
     """The blocks of the ``keep`` nodes copied in node order into a new pool with slack
     (half the arc count, at least two), the pool twice their total; ``(side, end)``."""
-    start, ln, cap, nbr, sec, met, hop = side
+    start, ln, _, nbr, sec, met, hop = side
     n = start.shape[0]
     total = 0
     for u in range(n):
@@ -336,8 +349,13 @@ def _process(
 def _simulate_hops(
     v: int, hops: int, out: Any, inc: Any, dist: Any, touched: Any
 ) -> tuple[int, int, int, int]:  # pragma: no cover - compiled
-    """The contraction of ``v`` simulated with witnesses of at most ``hops`` (2 or 3) arcs:
-    ``(shortcuts, shortcut hops, removed arcs, removed hops)``."""
+    """The contraction of ``v`` simulated with hop-limited witnesses: ``(shortcuts, shortcut
+    hops, removed arcs, removed hops)``.
+
+    For each in-neighbour ``u``, the nodes one arc (with ``hops=3`` also two arcs) from ``u``
+    are labelled without a heap; a target ``x`` is witnessed when a labelled node plus at most
+    one arc into ``x`` is no longer than ``u -> v -> x``. Every witness of at most ``hops``
+    arcs is found (and some longer ones)."""
     o_start, o_len, _, o_nbr, o_sec, _, o_hop = out
     i_start, i_len, _, i_nbr, i_sec, _, i_hop = inc
     o_first = o_start[v]
@@ -390,10 +408,7 @@ def _simulate_hops(
             if best > via:
                 for g in range(i_start[x], i_start[x] + i_len[x]):
                     y = i_nbr[g]
-                    if y == u:
-                        d = i_sec[g]
-                    else:
-                        d = dist[y] + i_sec[g]
+                    d = i_sec[g] if y == u else dist[y] + i_sec[g]
                     if d <= via:
                         best = d
                         break
@@ -467,7 +482,14 @@ def _independent_minima(
 
 @numba.njit(cache=True, parallel=True)
 def _record_shortcuts(
-    chosen: Any, offs: Any, limit: int, out: Any, inc: Any, ws: Any, short: Any, count: Any,
+    chosen: Any,
+    offs: Any,
+    limit: int,
+    out: Any,
+    inc: Any,
+    ws: Any,
+    short: Any,
+    count: Any,
     ridx: Any,
 ) -> None:  # pragma: no cover - compiled
     """Shortcuts of every ``chosen`` node into its slice ``offs[i]:`` of ``short``, as if the
@@ -487,7 +509,14 @@ def _record_shortcuts(
 
 @numba.njit(cache=True)
 def _add_shortcuts(
-    offs: Any, count: Any, short: Any, i0: int, j0: int, out: Any, inc: Any, o_end: int,
+    offs: Any,
+    count: Any,
+    short: Any,
+    i0: int,
+    j0: int,
+    out: Any,
+    inc: Any,
+    o_end: int,
     i_end: int,
 ) -> tuple[int, int, int, int]:  # pragma: no cover - compiled
     """Add the recorded shortcuts from chosen node ``i0``'s ``j0``-th on: ``(i, j, out pool
@@ -505,12 +534,20 @@ def _add_shortcuts(
 
 @numba.njit(cache=True)
 def _retire(
-    chosen: Any, r: int, out: Any, inc: Any, level: Any, prio: Any, rank: Any, flag: Any,
-    nbrs: Any, arcs: Any, na: int,
+    chosen: Any,
+    r: int,
+    out: Any,
+    inc: Any,
+    level: Any,
+    rank: Any,
+    flag: Any,
+    nbrs: Any,
+    arcs: Any,
+    na: int,
 ) -> tuple[int, int, int]:  # pragma: no cover - compiled
     """Write the chosen nodes' arcs to ``arcs`` (tail, head, seconds, metres) from ``na`` on,
-    take the nodes out of their neighbours' blocks, rank them and deepen their neighbours
-    (raising their priorities by as much); returns ``(next rank, neighbours written to nbrs, arcs written)``."""
+    take the nodes out of their neighbours' blocks, rank them and deepen their neighbours;
+    returns ``(next rank, neighbours written to nbrs, arcs written)``."""
     o_start, o_len, _, o_nbr, o_sec, o_met, _ = out
     i_start, i_len, _, i_nbr, i_sec, i_met, _ = inc
     au, av, aw, am = arcs
@@ -539,7 +576,6 @@ def _retire(
             for e in range(last, first - 1, -1):
                 x = o_nbr[e] if side == 0 else i_nbr[e]
                 if level[x] < level[v] + 1:
-                    prio[x] += level[v] + 1 - level[x]
                     level[x] = level[v] + 1
                 if not flag[x]:
                     flag[x] = True
@@ -562,7 +598,6 @@ def contract_rounds(
     limit: int,
     n_threads: int,
     progress: ProgressCallback | None = None,
-    lazy: bool = False,
     sim_hops: int = 3,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Contract a CSR graph in parallel rounds of independent priority minima.
@@ -580,9 +615,6 @@ def contract_rounds(
         Workspaces (one per numba thread; the caller sets numba's thread count).
     progress
         Optional callback ``(nodes_contracted, n_nodes)`` after each round.
-    lazy
-        Re-simulate a node whose neighbour was contracted only when it is next a candidate
-        (lazy updates); ``False``: re-simulate all neighbours after each round.
     sim_hops
         Estimate priorities with witnesses of at most this many arcs (2 or 3; no heap, see
         :func:`_simulate_hops`), or 0 for Dijkstra searches bounded by ``sim_limit``.
@@ -601,8 +633,8 @@ def contract_rounds(
     deg_in = np.bincount(indices, minlength=n)
     slots_o = int(np.maximum(_MIN_CAP, 2 * np.diff(indptr)).sum())
     slots_i = int(np.maximum(_MIN_CAP, 2 * deg_in).sum())
-    out = _empty_side(n, 2 * slots_o + 1024)
-    inc = _empty_side(n, 2 * slots_i + 1024)
+    out = _empty_side(n, _POOL_FACTOR * slots_o + _POOL_EXTRA)
+    inc = _empty_side(n, _POOL_FACTOR * slots_i + _POOL_EXTRA)
     _, o_end, i_end = _load(indptr, indices, seconds, metres, out, inc)
 
     ws = (
@@ -634,7 +666,6 @@ def contract_rounds(
     _simulate_many(live, sim_limit, sim_hops, out, inc, level, prio, ws, short)
     r = 0
     rounds = 0
-    dirty = np.zeros(n, np.bool_)
     simulations = n
     while live.size:
         sel = np.empty(live.size, np.bool_)
@@ -642,22 +673,8 @@ def contract_rounds(
         _independent_minima(live, prio, out, inc, sel, work)
         chosen = live[sel]
         rounds += 1
-        if lazy:
-            stale = chosen[dirty[chosen]]
-            if stale.size:
-                # lazy updates: only the candidates whose neighbourhood changed are
-                # re-simulated; those no longer below all their neighbours wait
-                _simulate_many(stale, sim_limit, sim_hops, out, inc, level, prio, ws, short)
-                simulations += stale.size
-                dirty[stale] = False
-                keep = np.empty(chosen.size, np.bool_)
-                _independent_minima(chosen, prio, out, inc, keep, np.empty(chosen.size, np.int64))
-                chosen = chosen[keep]
-                if not chosen.size:
-                    continue
-        work = out[1][chosen] * inc[1][chosen]
         offs = np.zeros(chosen.size + 1, np.int64)
-        np.cumsum(work, out=offs[1:])
+        np.cumsum(work[sel], out=offs[1:])
         if int(offs[-1]) > short_cap:
             short_cap = max(int(offs[-1]), 2 * short_cap)
             short = _shortcut_buffers(short_cap)
@@ -676,13 +693,10 @@ def contract_rounds(
         if need > arcs_cap:
             arcs_cap = max(need, 2 * arcs_cap)
             arcs = tuple(np.concatenate([a[:na], np.empty(arcs_cap - na, a.dtype)]) for a in arcs)
-        r, k, na = _retire(chosen, r, out, inc, level, prio, rank, flag, nbrs, arcs, na)
+        r, k, na = _retire(chosen, r, out, inc, level, rank, flag, nbrs, arcs, na)
         done[chosen] = True
-        if lazy:
-            dirty[nbrs[:k]] = True
-        else:
-            _simulate_many(nbrs[:k], sim_limit, sim_hops, out, inc, level, prio, ws, short)
-            simulations += k
+        _simulate_many(nbrs[:k], sim_limit, sim_hops, out, inc, level, prio, ws, short)
+        simulations += k
         live = live[~done[live]]
         if progress:
             progress(r, n)
