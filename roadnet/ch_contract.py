@@ -308,13 +308,19 @@ def _process(
                 remaining -= 1
                 if remaining == 0:
                     break
+                # only the targets left matter, up to the longest of their paths via v
+                is_t[a] = False
+                bound = -1.0
+                for k in range(o_first, o_last + 1):
+                    if is_t[o_nbr[k]] and w_uv + o_sec[k] > bound:
+                        bound = w_uv + o_sec[k]
             if settled > limit:
                 break
             for f in range(o_start[a] + o_len[a] - 1, o_start[a] - 1, -1):
                 b = o_nbr[f]
                 if b != v and not (lim > 0 and 0 <= ridx[b] < lim):
                     nd = da + o_sec[f]
-                    if nd < dist[b]:
+                    if nd < dist[b] and nd <= bound:
                         if dist[b] == _INF:
                             touched[nt] = b
                             nt += 1
