@@ -9,6 +9,9 @@ fastest connection runs through ``v``, decided by a bounded *witness search* (a 
 ``u`` that avoids ``v`` and settles at most ``settle_limit`` nodes; when it gives up, the
 shortcut is added, which is never wrong, only superfluous). Shortcuts carry travel seconds
 *and* metres of the two arcs they replace, so road distances come out of the same query.
+That is the sequential build (``parallel=False``); the default contracts rounds of independent
+nodes on all threads, on an adjacency array with slack, with priorities estimated by
+hop-limited witnesses (:mod:`roadnet.ch_contract`).
 
 Nodes are stored by *position* = ``n - 1 - rank`` (the most important node first), which
 turns the downward sweep below into a forward scan of memory. Two CSR graphs are kept:

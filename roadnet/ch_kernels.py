@@ -1,9 +1,11 @@
 """Kernels shared by the contraction hierarchy's build and both of its query methods.
 
 An indexed binary min-heap for numba (keys, nodes, and each node's slot, so that a key can be
-decreased in place), the thread count for ``n_jobs``, and the arrays a hierarchy query reads
-(:class:`HierarchyArrays`), so that :mod:`roadnet.ch` and :mod:`roadnet.ch_bucket` both build on
-this module and neither on the other.
+decreased in place), the node priority and tie-breaker of both contraction builds
+(:mod:`roadnet.ch`, :mod:`roadnet.ch_contract`), the thread count for ``n_jobs``, and the
+arrays a hierarchy query reads (:class:`HierarchyArrays`), so that :mod:`roadnet.ch`,
+:mod:`roadnet.ch_contract` and :mod:`roadnet.ch_bucket` build on this module and none on the
+others (:mod:`roadnet.ch` calls :mod:`roadnet.ch_contract`).
 """
 
 from __future__ import annotations
