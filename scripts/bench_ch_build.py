@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         w = np.isfinite(want)
         err = float(np.max(np.abs(got[w] - want[w]) / np.maximum(want[w], 1.0)))
         print(f"ours vs Dijkstra on {a.check} rows: same unreachable {ok}, max rel diff {err:.2e}")
-    for key in ("build_seconds", "build_cpu_seconds", "peak_rss_mb", "shortcuts", "table_seconds"):
+    keys = ("build_seconds", "build_cpu_seconds", "peak_rss_mb", "shortcuts", "table_seconds")
+    for key in (*keys, "table_cpu_seconds"):
         b = min(r[key] for r in runs["baseline"])
         o = min(r[key] for r in runs["ours"])
         print(f"  {key}: baseline {b:.4g}, ours {o:.4g}, baseline / ours = {b / o:.2f}x")
