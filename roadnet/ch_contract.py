@@ -15,7 +15,8 @@ build spent its time (priority simulation and witness searches are nearly all ar
   removes ``v`` from its neighbours' blocks, keeping their order, so the blocks of live nodes
   only ever hold live nodes and no search has to skip contracted ones.
 * Blocks are read newest arc first, and removal keeps the order, which is the order of the
-  linked lists this replaced: the build makes the same choices, shortcuts and hierarchy.
+  linked lists this replaced: with the same priority estimate (``sim_hops=0``) the build makes
+  the same choices, shortcuts and hierarchy as they did.
 
 Priorities (OSRM's ``2 x edge quotient + original-edge quotient + depth``) are estimated by
 simulating each contraction with *hop-limited* witnesses (Geisberger et al. 2008 limit the hops
