@@ -976,7 +976,7 @@ def build_hierarchy(
     """Contract ``graph`` into a :class:`Hierarchy`.
 
     With ``parallel`` (the default) nodes are contracted in rounds of independent local
-    minima of the priority on all threads (see :func:`_contract_parallel`); otherwise one at
+    minima of the priority on all threads (see :mod:`roadnet.ch_contract`); otherwise one at
     a time in a lazily updated priority queue. Both give exact tables; the orders differ.
 
     Parameters

@@ -663,7 +663,7 @@ def contract_rounds(
     short_cap = 1 << 16
     short = _shortcut_buffers(short_cap)
     arcs_cap = max(2 * m0, 1024)
-    arcs = (
+    arcs: tuple[np.ndarray, ...] = (
         np.empty(arcs_cap, np.int32),
         np.empty(arcs_cap, np.int32),
         np.empty(arcs_cap),
