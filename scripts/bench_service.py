@@ -410,9 +410,11 @@ async def load(
 
     t0 = time.perf_counter()
     own0 = time.process_time()
+    started = dt.datetime.now(dt.UTC)
     await asyncio.gather(*(client(k) for k in range(clients)))
     wall = time.perf_counter() - t0
     own = time.process_time() - own0
+    ended = dt.datetime.now(dt.UTC)
     for conn in conns:
         conn.close()
     jobs = []
@@ -432,6 +434,7 @@ async def load(
         "status": status,
         "requests": total,
         "jobs": jobs,
+        "load_window": (started, ended),
         "client_cpu_ms": own / max(total, 1) * 1e3,
     }
 
@@ -444,11 +447,20 @@ def report_load(name: str, res: dict[str, Any]) -> None:
             print(f"  {kind:8s} {fmt_ms(v)}")
     print(f"  responses by status: {dict(sorted(res['status'].items()))}")
     print(f"  load generator CPU {res['client_cpu_ms']:.3f} ms per request (same cores)")
+    load_start, load_end = res["load_window"]
     for j in res["jobs"]:
-        took = "-"
+        took = when = "-"
         if j.get("started") and j.get("finished"):
-            took = f"{(dt.datetime.fromisoformat(j['finished']) - dt.datetime.fromisoformat(j['started'])).total_seconds():.1f} s"  # noqa: E501
-        print(f"  job {j['id']} territories: {j['state']} (ran {took})")
+            start = dt.datetime.fromisoformat(j["started"])
+            end = dt.datetime.fromisoformat(j["finished"])
+            took = f"{(end - start).total_seconds():.1f} s"
+            after = (end - load_end).total_seconds()
+            when = (
+                f"{(end - load_start).total_seconds():.1f} s into the load"
+                if after <= 0
+                else f"{after:.1f} s after the load ended"
+            )
+        print(f"  job {j['id']} territories: {j['state']} (ran {took}; finished {when})")
 
 
 # ------------------------------------------------------------------------------ main
