@@ -124,20 +124,30 @@ def zero_same_points(
     """Set the time (and metres) of every pair of identical points to 0, in place."""
     if o_labels.shape[0] == 0 or d_labels.shape[0] == 0:
         return
-    # all (origin, destination) pairs with equal labels (duplicates included), vectorised
-    d_order = np.argsort(d_labels, kind="stable")
+    _zero_same(
+        seconds,
+        metres if metres is not None else np.zeros((0, 0), seconds.dtype),
+        np.ascontiguousarray(o_labels, dtype=np.int64),
+        np.ascontiguousarray(d_labels, dtype=np.int64),
+    )
+
+
+@numba.njit(cache=True)
+def _zero_same(
+    seconds: np.ndarray, metres: np.ndarray, o_labels: np.ndarray, d_labels: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """All (origin, destination) pairs with equal labels (duplicates included) to 0."""
+    d_order = np.argsort(d_labels, kind="mergesort")
     d_sorted = d_labels[d_order]
     lo = np.searchsorted(d_sorted, o_labels, side="left")
-    cnt = np.searchsorted(d_sorted, o_labels, side="right") - lo
-    total = int(cnt.sum())
-    if total == 0:
-        return
-    rows = np.repeat(np.arange(o_labels.shape[0]), cnt)
-    within = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    cols = d_order[np.repeat(lo, cnt) + within]
-    seconds[rows, cols] = 0.0
-    if metres is not None:
-        metres[rows, cols] = 0.0
+    hi = np.searchsorted(d_sorted, o_labels, side="right")
+    with_metres = metres.shape[0] > 0
+    for i in range(o_labels.shape[0]):
+        for q in range(lo[i], hi[i]):
+            j = d_order[q]
+            seconds[i, j] = 0.0
+            if with_metres:
+                metres[i, j] = 0.0
 
 
 def _counts(labels: np.ndarray) -> dict[str, int]:
@@ -420,24 +430,49 @@ class CHJob:
             return sec, met
         if _is_all(o_idx, len(o)) and _is_all(d_idx, len(d)):  # the whole table: one block
             a, b = oi, dj
-            keep = np.ones(a.shape[0], bool)
         else:
             o_map = np.full(len(o), -1, np.int64)
             o_map[o_idx] = np.arange(o_idx.shape[0])
             d_map = np.full(len(d), -1, np.int64)
             d_map[d_idx] = np.arange(d_idx.shape[0])
             a, b = o_map[oi], d_map[dj]
-            keep = (a >= 0) & (b >= 0)
-        if cutoff is not None:
-            keep &= w <= cutoff
-        a, b, w, m = a[keep], b[keep], w[keep], m[keep]
-        better = w < sec[a, b]
-        a, b, w, m = a[better], b[better], w[better], m[better]
-        order = np.argsort(-w, kind="stable")  # the shortest of duplicates is written last
-        sec[a[order], b[order]] = w[order]
-        if met is not None:
-            met[a[order], b[order]] = m[order]
+        _place_direct(
+            sec,
+            met if met is not None else np.zeros((0, 0), sec.dtype),
+            a, b, w, m,
+            np.inf if cutoff is None else float(cutoff),
+        )  # fmt: skip
         return sec, met
+
+
+@numba.njit(cache=True)
+def _place_direct(
+    sec: np.ndarray,
+    met: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    w: np.ndarray,
+    m: np.ndarray,
+    limit: float,
+) -> None:  # pragma: no cover - compiled
+    """Write the direct trips ``(a, b, w, m)`` (``a``/``b`` = -1: not in this block) that are
+    within ``limit`` and faster than the table's value; of two for one cell the faster wins,
+    of two as fast the later one."""
+    sel = np.empty(a.shape[0], np.int64)
+    c = 0
+    for p in range(a.shape[0]):
+        if a[p] >= 0 and b[p] >= 0 and w[p] <= limit and w[p] < sec[a[p], b[p]]:
+            sel[c] = p
+            c += 1
+    neg = np.empty(c)
+    for q in range(c):
+        neg[q] = -w[sel[q]]
+    with_metres = met.shape[0] > 0
+    for q in np.argsort(neg, kind="mergesort"):  # stable: the fastest written last
+        p = sel[q]
+        sec[a[p], b[p]] = w[p]
+        if with_metres:
+            met[a[p], b[p]] = m[p]
 
 
 def _is_all(idx: np.ndarray, n: int) -> bool:
