@@ -313,7 +313,7 @@ def _localise(local: Any, p: Any) -> Any:  # pragma: no cover - compiled
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # other threads run meanwhile
 def _sweep_table(
     pos: Any,
     up_ptr: Any,
