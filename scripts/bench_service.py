@@ -447,6 +447,9 @@ def report_load(name: str, res: dict[str, Any]) -> None:
             print(f"  {kind:8s} {fmt_ms(v)}")
     print(f"  responses by status: {dict(sorted(res['status'].items()))}")
     print(f"  load generator CPU {res['client_cpu_ms']:.3f} ms per request (same cores)")
+    if "server_cpu_ms" in res:
+        print(f"  server CPU {res['server_cpu_ms']:.3f} ms per request (worker processes; "
+              "territory jobs not counted)")  # fmt: skip
     load_start, load_end = res["load_window"]
     for j in res["jobs"]:
         took = when = "-"
@@ -550,9 +553,12 @@ def main() -> int:
         )
         mem_burst = tree_memory(server.proc.pid)
         snap0 = snap_counts(server.url, args.workers)
+        server_pids = tree_pids(server.proc.pid)  # the workers (jobs start later: not counted)
+        cpu0 = cpu_seconds(server_pids)
         mixed = uvloop.run(
             load(server.url, pool, args.clients, args.duration, args.big_share, args.jobs)
         )
+        mixed["server_cpu_ms"] = (cpu_seconds(server_pids) - cpu0) / max(mixed["requests"], 1) * 1e3
         report_load(
             f"4. mixed load ({1 - args.big_share:.0%} 10 x 10, {args.big_share:.0%} 100 x 100, "
             f"{args.jobs} territory jobs), {args.clients} closed-loop clients (no think time), "
