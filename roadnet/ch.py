@@ -26,7 +26,10 @@ there are far more sources than targets, the roles swap: the sources select and 
 sweeps backwards. The bucket-based alternative (Knopp et al. 2007, OSRM's table) is in
 :mod:`roadnet.ch_bucket`; both were measured (``scripts/bench_ch_query.py``) and neither wins
 everywhere: RPHAST for small and one-sided tables, buckets for large square ones, so
-:meth:`Hierarchy.table` picks by shape (:func:`bucket_pays`).
+:meth:`Hierarchy.table` picks by shape (:func:`bucket_pays`). Small tables of seconds (up to
+:data:`SWEEP_MAX_CELLS` cells, e.g. a routing service's requests) run in
+:mod:`roadnet.ch_sweep`: the same RPHAST with the upward Dijkstras replaced by a batched upward
+sweep, in one serial call, with the same values bit for bit.
 
 Results equal Dijkstra's on the original graph up to float rounding of sums taken in a
 different order (float64 inside, float32 out); ``inf`` = no route.
@@ -49,7 +52,14 @@ from roadnet.ch_kernels import heap_pop, heap_set, resolve_threads
 from roadnet.ch_sweep import sweep_table
 from roadnet.exceptions import InvalidArgumentError
 
-__all__ = ["CH_FORMAT", "Hierarchy", "RoutingGraph", "bucket_pays", "build_hierarchy"]
+__all__ = [
+    "CH_FORMAT",
+    "SWEEP_MAX_CELLS",
+    "Hierarchy",
+    "RoutingGraph",
+    "bucket_pays",
+    "build_hierarchy",
+]
 
 log = logging.getLogger(__name__)
 

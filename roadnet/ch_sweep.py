@@ -35,7 +35,9 @@ the sweep relaxes the same arcs for ``batch`` sources at once, vectorised.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numba
@@ -69,28 +71,18 @@ _FREE: dict[int, list[Workspace]] = {}
 _FREE_LOCK = threading.Lock()
 
 
-class workspace:  # noqa: N801 - used as a context manager, like a function
-    """``with workspace(n) as ws``: a clean :class:`Workspace` for ``n`` nodes, returned to a
-    free list afterwards (one per thread that queries at the same time, never more)."""
-
-    def __init__(self, n_nodes: int) -> None:
-        self.n_nodes = int(n_nodes)
-        self.ws: Workspace | None = None
-
-    def __enter__(self) -> Workspace:
-        with _FREE_LOCK:
-            free = _FREE.get(self.n_nodes)
-            self.ws = free.pop() if free else None
-        if self.ws is None:
-            self.ws = Workspace(self.n_nodes)
-        return self.ws
-
-    def __exit__(self, *exc: object) -> None:
-        ws, self.ws = self.ws, None
-        if ws is None or exc[0] is not None:
-            return  # after an error the arrays may not be clean: drop them
-        with _FREE_LOCK:
-            _FREE.setdefault(self.n_nodes, []).append(ws)
+@contextlib.contextmanager
+def workspace(n_nodes: int) -> Iterator[Workspace]:
+    """A clean :class:`Workspace` for ``n_nodes`` nodes, taken from a free list and put back
+    afterwards (so there are never more than threads that query at the same time)."""
+    with _FREE_LOCK:
+        free = _FREE.get(n_nodes)
+        ws = free.pop() if free else None
+    if ws is None:
+        ws = Workspace(n_nodes)
+    yield ws  # after an error the arrays may not be clean: not put back
+    with _FREE_LOCK:
+        _FREE.setdefault(n_nodes, []).append(ws)
 
 
 def sweep_table(
