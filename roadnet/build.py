@@ -31,12 +31,22 @@ import numpy as np
 import pyproj
 
 from roadnet.exceptions import GraphSourceError
-from roadnet.graph import CompiledGraph, csr_keep_min, strong_components
+from roadnet.graph import CompiledGraph, strong_components
 from roadnet.speed import MIN_TRAVEL_SECONDS
 
-__all__ = ["RawArcs", "compile_arcs", "release_free_heap", "utm_crs_for"]
+__all__ = [
+    "LARGE_ALLOCATION_BYTES",
+    "RawArcs",
+    "compile_arcs",
+    "map_large_allocations",
+    "release_free_heap",
+    "utm_crs_for",
+]
 
 log = logging.getLogger(__name__)
+
+#: Raw nodes and raw arcs are numbered with int32 during the build (half the memory of int64).
+_MAX_INT32 = 2**31 - 1
 
 
 @functools.cache
@@ -63,6 +73,43 @@ def release_free_heap() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+#: glibc ``mallopt`` parameter number of ``M_MMAP_THRESHOLD`` (malloc.h).
+_M_MMAP_THRESHOLD = -3
+#: Allocations of at least this many bytes get their own memory mapping during a graph build
+#: (:func:`map_large_allocations`).
+LARGE_ALLOCATION_BYTES = 4 << 20
+
+
+@functools.cache
+def _mallopt() -> Callable[[int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        return None
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return cast("Callable[[int, int], int]", mallopt)
+
+
+@functools.cache
+def map_large_allocations(threshold: int = LARGE_ALLOCATION_BYTES) -> bool:
+    """Have glibc serve allocations of at least ``threshold`` bytes with their own mapping.
+
+    glibc raises its mmap threshold as large blocks are freed (up to 32 MB), after which the
+    arrays of a country-size build (10-60 MB each, one after another) come from the heap and
+    their pages stay with the process when freed: at K = 64 tiles of Malta that kept the
+    peak ~50 MB higher. With a fixed threshold every array of ``threshold`` bytes or more is
+    unmapped as soon as it is freed. The setting is process-wide and made once per process
+    (smaller blocks, e.g. the temporaries of query loops, still come from the heap). Returns
+    whether it was applied (``False`` where the C library is not glibc).
+    """
+    mallopt = _mallopt()
+    return bool(mallopt is not None and mallopt(_M_MMAP_THRESHOLD, int(threshold)) == 1)
 
 
 @dataclasses.dataclass
@@ -158,11 +205,12 @@ def utm_crs_for(lon: np.ndarray, lat: np.ndarray) -> str:
 def _removable_nodes(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:  # pragma: no cover
     """Nodes that only continue one road (see module docstring); self-loop nodes are kept."""
     a = u.shape[0]
-    indeg = np.zeros(n, np.int64)
-    outdeg = np.zeros(n, np.int64)
+    # int32 counts and positions (n and a < 2**31, checked by the caller): half the memory
+    indeg = np.zeros(n, np.int32)
+    outdeg = np.zeros(n, np.int32)
     # up to two distinct in- and out-neighbours per node; -2 marks "more than two"
-    in_nb = np.full((n, 2), -1, np.int64)
-    out_nb = np.full((n, 2), -1, np.int64)
+    in_nb = np.full((n, 2), -1, np.int32)
+    out_nb = np.full((n, 2), -1, np.int32)
     loop = np.zeros(n, np.bool_)
     for k in range(a):
         s, t = u[k], v[k]
@@ -200,21 +248,26 @@ def _removable_nodes(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:  # pra
 def _chains(
     n: int, u: np.ndarray, v: np.ndarray, rem: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
-    """Walk arcs from kept nodes through removable ones; returns (chain_ptr, chain_arcs)."""
+    """Walk arcs from kept nodes through removable ones; returns (chain_ptr, chain_arcs).
+
+    Positions are int32 (``n`` and the arc count ``a`` < 2**31, checked by the caller) and
+    ``chain_ptr`` is cut to the chains found, so that a country-size build does not hold
+    four int64 arrays of the raw arcs.
+    """
     a = u.shape[0]
-    outptr = np.zeros(n + 1, np.int64)
+    outptr = np.zeros(n + 1, np.int32)
     for k in range(a):
         outptr[u[k] + 1] += 1
     for i in range(n):
         outptr[i + 1] += outptr[i]
     fill = outptr[:-1].copy()
-    out = np.empty(a, np.int64)
+    out = np.empty(a, np.int32)
     for k in range(a):
         out[fill[u[k]]] = k
         fill[u[k]] += 1
     visited = np.zeros(a, np.bool_)
-    chain_arcs = np.empty(a, np.int64)
-    chain_ptr = np.empty(a + 1, np.int64)
+    chain_arcs = np.empty(a, np.int32)
+    chain_ptr = np.empty(a + 1, np.int32)
     chain_ptr[0] = 0
     nc = 0
     pos = 0
@@ -249,7 +302,42 @@ def _chains(
                 k = nxt
             nc += 1
             chain_ptr[nc] = pos
-    return chain_ptr[: nc + 1], chain_arcs[:pos]
+    return chain_ptr[: nc + 1].copy(), chain_arcs[:pos]
+
+
+def _chain_sums(
+    values: np.ndarray, chain_ptr: np.ndarray, chain_arcs: np.ndarray, block: int = 1 << 19
+) -> np.ndarray:
+    """``np.add.reduceat(values[chain_arcs], chain_ptr[:-1])`` for non-empty chains, taken
+    over blocks of ``block`` chains so that the gathered values stay small (each chain's sum
+    is reduced from the same values in the same order: the same floats)."""
+    n_chain = chain_ptr.shape[0] - 1
+    out = np.empty(n_chain, dtype=values.dtype)
+    for c0 in range(0, n_chain, block):
+        c1 = min(c0 + block, n_chain)
+        p0, p1 = int(chain_ptr[c0]), int(chain_ptr[c1])
+        out[c0:c1] = np.add.reduceat(values[chain_arcs[p0:p1]], chain_ptr[c0:c1] - p0)
+    return out
+
+
+def _project_points(
+    to_xy: pyproj.Transformer,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    pts: np.ndarray,
+    block: int = 1 << 18,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Projected coordinates of the nodes ``pts`` (repeats allowed), in blocks of ``block``
+    points so that no node-sized projected copy is held (a point projects alone: the same
+    values as projecting every node and gathering)."""
+    gx = np.empty(pts.shape[0], np.float64)
+    gy = np.empty(pts.shape[0], np.float64)
+    for i in range(0, pts.shape[0], block):
+        sel = pts[i : i + block]
+        px, py = to_xy.transform(lon[sel], lat[sel])
+        gx[i : i + block] = px
+        gy[i : i + block] = py
+    return gx, gy
 
 
 def _point_fractions(raw: RawArcs, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
@@ -278,105 +366,153 @@ def _point_fractions(raw: RawArcs, gx: np.ndarray, gy: np.ndarray) -> np.ndarray
 
 
 @numba.njit(cache=True)
-def _straight_chain_times(
-    chain_ptr: np.ndarray, chain_arcs: np.ndarray, seconds: np.ndarray, metres: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """Cumulative seconds and metres (float32) at the points of merged straight arcs.
+def _straight_chain_cumulative(
+    chain_ptr: np.ndarray, chain_arcs: np.ndarray, values: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    """Cumulative ``values`` (seconds or metres of the raw arcs; float32) at the points of
+    merged straight arcs.
 
     Chain ``c`` is raw arcs ``chain_arcs[chain_ptr[c]:chain_ptr[c + 1]]``; its polyline is
     the first arc's tail, then every arc's head. The values are computed with the
     operations, in the order, of the array version this replaces (a running sum over all
     chains, the offset of each raw arc ``(sum - own) - chain start``, then ``fraction x own
-    + offset`` with fraction 0 at a tail, 1 at a head), so they are the same floats.
+    + offset`` with fraction 0 at a tail, 1 at a head), so they are the same floats. Called
+    once for seconds and once for metres, so that each raw array can go after its call.
     """
     n_chain = chain_ptr.shape[0] - 1
     n_pts = chain_arcs.shape[0] + n_chain
-    gs = np.empty(n_pts, np.float32)
-    gm = np.empty(n_pts, np.float32)
-    cum_s = 0.0
-    cum_m = 0.0
+    out = np.empty(n_pts, np.float32)
+    cum = 0.0
     p = 0
     for c in range(n_chain):
-        start_s = cum_s
-        start_m = cum_m
+        start = cum
         for j in range(chain_ptr[c], chain_ptr[c + 1]):
             k = chain_arcs[j]
-            s = seconds[k]
-            m = metres[k]
-            cum_s = cum_s + s
-            cum_m = cum_m + m
-            off_s = (cum_s - s) - start_s
-            off_m = (cum_m - m) - start_m
+            own = values[k]
+            cum = cum + own
+            off = (cum - own) - start
             if j == chain_ptr[c]:
-                gs[p] = np.float32(0.0 * s + off_s)
-                gm[p] = np.float32(0.0 * m + off_m)
+                out[p] = np.float32(0.0 * own + off)
                 p += 1
-            gs[p] = np.float32(1.0 * s + off_s)
-            gm[p] = np.float32(1.0 * m + off_m)
+            out[p] = np.float32(1.0 * own + off)
             p += 1
-    return gs, gm
+    return out
 
 
 @numba.njit(cache=True)
-def _straight_chain_xy(
-    chain_ptr: np.ndarray,
-    chain_arcs: np.ndarray,
-    u: np.ndarray,
-    v: np.ndarray,
-    node_x: np.ndarray,
-    node_y: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """Projected points of merged straight arcs (same layout as :func:`_straight_chain_times`)."""
+def _straight_chain_nodes(
+    chain_ptr: np.ndarray, chain_arcs: np.ndarray, u: np.ndarray, v: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    """Raw node position of every point of the merged straight arcs (same layout as
+    :func:`_straight_chain_cumulative`): the first arc's tail, then every arc's head."""
     n_chain = chain_ptr.shape[0] - 1
-    n_pts = chain_arcs.shape[0] + n_chain
-    gx = np.empty(n_pts, np.float64)
-    gy = np.empty(n_pts, np.float64)
+    pts = np.empty(chain_arcs.shape[0] + n_chain, u.dtype)
     p = 0
     for c in range(n_chain):
         for j in range(chain_ptr[c], chain_ptr[c + 1]):
             k = chain_arcs[j]
             if j == chain_ptr[c]:
-                gx[p] = node_x[u[k]]
-                gy[p] = node_y[u[k]]
+                pts[p] = u[k]
                 p += 1
-            gx[p] = node_x[v[k]]
-            gy[p] = node_y[v[k]]
+            pts[p] = v[k]
             p += 1
-    return gx, gy
+    return pts
+
+
+@numba.njit(cache=True)
+def _fastest_per_pair(order: np.ndarray, key: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """For each run of equal ``key`` along ``order`` (arcs by index inside a run), the arc of
+    least ``w``, the first one on ties; a NaN weight loses to any number."""
+    m = order.shape[0]
+    chosen = np.empty(m, np.int64)
+    nc = 0
+    i = 0
+    while i < m:
+        best = order[i]
+        j = i + 1
+        while j < m and key[order[j]] == key[order[i]]:
+            k = order[j]
+            if w[k] < w[best] or (np.isnan(w[best]) and not np.isnan(w[k])):
+                best = k
+            j += 1
+        chosen[nc] = best
+        nc += 1
+        i = j
+    return chosen[:nc].copy()
+
+
+def _routing_csr(
+    n: int, u: np.ndarray, v: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Routing CSR over arcs ``u -> v``: no self-loops and, of parallel arcs, the one of least
+    ``w`` (the first on ties). Returns ``indptr`` (int64), ``indices`` (int32) and the arc of
+    each CSR entry (int32): what :func:`~roadnet.graph.csr_keep_min` gives on the arcs that
+    are not self-loops, with one int64 sort key instead of a three-key sort."""
+    key = u.astype(np.int64)
+    key *= n
+    key += v
+    loops = u == v
+    key[loops] = -1  # self-loops sort first and are dropped
+    order = np.argsort(key, kind="stable")[int(np.count_nonzero(loops)) :]
+    del loops
+    chosen = _fastest_per_pair(order, key, w)
+    del order, key
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(u[chosen], minlength=n), out=indptr[1:])
+    return indptr, v[chosen].astype(np.int32), chosen.astype(np.int32)
 
 
 @numba.njit(cache=True)
 def _pair_twins(
-    order: np.ndarray, cls: np.ndarray, kind: np.ndarray, a: int
+    order: np.ndarray,
+    key: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    metres: np.ndarray,
+    gptr: np.ndarray,
+    gx: np.ndarray,
+    gy: np.ndarray,
 ) -> np.ndarray:  # pragma: no cover - compiled
-    """Pair arcs of opposite ``kind`` within each class, in arc order, last waiting first.
+    """Pair each arc with the latest unpaired reverse arc of its class (see :func:`_find_twins`).
 
-    ``order`` lists the arcs grouped by class (columns of ``cls``, one row per key) and by
-    index inside a class.
+    ``order`` lists the arcs grouped by ``key`` (their unordered node pair), by index inside
+    a group. Inside a group, the unpaired arcs of one class are all of one direction at any
+    time (an arc of the other direction pairs with one of them), so the latest unpaired arc
+    of the class and the other direction is the one a stack per class and direction would
+    give.
     """
+    a = u.shape[0]
     twin = np.full(a, -1, np.int32)
-    waiting = np.empty((2, order.shape[0]), np.int64)
-    size = np.zeros(2, np.int64)
-    nkey = cls.shape[0]
-    for i in range(order.shape[0]):
-        k = order[i]
-        if i > 0:
-            prev = order[i - 1]
-            for c in range(nkey):
-                if cls[c, k] != cls[c, prev]:
-                    size[0] = 0
-                    size[1] = 0
+    m = order.shape[0]
+    i = 0
+    while i < m:
+        j = i + 1
+        while j < m and key[order[j]] == key[order[i]]:
+            j += 1
+        for p in range(i + 1, j):
+            k = order[p]
+            fk = u[k] < v[k]
+            s, e = gptr[k], gptr[k + 1]
+            npts = e - s
+            mk = np.rint(metres[k] * 10)
+            xk = np.rint((gx[s + 1] if fk else gx[e - 2]) * 100)
+            yk = np.rint((gy[s + 1] if fk else gy[e - 2]) * 100)
+            for q in range(p - 1, i - 1, -1):
+                c = order[q]
+                if twin[c] >= 0 or (u[c] < v[c]) == fk:
+                    continue
+                sc, ec = gptr[c], gptr[c + 1]
+                fc = not fk
+                if (
+                    ec - sc == npts
+                    and np.rint(metres[c] * 10) == mk
+                    and np.rint((gx[sc + 1] if fc else gx[ec - 2]) * 100) == xk
+                    and np.rint((gy[sc + 1] if fc else gy[ec - 2]) * 100) == yk
+                ):
+                    twin[k] = c
+                    twin[c] = k
                     break
-        t = kind[k]
-        o = 1 - t
-        if size[o] > 0:
-            size[o] -= 1
-            j = waiting[o, size[o]]
-            twin[k] = j
-            twin[j] = k
-        else:
-            waiting[t, size[t]] = k
-            size[t] += 1
+        i = j
     return twin
 
 
@@ -393,26 +529,21 @@ def _find_twins(
     Arc ``k`` is the twin of ``j`` when ``j`` runs ``v -> u`` with as many points, the same
     length (to 0.1 m) and its second-last point where ``k``'s second point is (to 1 cm).
     Going through the arcs in order, an arc pairs with the latest unpaired arc it matches.
+    Self-loops have no twin. Arcs are grouped by their unordered node pair with one int64 key
+    and the rest of the class is compared inside each (small) group, so the temporaries are
+    two arc-sized int64 arrays.
     """
     a = u.shape[0]
     if a == 0:
         return np.full(0, -1, dtype=np.int32)
-    fwd = u < v  # the class of a pair is keyed from its arc with u < v
-    # one row per key (contiguous rows for the sort); filled row by row to keep temporaries
-    # to one arc-sized array
-    cls = np.empty((6, a), np.float64)
-    cls[0] = np.where(fwd, u, v)
-    cls[1] = np.where(fwd, v, u)
-    cls[2] = np.diff(gptr)
-    cls[3] = np.rint(np.asarray(metres, np.float64) * 10)
-    for row, coords in ((4, gx), (5, gy)):
-        cls[row] = np.where(fwd, coords[gptr[:-1] + 1], coords[gptr[1:] - 2])
-        np.rint(cls[row] * 100, out=cls[row])
-    # sorting every arc and dropping self-loops after gives the order of sorting the others
-    # (the arc index breaks every tie)
-    order = np.lexsort((np.arange(a), cls[5], cls[4], cls[3], cls[2], cls[1], cls[0]))
-    order = order[u[order] != v[order]]
-    return _pair_twins(order, cls, (~fwd).astype(np.int64), a)
+    n = int(max(u.max(), v.max())) + 1
+    key = np.minimum(u, v).astype(np.int64)
+    key *= n
+    key += np.maximum(u, v)
+    key[u == v] = -1  # self-loops: one group, skipped below
+    order = np.argsort(key, kind="stable")
+    start = int(np.count_nonzero(u == v))
+    return _pair_twins(order[start:], key, u, v, np.asarray(metres, np.float64), gptr, gx, gy)
 
 
 def _ends_are_nodes(raw: RawArcs) -> bool:
@@ -458,16 +589,17 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any], *, consume: bool = False) -
                 setattr(raw, name, None)
 
     n_raw = raw.node_ids.shape[0]
+    if max(n_raw, a_raw) >= _MAX_INT32:
+        raise GraphSourceError(
+            f"the road source {meta.get('source', {})} has {n_raw} raw nodes and {a_raw} raw "
+            f"arcs; compile_arcs handles fewer than {_MAX_INT32} of each (int32 positions)"
+        )
     crs = utm_crs_for(raw.lon, raw.lat)
     to_xy = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     # straight arcs (the PBF readers' RawArcs.straight): every polyline is its two end nodes,
-    # so nodes are projected once instead of two points per arc (same values, less memory)
+    # so no per-arc polyline is stored; the points of merged arcs are projected at the end
     straight = raw.is_straight
-    if straight:
-        nx_, ny_ = to_xy.transform(raw.lon, raw.lat)
-        node_x, node_y = np.asarray(nx_, dtype=np.float64), np.asarray(ny_, dtype=np.float64)
-        del nx_, ny_
-    else:
+    if not straight:
         assert raw.geom_lon is not None
         assert raw.geom_lat is not None
         rgx, rgy = to_xy.transform(raw.geom_lon, raw.geom_lat)
@@ -483,8 +615,8 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any], *, consume: bool = False) -
     first = chain_arcs[chain_ptr[:-1]]
     last = chain_arcs[chain_ptr[1:] - 1]
     au_raw, av_raw = raw.u[first], raw.v[last]
-    arc_highway = raw.highway[first].astype(np.int16)
-    arc_osmid = raw.osmid[first].astype(np.int64)
+    arc_highway = np.asarray(raw.highway[first], dtype=np.int16)
+    arc_osmid = np.asarray(raw.osmid[first], dtype=np.int64)
     release("highway", "osmid")
     del first, last
 
@@ -492,35 +624,40 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any], *, consume: bool = False) -
     used = np.zeros(n_raw, dtype=bool)
     used[au_raw] = True
     used[av_raw] = True
-    new_pos = np.cumsum(used) - 1
+    new_pos = np.cumsum(used, dtype=np.int32)  # n_raw < 2**31 (checked above)
+    new_pos -= 1
     keep = np.flatnonzero(used)
     del used
-    arc_u = new_pos[au_raw].astype(np.int32)
-    arc_v = new_pos[av_raw].astype(np.int32)
+    arc_u = new_pos[au_raw]
+    arc_v = new_pos[av_raw]
     del new_pos, au_raw, av_raw
     lon, lat = raw.lon[keep], raw.lat[keep]
-    node_ids = raw.node_ids[keep].astype(np.int64)
+    node_ids = np.asarray(raw.node_ids[keep], dtype=np.int64)
     x, y = to_xy.transform(lon, lat)
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     n = keep.shape[0]
     del keep
-    release("node_ids", "lon", "lat")
+    release("node_ids")
+    if not straight:
+        release("lon", "lat")
     release_free_heap()
     if straight:
-        sec_c = raw.seconds[chain_arcs]
-        arc_seconds = np.add.reduceat(sec_c, chain_ptr[:-1])
-        del sec_c
-        met_c = raw.metres[chain_arcs]
-        arc_metres = np.add.reduceat(met_c, chain_ptr[:-1])
-        del met_c
-        geom_s, geom_m = _straight_chain_times(chain_ptr, chain_arcs, raw.seconds, raw.metres)
-        release("seconds", "metres")
+        arc_seconds = _chain_sums(raw.seconds, chain_ptr, chain_arcs)
+        arc_metres = _chain_sums(raw.metres, chain_ptr, chain_arcs)
+        geom_s = _straight_chain_cumulative(chain_ptr, chain_arcs, raw.seconds)
+        release("seconds")
+        geom_m = _straight_chain_cumulative(chain_ptr, chain_arcs, raw.metres)
+        release("metres")
         release_free_heap()
-        gx, gy = _straight_chain_xy(chain_ptr, chain_arcs, raw.u, raw.v, node_x, node_y)
+        pts = _straight_chain_nodes(chain_ptr, chain_arcs, raw.u, raw.v)
         geom_indptr = np.zeros(n_chain + 1, np.int64)
         np.cumsum(np.diff(chain_ptr) + 1, out=geom_indptr[1:])
-        del chain_arcs, chain_ptr, node_x, node_y
+        del chain_arcs, chain_ptr
         release("u", "v")
+        release_free_heap()
+        gx, gy = _project_points(to_xy, raw.lon, raw.lat, pts)
+        del pts
+        release("lon", "lat")
     else:
         chain_id = np.repeat(np.arange(n_chain), np.diff(chain_ptr))
         sec_c = raw.seconds[chain_arcs]
@@ -571,19 +708,17 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any], *, consume: bool = False) -
         del rgx, rgy, pt_idx
         release("seconds", "metres")
 
-    arc_seconds = np.maximum(arc_seconds, MIN_TRAVEL_SECONDS)
+    np.maximum(arc_seconds, MIN_TRAVEL_SECONDS, out=arc_seconds)
 
     release("u", "v", "geom_indptr")
     release_free_heap()
     twin = _find_twins(arc_u, arc_v, arc_metres, geom_indptr, gx, gy)
+    arc_metres = arc_metres.astype(np.float32)  # stored as float32; the float64 is done
 
     # 3. routing CSR: no self-loops, fastest of parallel arcs
-    cand = np.flatnonzero(arc_u != arc_v)
-    indptr, indices, _, _, chosen = csr_keep_min(
-        n, arc_u[cand].astype(np.int64), arc_v[cand].astype(np.int64), arc_seconds[cand]
-    )
-    csr_arc = cand[chosen].astype(np.int32)
-    indices = indices.astype(np.int32)
+    n_cand = int(np.count_nonzero(arc_u != arc_v))
+    indptr, indices, csr_arc = _routing_csr(n, arc_u, arc_v, arc_seconds)
+    arc_seconds = arc_seconds.astype(np.float32)  # chosen by float64; stored as float32
     scc = strong_components(indptr, indices, n)
 
     meta = dict(meta)
@@ -597,8 +732,8 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any], *, consume: bool = False) -
             "nodes": int(n),
             "arcs": int(n_chain),
             "routing_arcs": int(csr_arc.shape[0]),
-            "parallel_arcs_merged": int(cand.shape[0] - csr_arc.shape[0]),
-            "self_loops": int(n_chain - cand.shape[0]),
+            "parallel_arcs_merged": int(n_cand - csr_arc.shape[0]),
+            "self_loops": int(n_chain - n_cand),
             "two_way_pairs": int((twin >= 0).sum() // 2),
         },
     )
@@ -608,19 +743,19 @@ def compile_arcs(raw: RawArcs, meta: dict[str, Any], *, consume: bool = False) -
         lat=lat,
         x=x,
         y=y,
-        indptr=indptr.astype(np.int64),
+        indptr=indptr,
         indices=indices,
-        seconds=arc_seconds[csr_arc].astype(np.float32),
-        metres=arc_metres[csr_arc].astype(np.float32),
+        seconds=arc_seconds[csr_arc],
+        metres=arc_metres[csr_arc],
         csr_arc=csr_arc,
         arc_u=arc_u,
         arc_v=arc_v,
-        arc_seconds=arc_seconds.astype(np.float32),
-        arc_metres=arc_metres.astype(np.float32),
+        arc_seconds=arc_seconds,
+        arc_metres=arc_metres,
         arc_highway=arc_highway,
         arc_osmid=arc_osmid,
         arc_twin=twin,
-        geom_indptr=geom_indptr.astype(np.int64),
+        geom_indptr=np.asarray(geom_indptr, dtype=np.int64),
         geom_x=gx,
         geom_y=gy,
         geom_s=geom_s,

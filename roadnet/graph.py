@@ -307,6 +307,8 @@ def strong_components(indptr: np.ndarray, indices: np.ndarray, n: int) -> np.nda
     """SCC labels renumbered so that 0 is the largest component, 1 the next, ..."""
     if n == 0:
         return np.zeros(0, dtype=np.int32)
+    if indices.shape[0] < 2**31 and indices.dtype == np.int32:
+        indptr = indptr.astype(np.int32)  # scipy would otherwise copy indices to int64
     adj = sp.csr_matrix((np.ones(indices.shape[0], dtype=np.int8), indices, indptr), shape=(n, n))
     _, labels = connected_components(adj, directed=True, connection="strong")
     sizes = np.bincount(labels)

@@ -27,13 +27,17 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import networkx as nx
 import numpy as np
-import pandas as pd
 
-from roadnet.build import RawArcs, compile_arcs, release_free_heap, utm_crs_for
+from roadnet.build import (
+    RawArcs,
+    compile_arcs,
+    map_large_allocations,
+    release_free_heap,
+    utm_crs_for,
+)
 from roadnet.exceptions import (
     ClipError,
     DownloadUnavailableError,
@@ -46,6 +50,15 @@ from roadnet.exceptions import (
 from roadnet.graph import CompiledGraph
 from roadnet.settings import default_cache_dir, settings
 from roadnet.speed import MIN_TRAVEL_SECONDS, SpeedProfile
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    import networkx as nx
+    import pandas as pd
+
+    #: A tag table: a DataFrame, or a dict of equal-length object arrays (one per tag).
+    TagTable: TypeAlias = pd.DataFrame | dict[str, np.ndarray]
 
 __all__ = [
     "AUTO_OSMIUM_BYTES",
@@ -138,15 +151,43 @@ def _first_class(values: Iterable[Any]) -> np.ndarray:
     return np.asarray([s.split(";")[0].strip() for s in _norm(values)], dtype=object)
 
 
-def _drivable(tags: pd.DataFrame) -> np.ndarray:
+def _tag_rows(tags: TagTable) -> int:
+    """Number of rows of a tag table (a DataFrame or a dict of equal-length arrays)."""
+    if isinstance(tags, dict):
+        return len(next(iter(tags.values()))) if tags else 0
+    return len(tags)
+
+
+def _tag_column(tags: TagTable, name: str) -> np.ndarray | None:
+    """Column ``name`` of a tag table as an array, ``None`` when the table has no such tag."""
+    if name not in tags:  # a DataFrame's ``in`` looks at its columns, a dict's at its keys
+        return None
+    col = tags[name]
+    return np.asarray(col) if isinstance(col, np.ndarray) else col.to_numpy()
+
+
+def _factorize_first(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+    """Codes of ``values`` (hashable, none missing) numbered by first appearance, and the
+    distinct values in that order (``pandas.factorize`` of such values)."""
+    index: dict[Any, int] = {}
+    codes = np.fromiter(
+        (index.setdefault(v, len(index)) for v in values.tolist()),
+        dtype=np.intp,
+        count=values.shape[0],
+    )
+    return codes, list(index)
+
+
+def _drivable(tags: TagTable) -> np.ndarray:
     """Boolean mask of the drive filter (see module docstring) over a tag table."""
+    n = _tag_rows(tags)
 
     def col(name: str) -> np.ndarray:
-        if name in tags.columns:
-            return _norm(tags[name].to_numpy())
-        return np.full(len(tags), "", dtype=object)
+        values = _tag_column(tags, name)
+        return _norm(values) if values is not None else np.full(n, "", dtype=object)
 
-    hw = _first_class(tags["highway"].to_numpy()) if "highway" in tags.columns else col("x")
+    highway = _tag_column(tags, "highway")
+    hw = _first_class(highway) if highway is not None else col("x")
     ok = (hw != "") & ~np.isin(hw, list(DRIVE_EXCLUDED_HIGHWAYS))
     ok &= col("area") != "yes"
     ok &= col("access") != "private"
@@ -156,12 +197,14 @@ def _drivable(tags: pd.DataFrame) -> np.ndarray:
     return ok
 
 
-def _directions(tags: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def _directions(tags: TagTable) -> tuple[np.ndarray, np.ndarray]:
     """(forward allowed, backward allowed) per way segment, by the module's one-way rule."""
-    n = len(tags)
-    oneway = _norm(tags["oneway"].to_numpy()) if "oneway" in tags.columns else np.full(n, "")
-    junction = _norm(tags["junction"].to_numpy()) if "junction" in tags.columns else np.full(n, "")
-    hw = _first_class(tags["highway"].to_numpy())
+    n = _tag_rows(tags)
+    col = _tag_column(tags, "oneway")
+    oneway = _norm(col) if col is not None else np.full(n, "")
+    col = _tag_column(tags, "junction")
+    junction = _norm(col) if col is not None else np.full(n, "")
+    hw = _first_class(cast("np.ndarray", _tag_column(tags, "highway")))
     fwd_only = np.isin(oneway, list(_FORWARD))
     back_only = np.isin(oneway, list(_BACKWARD))
     both = np.isin(oneway, list(_BOTH))
@@ -180,7 +223,7 @@ def _arcs_from_segments(
     seg_u: np.ndarray,
     seg_v: np.ndarray,
     metres: np.ndarray,
-    tags: pd.DataFrame,
+    tags: TagTable,
     osmid: np.ndarray,
     profile: SpeedProfile,
     geometry: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
@@ -188,30 +231,52 @@ def _arcs_from_segments(
 ) -> tuple[RawArcs, dict[str, Any]]:
     """Directed raw arcs from undirected way segments and their tags.
 
-    ``tags`` holds one row per segment, or, with ``seg_tags``, one row per distinct tag
-    combination and ``seg_tags[i]`` is the row of segment ``i`` (the streaming PBF reader stores
-    each combination once). Both give the same arcs, codes and statistics.
+    ``tags`` (a DataFrame, or a dict of equal-length object arrays, one per tag) holds one row
+    per segment, or, with ``seg_tags``, one row per distinct tag combination and
+    ``seg_tags[i]`` is the row of segment ``i`` (the streaming PBF reader stores each
+    combination once). Both give the same arcs, codes and statistics.
     """
+    segs = PbfSegments(node_ids, lon, lat, seg_u, seg_v, metres, osmid, tags, seg_tags, 0)
+    return _raw_arcs(segs, profile, geometry)
+
+
+def _raw_arcs(
+    segs: PbfSegments,
+    profile: SpeedProfile,
+    geometry: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    *,
+    consume: bool = False,
+) -> tuple[RawArcs, dict[str, Any]]:
+    """:func:`_arcs_from_segments` of a reader's segments; with ``consume`` the per-segment
+    arrays of ``segs`` are released (set to ``None``) as soon as they are used, so that a
+    country-size build does not hold the segments and the arcs made from them at once."""
+    node_ids, lon, lat, tags = segs.node_ids, segs.lon, segs.lat, segs.tags
+    seg_u, seg_v, metres, seg_tags = segs.seg_u, segs.seg_v, segs.metres, segs.seg_tags
+    if consume:
+        segs.seg_u = segs.seg_v = segs.metres = segs.seg_tags = None  # type: ignore[assignment]
     n_seg = len(seg_u)
     if seg_tags is None:
         rows = np.arange(n_seg)
         weights = None
     else:
         rows = np.asarray(seg_tags, dtype=np.int64)
-        weights = np.bincount(rows, minlength=len(tags))
+        weights = np.bincount(rows, minlength=_tag_rows(tags))
+    del seg_tags
     keep = _drivable(tags)[rows]
     keep &= (seg_u >= 0) & (seg_v >= 0) & np.isfinite(metres)
     fwd_t, back_t = _directions(tags)
     forward = fwd_t[rows] & keep
     backward = back_t[rows] & keep
+    highway = cast("np.ndarray", _tag_column(tags, "highway"))
+    maxspeed = _tag_column(tags, "maxspeed")
     speeds_t, stats = profile.edge_speeds(
-        tags["highway"].to_numpy(),
-        tags["maxspeed"].to_numpy() if "maxspeed" in tags.columns else np.full(len(tags), None),
+        highway,
+        maxspeed if maxspeed is not None else np.full(len(highway), None),
         weights=weights,
     )
     seconds = np.maximum(np.asarray(metres, float) / (speeds_t[rows] / 3.6), MIN_TRAVEL_SECONDS)
     # class codes numbered by first appearance over the segments, whatever the row layout
-    row_codes, row_classes = pd.factorize(_first_class(tags["highway"].to_numpy()))
+    row_codes, row_classes = _factorize_first(_first_class(highway))
     seg_codes = np.asarray(row_codes)[rows]
     del rows
     present, first_at = np.unique(seg_codes, return_index=True)
@@ -232,17 +297,31 @@ def _arcs_from_segments(
 
         n_f, n_b = int(forward.sum()), int(backward.sum())
         pos = np.int32 if len(node_ids) < 2**31 else np.int64
+        # each per-segment array is dropped once its arcs are made (see ``consume``)
+        arc_u, arc_v = both(seg_u, seg_v, pos), both(seg_v, seg_u, pos)
+        del seg_u, seg_v
+        arc_metres = both(metres, metres, np.float64)
+        del metres
+        arc_seconds = both(seconds, seconds, np.float64)
+        del seconds
+        arc_highway = both(hw_codes, hw_codes, np.int16)
+        del hw_codes
+        osmid = segs.osmid
+        if consume:
+            segs.osmid = None  # type: ignore[assignment]
+        arc_osmid = both(osmid, osmid, np.int64)
+        del osmid
         raw = RawArcs.straight(
             node_ids,
             lon,
             lat,
-            u=both(seg_u, seg_v, pos),
-            v=both(seg_v, seg_u, pos),
-            metres=both(metres, metres, np.float64),
-            seconds=both(seconds, seconds, np.float64),
-            highway=both(hw_codes, hw_codes, np.int16),
+            u=arc_u,
+            v=arc_v,
+            metres=arc_metres,
+            seconds=arc_seconds,
+            highway=arc_highway,
             highway_classes=[str(c) for c in hw_classes],
-            osmid=both(osmid, osmid, np.int64),
+            osmid=arc_osmid,
         )
     else:
         f, b = np.flatnonzero(forward), np.flatnonzero(backward)
@@ -267,7 +346,7 @@ def _arcs_from_segments(
             seconds=seconds[idx],
             highway=hw_codes[idx].astype(np.int16),
             highway_classes=[str(c) for c in hw_classes],
-            osmid=np.asarray(osmid, np.int64)[idx],
+            osmid=np.asarray(segs.osmid, np.int64)[idx],
             geom_indptr=new_ptr.astype(np.int64),
             geom_lon=glon[src],
             geom_lat=glat[src],
@@ -316,6 +395,11 @@ _WAY_TAG_KEYS = (
     "junction",
     "maxspeed",
 )
+#: The osmium location index of ``node_index=None``: the first of these osmium has. Measured at
+#: K = 64 tiles of Malta (21.4M file nodes, docs/scaling.md): the streaming pass peaks at
+#: 637 MB with ``sparse_mmap_array`` and 661 MB with ``sparse_mem_array``, whose last doubling
+#: holds the old and the new array at once.
+_DEFAULT_NODE_INDEXES = ("sparse_mmap_array", "sparse_mem_array")
 #: osmium's value of an undefined coordinate (node missing from the file).
 _UNDEFINED_COORD = 2147483647
 #: Ways buffered by the streaming reader before they are clipped and packed into arrays.
@@ -337,7 +421,8 @@ class PbfSegments:
     osmid
         OSM way id of each segment.
     tags
-        Tag table: one row per segment, or per distinct tag combination with ``seg_tags``.
+        Tag table (a DataFrame, or a dict of equal-length object arrays, one per tag): one
+        row per segment, or per distinct tag combination with ``seg_tags``.
     seg_tags
         Row of ``tags`` of each segment, or ``None`` when ``tags`` has a row per segment.
     timestamp
@@ -351,7 +436,7 @@ class PbfSegments:
     seg_v: np.ndarray
     metres: np.ndarray
     osmid: np.ndarray
-    tags: pd.DataFrame
+    tags: TagTable
     seg_tags: np.ndarray | None
     timestamp: int
 
@@ -530,10 +615,10 @@ def _read_pbf_osmium(
 ) -> PbfSegments:
     """Stream a PBF with pyosmium: ways with a ``highway`` tag reach Python with their nodes'
     locations (osmium's C++ location index holds the file's nodes, 16 bytes each with
-    ``sparse_mem_array``); pyrosm's driving filter is applied per distinct tag combination,
-    ways outside ``region`` (none of their nodes inside) and, with ``bbox``, ways without a
-    node in the box are dropped in chunks as they stream, so Python memory scales with the
-    kept network."""
+    ``sparse_mmap_array`` or ``sparse_mem_array``); pyrosm's driving filter is applied per
+    distinct tag combination, ways outside ``region`` (none of their nodes inside) and, with
+    ``bbox``, ways without a node in the box are dropped in chunks as they stream, so Python
+    memory scales with the kept network."""
     import osmium
     import shapely
 
@@ -645,6 +730,7 @@ def _read_pbf_osmium(
         seg_ok &= in_box[si] | in_box[si + 1]
         del lon_pt, lat_pt, in_box
     si, seg_way = si[seg_ok], seg_way[seg_ok]
+    del last, is_seg, valid, seg_ok  # each array goes once used (country-size files)
     # nodes in pyrosm's order: first occurrence in the node lists of the ways that keep a
     # segment, among the nodes the kept segments use
     has_seg = np.zeros(lens.size, dtype=bool)
@@ -663,10 +749,18 @@ def _read_pbf_osmium(
     node_ids = refs[first_pt]
     lon = xy[first_pt, 0] / 1e7
     lat = xy[first_pt, 1] / 1e7
+    del xy, first_pt, first
     seg_u = rank[np.searchsorted(ids_sorted, refs[si])]
     seg_v = rank[np.searchsorted(ids_sorted, refs[si + 1])]
+    del refs, si, rank, ids_sorted
+    osmid, seg_tags = wids[seg_way], wcombo[seg_way]
+    timestamp = int(wstamp[has_seg].max()) if has_seg.any() else 0
+    del seg_way, wids, wcombo, wstamp, has_seg, lens
     metres = _segment_lengths(lon, lat, seg_u, seg_v)
-    tags = pd.DataFrame(combo_rows, columns=list(_WAY_TAG_KEYS), dtype=object)
+    tags: dict[str, np.ndarray] = {}
+    for j, key in enumerate(_WAY_TAG_KEYS):
+        tags[key] = np.empty(len(combo_rows), dtype=object)
+        tags[key][:] = [row[j] for row in combo_rows]
     return PbfSegments(
         node_ids=node_ids,
         lon=lon,
@@ -674,10 +768,10 @@ def _read_pbf_osmium(
         seg_u=seg_u,
         seg_v=seg_v,
         metres=metres,
-        osmid=wids[seg_way],
+        osmid=osmid,
         tags=tags,
-        seg_tags=wcombo[seg_way],
-        timestamp=int(wstamp[has_seg].max()) if has_seg.any() else 0,
+        seg_tags=seg_tags,
+        timestamp=timestamp,
     )
 
 
@@ -686,6 +780,7 @@ def _read_pbf_pyrosm(
 ) -> PbfSegments:
     """Read a PBF with pyrosm (whole file in memory); ``region`` keeps the ways with a node
     inside it, as the streaming reader does."""
+    import pandas as pd
     import pyrosm
     import shapely
 
@@ -768,7 +863,7 @@ def graph_from_pbf(
     clip: Any = None,
     clip_buffer_km: float = DEFAULT_CLIP_BUFFER_KM,
     reader: str = "auto",
-    node_index: str = "sparse_mem_array",
+    node_index: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> CompiledGraph:
     """Compile the drive network of an OpenStreetMap ``.osm.pbf`` file.
@@ -798,8 +893,11 @@ def graph_from_pbf(
         ``"auto"`` (osmium for files >= :data:`AUTO_OSMIUM_BYTES`, which is 0: always, as
         measured), ``"osmium"`` or ``"pyrosm"``.
     node_index
-        osmium location index type (``"sparse_mem_array"``; for planet-size files a disk-backed
-        one such as ``"sparse_file_array,/tmp/nodes.idx"``); ignored by pyrosm.
+        osmium location index type; ``None`` picks ``"sparse_mmap_array"`` where osmium has
+        it (Linux: it grows by remapping its pages, where ``"sparse_mem_array"``, the
+        fallback, copies itself on each doubling and briefly holds 1.5 times its size), for
+        planet-size files a disk-backed one such as ``"sparse_file_array,/tmp/nodes.idx"``;
+        ignored by pyrosm.
     progress
         Optional callback ``(stage, fraction)``.
 
@@ -830,6 +928,8 @@ def graph_from_pbf(
         import osmium
 
         kinds = list(osmium.index.map_types())
+        if node_index is None:
+            node_index = next(k for k in _DEFAULT_NODE_INDEXES if k in kinds)
         if not isinstance(node_index, str) or node_index.split(",")[0] not in kinds:
             raise InvalidArgumentError(
                 f"node_index must be one of {', '.join(kinds)} (a file-backed one followed by "
@@ -837,27 +937,17 @@ def graph_from_pbf(
             )
     if progress:
         progress("reading PBF", 0.0)
+    map_large_allocations()  # freed arrays go back to the system at once (peak memory)
     digest = file_sha256(p)
     if chosen == "osmium":
-        segs = _read_pbf_osmium(p, bbox, region, node_index)
+        segs = _read_pbf_osmium(p, bbox, region, cast("str", node_index))
     else:
         segs = _read_pbf_pyrosm(p, bbox, region)
     if segs.seg_u.size == 0 or not (segs.seg_u >= 0).any():
         raise GraphSourceError(f"{p} holds no drivable road{_clip_where(region, clip_buffer_km)}")
     if progress:
         progress("compiling graph", 0.5)
-    raw, info = _arcs_from_segments(
-        segs.node_ids,
-        segs.lon,
-        segs.lat,
-        segs.seg_u,
-        segs.seg_v,
-        segs.metres,
-        segs.tags,
-        segs.osmid,
-        profile,
-        seg_tags=segs.seg_tags,
-    )
+    raw, info = _raw_arcs(segs, profile, consume=True)
     if info["segments_drivable"] == 0:
         raise GraphSourceError(f"{p} holds no drivable road{_clip_where(region, clip_buffer_km)}")
     ts = segs.timestamp
@@ -891,6 +981,8 @@ def _raw_from_networkx(
     G: nx.MultiDiGraph, profile: SpeedProfile, *, travel_time_attr: str | None = None
 ) -> tuple[RawArcs, dict[str, Any]]:
     """Raw arcs from an osmnx-style MultiDiGraph (nodes with x/y in lon/lat)."""
+    import pandas as pd
+
     crs = str(G.graph.get("crs", "EPSG:4326")).lower()
     if crs not in {"epsg:4326", "wgs84"}:
         raise GraphSourceError(
@@ -941,7 +1033,7 @@ def _raw_from_networkx(
     if travel_time_attr:
         given = pd.to_numeric(tags["tt"], errors="coerce").to_numpy(float)
         seconds = np.where(np.isfinite(given), given, seconds)
-    hw_codes, hw_classes = pd.factorize(_first_class(tags["highway"].to_numpy()))
+    hw_codes, hw_classes = _factorize_first(_first_class(tags["highway"].to_numpy()))
     raw = RawArcs(
         node_ids=node_ids,
         lon=lon,
@@ -993,6 +1085,7 @@ def graph_to_networkx(graph: CompiledGraph) -> nx.MultiDiGraph:
     ``travel_time`` (s), ``speed_kph`` and ``geometry`` (a shapely LineString in lon/lat).
     ``graph_from_networkx(graph_to_networkx(g))`` gives back the same routing graph.
     """
+    import networkx as nx
     import pyproj
     import shapely
 
@@ -1056,6 +1149,8 @@ def _compile_osmnx_raw(
     PBF file's (:func:`_arcs_from_segments`), so that every source gives the same network
     (osmnx's own rule makes untagged motorways and ``junction=circular`` two-way).
     """
+    import pandas as pd
+
     cols = [*_FILTER_COLUMNS, "oneway", "junction", "maxspeed"]
     edges = list(G.edges(data=True))
     tags = pd.DataFrame([{c: d.get(c) for c in cols} for _, _, d in edges], columns=cols)

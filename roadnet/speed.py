@@ -74,17 +74,20 @@ import math
 import numbers
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from roadnet.exceptions import SpeedProfileError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "DEFAULT_SPEEDS_KMH",
@@ -408,7 +411,8 @@ def _classify_maxspeed(value: Any, depth: int = 0) -> tuple[float | None, int]:
             if depth >= _MAX_LIST_DEPTH:
                 return None, _GARBAGE
             return _combine(_classify_maxspeed(v, depth + 1) for v in value)
-        if value is pd.NA or value is pd.NaT:
+        pd_ = sys.modules.get("pandas")  # pandas' missing values exist only once it is loaded
+        if pd_ is not None and (value is pd_.NA or value is pd_.NaT):
             return None, _MISSING
     except Exception:  # a promise of the public API: never raise on odd input
         logger.debug("maxspeed value could not be inspected", exc_info=True)
@@ -924,7 +928,8 @@ def _object_array(values: Any, name: str) -> np.ndarray:
     """One-dimensional object array of ``values``, keeping lists as elements."""
     if isinstance(values, str | bytes):
         raise TypeError(f"{name} must hold one value per segment, not be a single string")
-    if isinstance(values, pd.Series | pd.Index):
+    pd_ = sys.modules.get("pandas")  # a Series or Index exists only once pandas is loaded
+    if pd_ is not None and isinstance(values, pd_.Series | pd_.Index):
         return values.to_numpy(dtype=object)
     if isinstance(values, np.ndarray):
         if values.ndim != 1:
@@ -934,8 +939,37 @@ def _object_array(values: Any, name: str) -> np.ndarray:
     return np.fromiter(items, dtype=object, count=len(items))
 
 
+#: Up to this many values, :func:`_factorize` codes strings and ``None`` in Python (as
+#: ``pandas.factorize`` does: codes by first appearance, -1 for ``None``) instead of importing
+#: pandas, which the streaming PBF build does not otherwise need (~75 MB).
+_SMALL_FACTORIZE = 100_000
+
+
+def _factorize_strings(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``pandas.factorize`` of ``values`` when every value is a ``str`` or ``None``, else
+    ``None``: codes in order of first appearance, -1 for ``None``."""
+    index: dict[str, int] = {}
+    codes = np.empty(values.shape[0], dtype=np.intp)
+    for i, value in enumerate(values.tolist()):
+        if value is None:
+            codes[i] = -1
+        elif type(value) is str:
+            codes[i] = index.setdefault(value, len(index))
+        else:
+            return None
+    uniques = np.empty(len(index), dtype=object)
+    uniques[:] = list(index)
+    return codes, uniques
+
+
 def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Codes (-1 for None/NaN) and distinct values; unhashable values become tuples."""
+    if values.shape[0] <= _SMALL_FACTORIZE:
+        small = _factorize_strings(values)
+        if small is not None:
+            return small
+    import pandas as pd
+
     try:
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
     except (TypeError, ValueError):  # lists (osmnx) are unhashable
