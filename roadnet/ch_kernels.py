@@ -1,9 +1,11 @@
 """Kernels shared by the contraction hierarchy's build and both of its query methods.
 
 An indexed binary min-heap for numba (keys, nodes, and each node's slot, so that a key can be
-decreased in place), the thread count for ``n_jobs``, and the arrays a hierarchy query reads
-(:class:`HierarchyArrays`), so that :mod:`roadnet.ch` and :mod:`roadnet.ch_bucket` both build on
-this module and neither on the other.
+decreased in place), the node priority and tie-breaker of both contraction builds
+(:mod:`roadnet.ch`, :mod:`roadnet.ch_contract`), the thread count for ``n_jobs``, and the
+arrays a hierarchy query reads (:class:`HierarchyArrays`), so that :mod:`roadnet.ch`,
+:mod:`roadnet.ch_contract` and :mod:`roadnet.ch_bucket` build on this module and none on the
+others (:mod:`roadnet.ch` calls :mod:`roadnet.ch_contract`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 
 from roadnet.settings import check_n_jobs
 
-__all__ = ["HierarchyArrays", "heap_pop", "heap_set", "resolve_threads"]
+__all__ = ["HierarchyArrays", "heap_pop", "heap_set", "node_priority", "resolve_threads", "tie"]
 
 
 class HierarchyArrays(Protocol):
@@ -123,6 +125,19 @@ def heap_pop(hk: Any, hv: Any, hpos: Any, size: int) -> tuple[int, float, int]:
         hpos[hv[0]] = 0
         _sift_down(hk, hv, hpos, 0, size)
     return node, key, size
+
+
+@numba.njit(cache=True)
+def node_priority(added: int, added_h: int, removed: int, removed_h: int, level: int) -> float:
+    """OSRM's node priority: 2 x edge quotient + original-edge quotient + depth."""
+    return 2.0 * added / max(removed, 1) + added_h / max(removed_h, 1) + level
+
+
+@numba.njit(cache=True, inline="always")
+def tie(v: int) -> int:  # pragma: no cover - compiled
+    """A fixed pseudo-random tie-breaker (Knuth's multiplicative hash), so that equal
+    priorities do not favour low node numbers (one corner of the map)."""
+    return (v * 2654435761) & 0xFFFFFFFF
 
 
 def resolve_threads(n_jobs: int | None) -> int:
