@@ -51,13 +51,9 @@ import numpy as np
 from numba import prange
 
 from roadnet.ch_bucket import bucket_table
-<<<<<<< HEAD
-from roadnet.ch_kernels import heap_pop, heap_set, resolve_threads
-from roadnet.ch_sweep import sweep_table
-=======
 from roadnet.ch_contract import contract_rounds
 from roadnet.ch_kernels import heap_pop, heap_set, node_priority, resolve_threads
->>>>>>> main
+from roadnet.ch_sweep import sweep_table
 from roadnet.exceptions import InvalidArgumentError
 
 __all__ = [
