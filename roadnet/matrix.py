@@ -124,20 +124,30 @@ def zero_same_points(
     """Set the time (and metres) of every pair of identical points to 0, in place."""
     if o_labels.shape[0] == 0 or d_labels.shape[0] == 0:
         return
-    # all (origin, destination) pairs with equal labels (duplicates included), vectorised
-    d_order = np.argsort(d_labels, kind="stable")
+    _zero_same(
+        seconds,
+        metres if metres is not None else np.zeros((0, 0), seconds.dtype),
+        np.ascontiguousarray(o_labels, dtype=np.int64),
+        np.ascontiguousarray(d_labels, dtype=np.int64),
+    )
+
+
+@numba.njit(cache=True)
+def _zero_same(
+    seconds: np.ndarray, metres: np.ndarray, o_labels: np.ndarray, d_labels: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """All (origin, destination) pairs with equal labels (duplicates included) to 0."""
+    d_order = np.argsort(d_labels, kind="mergesort")
     d_sorted = d_labels[d_order]
     lo = np.searchsorted(d_sorted, o_labels, side="left")
-    cnt = np.searchsorted(d_sorted, o_labels, side="right") - lo
-    total = int(cnt.sum())
-    if total == 0:
-        return
-    rows = np.repeat(np.arange(o_labels.shape[0]), cnt)
-    within = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    cols = d_order[np.repeat(lo, cnt) + within]
-    seconds[rows, cols] = 0.0
-    if metres is not None:
-        metres[rows, cols] = 0.0
+    hi = np.searchsorted(d_sorted, o_labels, side="right")
+    with_metres = metres.shape[0] > 0
+    for i in range(o_labels.shape[0]):
+        for q in range(lo[i], hi[i]):
+            j = d_order[q]
+            seconds[i, j] = 0.0
+            if with_metres:
+                metres[i, j] = 0.0
 
 
 def _counts(labels: np.ndarray) -> dict[str, int]:
@@ -173,49 +183,80 @@ class _Augmented:
         return self.csr_t, self.metres_t
 
 
-def _same_arc_pairs(o: SnappedPoints, d: SnappedPoints) -> tuple[np.ndarray, np.ndarray]:
-    """(origin, destination) position pairs snapped onto the same road piece."""
-    if len(o) == 0 or len(d) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    d_order = np.argsort(d.arc, kind="stable")
-    d_sorted = d.arc[d_order]
-    lo = np.searchsorted(d_sorted, o.arc, side="left")
-    hi = np.searchsorted(d_sorted, o.arc, side="right")
-    cnt = hi - lo
-    oi = np.repeat(np.arange(len(o)), cnt)
-    within = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    dj = d_order[np.repeat(lo, cnt) + within]
-    return oi, dj
-
-
 def _direct_pairs(
     o: SnappedPoints, d: SnappedPoints, o_ok: np.ndarray, d_ok: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Trips that stay on one road piece: ``(origin, destination, seconds, metres)``.
 
     Destination ``j`` is reachable directly from origin ``i`` when both are snapped onto the
-    same arc and ``j`` lies ahead of ``i`` along the arc (or along its reverse twin).
+    same arc and ``j`` lies ahead of ``i`` along the arc (or along its reverse twin). The trips
+    along the arcs come first, then those along the twins, each by origin and then by
+    destination position.
     """
-    oi, dj = _same_arc_pairs(o, d)
-    keep = o_ok[oi] & d_ok[dj]
-    oi, dj = oi[keep], dj[keep]
-    out_o, out_d, out_w, out_m = [], [], [], []
-    for k in range(2):
-        # along the arc (k=0) or its reverse twin (k=1): j must be ahead of i
-        with np.errstate(invalid="ignore"):  # inf - inf where there is no twin
-            ds = d.in_seconds[dj, k] - o.in_seconds[oi, k]
-            dm = d.in_metres[dj, k] - o.in_metres[oi, k]
-        ok = np.isfinite(ds) & (dm >= 0) & (ds >= 0)
-        out_o.append(oi[ok])
-        out_d.append(dj[ok])
-        out_w.append(o.connector_seconds[oi[ok]] + ds[ok] + d.connector_seconds[dj[ok]])
-        out_m.append(dm[ok])
-    return (
-        np.concatenate(out_o),
-        np.concatenate(out_d),
-        np.concatenate(out_w),
-        np.concatenate(out_m),
-    )
+    if len(o) == 0 or len(d) == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty.copy(), np.zeros(0), np.zeros(0)
+    return _direct_kernel(
+        np.ascontiguousarray(o.arc), np.ascontiguousarray(d.arc),
+        np.ascontiguousarray(o_ok, dtype=np.bool_), np.ascontiguousarray(d_ok, dtype=np.bool_),
+        np.ascontiguousarray(o.in_seconds, dtype=np.float64),
+        np.ascontiguousarray(o.in_metres, dtype=np.float64),
+        np.ascontiguousarray(d.in_seconds, dtype=np.float64),
+        np.ascontiguousarray(d.in_metres, dtype=np.float64),
+        np.ascontiguousarray(o.connector_seconds, dtype=np.float64),
+        np.ascontiguousarray(d.connector_seconds, dtype=np.float64),
+    )  # fmt: skip
+
+
+@numba.njit(cache=True)
+def _direct_kernel(
+    o_arc: np.ndarray,
+    d_arc: np.ndarray,
+    o_ok: np.ndarray,
+    d_ok: np.ndarray,
+    o_in_s: np.ndarray,
+    o_in_m: np.ndarray,
+    d_in_s: np.ndarray,
+    d_in_m: np.ndarray,
+    o_conn: np.ndarray,
+    d_conn: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """:func:`_direct_pairs` on the arrays (one compiled call: a table request makes one)."""
+    d_order = np.argsort(d_arc, kind="mergesort")  # stable
+    d_sorted = d_arc[d_order]
+    lo = np.searchsorted(d_sorted, o_arc, side="left")
+    hi = np.searchsorted(d_sorted, o_arc, side="right")
+    total = 0
+    for i in range(o_arc.shape[0]):
+        total += hi[i] - lo[i]
+    pi = np.empty(total, np.int64)
+    pj = np.empty(total, np.int64)
+    c = 0
+    for i in range(o_arc.shape[0]):
+        for q in range(lo[i], hi[i]):
+            j = d_order[q]
+            if o_ok[i] and d_ok[j]:
+                pi[c] = i
+                pj[c] = j
+                c += 1
+    out_o = np.empty(2 * c, np.int64)
+    out_d = np.empty(2 * c, np.int64)
+    out_w = np.empty(2 * c)
+    out_m = np.empty(2 * c)
+    n = 0
+    for k in range(2):  # along the arc (k=0) or its reverse twin (k=1): j must be ahead of i
+        for p in range(c):
+            i = pi[p]
+            j = pj[p]
+            ds = d_in_s[j, k] - o_in_s[i, k]  # inf - inf = nan where there is no twin
+            dm = d_in_m[j, k] - o_in_m[i, k]
+            if np.isfinite(ds) and dm >= 0 and ds >= 0:
+                out_o[n] = i
+                out_d[n] = j
+                out_w[n] = o_conn[i] + ds + d_conn[j]
+                out_m[n] = dm
+                n += 1
+    return out_o[:n], out_d[:n], out_w[:n], out_m[:n]
 
 
 def augment(
@@ -385,22 +426,58 @@ class CHJob:
         )
         # trips along one road piece, which never touch a node
         oi, dj, w, m = self.direct
-        o_map = np.full(len(o), -1, np.int64)
-        o_map[o_idx] = np.arange(o_idx.shape[0])
-        d_map = np.full(len(d), -1, np.int64)
-        d_map[d_idx] = np.arange(d_idx.shape[0])
-        a, b = o_map[oi], d_map[dj]
-        keep = (a >= 0) & (b >= 0)
-        if cutoff is not None:
-            keep &= w <= cutoff
-        a, b, w, m = a[keep], b[keep], w[keep], m[keep]
-        better = w < sec[a, b]
-        a, b, w, m = a[better], b[better], w[better], m[better]
-        order = np.argsort(-w, kind="stable")  # the shortest of duplicates is written last
-        sec[a[order], b[order]] = w[order]
-        if met is not None:
-            met[a[order], b[order]] = m[order]
+        if oi.shape[0] == 0:
+            return sec, met
+        if _is_all(o_idx, len(o)) and _is_all(d_idx, len(d)):  # the whole table: one block
+            a, b = oi, dj
+        else:
+            o_map = np.full(len(o), -1, np.int64)
+            o_map[o_idx] = np.arange(o_idx.shape[0])
+            d_map = np.full(len(d), -1, np.int64)
+            d_map[d_idx] = np.arange(d_idx.shape[0])
+            a, b = o_map[oi], d_map[dj]
+        _place_direct(
+            sec,
+            met if met is not None else np.zeros((0, 0), sec.dtype),
+            a, b, w, m,
+            np.inf if cutoff is None else float(cutoff),
+        )  # fmt: skip
         return sec, met
+
+
+@numba.njit(cache=True)
+def _place_direct(
+    sec: np.ndarray,
+    met: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    w: np.ndarray,
+    m: np.ndarray,
+    limit: float,
+) -> None:  # pragma: no cover - compiled
+    """Write the direct trips ``(a, b, w, m)`` (``a``/``b`` = -1: not in this block) that are
+    within ``limit`` and faster than the table's value; of two for one cell the faster wins,
+    of two as fast the later one."""
+    sel = np.empty(a.shape[0], np.int64)
+    c = 0
+    for p in range(a.shape[0]):
+        if a[p] >= 0 and b[p] >= 0 and w[p] <= limit and w[p] < sec[a[p], b[p]]:
+            sel[c] = p
+            c += 1
+    neg = np.empty(c)
+    for q in range(c):
+        neg[q] = -w[sel[q]]
+    with_metres = met.shape[0] > 0
+    for q in np.argsort(neg, kind="mergesort"):  # stable: the fastest written last
+        p = sel[q]
+        sec[a[p], b[p]] = w[p]
+        if with_metres:
+            met[a[p], b[p]] = m[p]
+
+
+def _is_all(idx: np.ndarray, n: int) -> bool:
+    """Whether ``idx`` is ``0, 1, ..., n - 1``."""
+    return idx.shape[0] == n and (n == 0 or (idx[0] == 0 and bool((np.diff(idx) == 1).all())))
 
 
 def _mp_context() -> multiprocessing.context.BaseContext:
@@ -607,7 +684,8 @@ def drive_time_matrix(
         progress=progress,
         ch=ch,
     )
-    zero_same_points(seconds, metres, o.labels, d.labels)
+    o_labels = o.labels
+    zero_same_points(seconds, metres, o_labels, o_labels if d is o else d.labels)
     result = DriveTimeMatrix(
         seconds=seconds,
         metres=metres,

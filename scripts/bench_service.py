@@ -297,6 +297,7 @@ def cold_cli(pbf: Path, cache_dir: Path, pool: PointPool, n: int, reps: int) -> 
 
 
 def library(graph: CompiledGraph, engine: EngineChoice, pool: PointPool, n: int, reps: int):
+    drive_time_matrix(graph, pool.take(n), engine=engine, n_jobs=1)  # untimed: kernels load
     times = []
     for _ in range(reps):
         pts = pool.take(n)
@@ -410,9 +411,11 @@ async def load(
 
     t0 = time.perf_counter()
     own0 = time.process_time()
+    started = dt.datetime.now(dt.UTC)
     await asyncio.gather(*(client(k) for k in range(clients)))
     wall = time.perf_counter() - t0
     own = time.process_time() - own0
+    ended = dt.datetime.now(dt.UTC)
     for conn in conns:
         conn.close()
     jobs = []
@@ -432,6 +435,7 @@ async def load(
         "status": status,
         "requests": total,
         "jobs": jobs,
+        "load_window": (started, ended),
         "client_cpu_ms": own / max(total, 1) * 1e3,
     }
 
@@ -444,11 +448,23 @@ def report_load(name: str, res: dict[str, Any]) -> None:
             print(f"  {kind:8s} {fmt_ms(v)}")
     print(f"  responses by status: {dict(sorted(res['status'].items()))}")
     print(f"  load generator CPU {res['client_cpu_ms']:.3f} ms per request (same cores)")
+    if "server_cpu_ms" in res:
+        print(f"  server CPU {res['server_cpu_ms']:.3f} ms per request (worker processes; "
+              "territory jobs not counted)")  # fmt: skip
+    load_start, load_end = res["load_window"]
     for j in res["jobs"]:
-        took = "-"
+        took = when = "-"
         if j.get("started") and j.get("finished"):
-            took = f"{(dt.datetime.fromisoformat(j['finished']) - dt.datetime.fromisoformat(j['started'])).total_seconds():.1f} s"  # noqa: E501
-        print(f"  job {j['id']} territories: {j['state']} (ran {took})")
+            start = dt.datetime.fromisoformat(j["started"])
+            end = dt.datetime.fromisoformat(j["finished"])
+            took = f"{(end - start).total_seconds():.1f} s"
+            after = (end - load_end).total_seconds()
+            when = (
+                f"{(end - load_start).total_seconds():.1f} s into the load"
+                if after <= 0
+                else f"{after:.1f} s after the load ended"
+            )
+        print(f"  job {j['id']} territories: {j['state']} (ran {took}; finished {when})")
 
 
 # ------------------------------------------------------------------------------ main
@@ -538,9 +554,12 @@ def main() -> int:
         )
         mem_burst = tree_memory(server.proc.pid)
         snap0 = snap_counts(server.url, args.workers)
+        server_pids = tree_pids(server.proc.pid)  # the workers (jobs start later: not counted)
+        cpu0 = cpu_seconds(server_pids)
         mixed = uvloop.run(
             load(server.url, pool, args.clients, args.duration, args.big_share, args.jobs)
         )
+        mixed["server_cpu_ms"] = (cpu_seconds(server_pids) - cpu0) / max(mixed["requests"], 1) * 1e3
         report_load(
             f"4. mixed load ({1 - args.big_share:.0%} 10 x 10, {args.big_share:.0%} 100 x 100, "
             f"{args.jobs} territory jobs), {args.clients} closed-loop clients (no think time), "

@@ -6,16 +6,21 @@ import logging
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.sparse.csgraph import dijkstra
 
 from roadnet import ch_bucket
 from roadnet.ch import Hierarchy, build_hierarchy
 from roadnet.ch_bucket import bucket_node_table, bucket_table
 from roadnet.graph import CompiledGraph
-from tests.support.toy_graphs import Toy, assert_same, random_nodes, reference, toy_graph
+from tests.support.toy_graphs import (
+    assert_same,
+    point_entries,
+    random_nodes,
+    reference,
+    toy_graph,
+    virtual_reference,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,53 +31,6 @@ def h_andorra(andorra: CompiledGraph) -> Hierarchy:
 @pytest.fixture(scope="module")
 def h_malta(malta: CompiledGraph) -> Hierarchy:
     return build_hierarchy(malta)
-
-
-def _entries(
-    g: Toy | CompiledGraph, k: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Snapped-point style entries: two nodes each (or one, or none), positive offsets."""
-    node = rng.integers(0, g.n_nodes, (k, 2))
-    sec = rng.uniform(0.5, 90.0, (k, 2))
-    met = rng.uniform(5.0, 900.0, (k, 2))
-    one = rng.random(k) < 0.3
-    node[one, 1] = -1
-    node[:3] = -1  # points that reach no node at all
-    node[3] = node[3, 0]  # the same node twice, two offsets
-    sec[node < 0] = np.nan  # as the matrix code passes them
-    met[node < 0] = np.nan
-    return node, sec, met
-
-
-def _virtual_reference(
-    g: Toy | CompiledGraph,
-    s: tuple[np.ndarray, np.ndarray, np.ndarray],
-    t: tuple[np.ndarray, np.ndarray, np.ndarray],
-) -> np.ndarray:
-    """Dijkstra with a virtual node per source (arcs to its entries) and per target."""
-    n = g.n_nodes
-    ns, nt = s[0].shape[0], t[0].shape[0]
-    tails = [np.repeat(np.arange(n), np.diff(g.indptr))]
-    heads = [np.asarray(g.indices, np.int64)]
-    w = [np.asarray(g.seconds, np.float64)]
-    ok = s[0] >= 0
-    tails.append(n + np.nonzero(ok)[0])
-    heads.append(s[0][ok])
-    w.append(s[1][ok])
-    ok = t[0] >= 0
-    tails.append(t[0][ok])
-    heads.append(n + ns + np.nonzero(ok)[0])
-    w.append(t[1][ok])
-    size = n + ns + nt
-    u, v, ww = np.concatenate(tails), np.concatenate(heads), np.concatenate(w)
-    # the minimum over parallel arcs (a COO -> CSR conversion would sum them)
-    order = np.lexsort((ww, v, u))
-    u, v, ww = u[order], v[order], ww[order]
-    first = np.ones(u.shape[0], bool)
-    first[1:] = (u[1:] != u[:-1]) | (v[1:] != v[:-1])
-    csr = sp.csr_matrix((ww[first], (u[first], v[first])), shape=(size, size))
-    out = dijkstra(csr, indices=n + np.arange(ns))[:, n + ns :]
-    return out.astype(np.float32)
 
 
 # ------------------------------------------------------------------ real graphs
@@ -119,13 +77,13 @@ def test_metres_equal_rphast(andorra: CompiledGraph, h_andorra: Hierarchy) -> No
 
 
 @pytest.mark.parametrize("name", ["andorra", "malta"])
-def test_snapped_points_with_two_entries(name: str, request: pytest.FixtureRequest) -> None:
+def test_snapped_points_with_twopoint_entries(name: str, request: pytest.FixtureRequest) -> None:
     g: CompiledGraph = request.getfixturevalue(name)
     h: Hierarchy = request.getfixturevalue(f"h_{name}")
     rng = np.random.default_rng(11)
-    s = _entries(g, 90, rng)
-    t = _entries(g, 70, rng)
-    want = _virtual_reference(g, s, t)
+    s = point_entries(g, 90, rng)
+    t = point_entries(g, 70, rng)
+    want = virtual_reference(g, s, t)
     assert np.isinf(want[:3]).all() and np.isinf(want[:, :3]).all()
     for kw in ({}, {"cutoff": 400.0}, {"distances": True}):
         for a, b, ref in ((s, t, want), (s, tuple(x[:4] for x in t), want[:, :4])):
@@ -155,10 +113,10 @@ def test_one_way_heavy_random_graphs(seed: int) -> None:
     for stall in (True, False):
         assert_same(bucket_node_table(h, src, dst, stall=stall)[0], want)
         assert_same(bucket_node_table(h, src[:3], dst, stall=stall)[0], want[:3])
-    s = _entries(g, 40, rng)
-    t = _entries(g, 50, rng)
+    s = point_entries(g, 40, rng)
+    t = point_entries(g, 50, rng)
     sec, met = bucket_table(h, *s, *t, distances=True)
-    assert_same(sec, _virtual_reference(g, s, t))
+    assert_same(sec, virtual_reference(g, s, t))
     _, r_met = h.table(*s, *t, distances=True)
     assert met is not None and r_met is not None
     fin = np.isfinite(sec)

@@ -51,6 +51,9 @@ class _Guard:
         self.app = app
         self.state = state
         self.fast_table = FastTable(state)
+        # the metric children of each (endpoint, status): a label lookup per request costs
+        # more than the update
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -97,8 +100,13 @@ class _Guard:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
         m = self.state.metrics
-        m.requests.labels(endpoint, str(status)).inc()
-        m.latency.labels(endpoint).observe(seconds)
+        children = self._children.get((endpoint, status))
+        if children is None:
+            children = (m.requests.labels(endpoint, str(status)), m.latency.labels(endpoint))
+            if len(self._children) < 1000:  # endpoints x statuses: a few dozen
+                self._children[(endpoint, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
         m.queue_depth.set(self.state.queue.depth)
 
 

@@ -37,6 +37,7 @@ class Metrics:
         self.table_cells = Counter(
             "roadnet_table_cells", "Origin-destination cells computed", ["api"], registry=r
         )
+        self.osrm_cells = self.table_cells.labels("osrm")  # one lookup, not one per request
         self.jobs = Counter("roadnet_jobs", "Jobs by kind and final state", ["kind", "state"],
                             registry=r)  # fmt: skip
         self.cache = Counter(

@@ -184,7 +184,7 @@ def _count(raw: str | None, n: int) -> int:
 def _count_cells(state: ServiceState, coordinates: str, query: Mapping[str, str]) -> None:
     n = coordinates.count(";") + 1
     cells = _count(query.get("sources"), n) * _count(query.get("destinations"), n)
-    state.metrics.table_cells.labels("osrm").inc(cells)
+    state.metrics.osrm_cells.inc(cells)
 
 
 class FastTable:

@@ -10,7 +10,15 @@ from scipy.sparse.csgraph import dijkstra
 
 from roadnet.graph import CompiledGraph
 
-__all__ = ["Toy", "assert_same", "random_nodes", "reference", "toy_graph"]
+__all__ = [
+    "Toy",
+    "assert_same",
+    "point_entries",
+    "random_nodes",
+    "reference",
+    "toy_graph",
+    "virtual_reference",
+]
 
 
 @dataclasses.dataclass
@@ -74,3 +82,50 @@ def random_nodes(g: Toy | CompiledGraph, k: int, seed: int) -> np.ndarray:
     """``k`` distinct random nodes of ``g`` (all of them when it has fewer)."""
     rng = np.random.default_rng(seed)
     return rng.choice(g.n_nodes, min(k, g.n_nodes), replace=False)
+
+
+def point_entries(
+    g: Toy | CompiledGraph, k: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Snapped-point style entries: two nodes each (or one, or none), positive offsets."""
+    node = rng.integers(0, g.n_nodes, (k, 2))
+    sec = rng.uniform(0.5, 90.0, (k, 2))
+    met = rng.uniform(5.0, 900.0, (k, 2))
+    one = rng.random(k) < 0.3
+    node[one, 1] = -1
+    node[:3] = -1  # points that reach no node at all
+    node[3] = node[3, 0]  # the same node twice, two offsets
+    sec[node < 0] = np.nan  # as the matrix code passes them
+    met[node < 0] = np.nan
+    return node, sec, met
+
+
+def virtual_reference(
+    g: Toy | CompiledGraph,
+    s: tuple[np.ndarray, np.ndarray, np.ndarray],
+    t: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """Dijkstra with a virtual node per source (arcs to its entries) and per target."""
+    n = g.n_nodes
+    ns, nt = s[0].shape[0], t[0].shape[0]
+    tails = [np.repeat(np.arange(n), np.diff(g.indptr))]
+    heads = [np.asarray(g.indices, np.int64)]
+    w = [np.asarray(g.seconds, np.float64)]
+    ok = s[0] >= 0
+    tails.append(n + np.nonzero(ok)[0])
+    heads.append(s[0][ok])
+    w.append(s[1][ok])
+    ok = t[0] >= 0
+    tails.append(t[0][ok])
+    heads.append(n + ns + np.nonzero(ok)[0])
+    w.append(t[1][ok])
+    size = n + ns + nt
+    u, v, ww = np.concatenate(tails), np.concatenate(heads), np.concatenate(w)
+    # the minimum over parallel arcs (a COO -> CSR conversion would sum them)
+    order = np.lexsort((ww, v, u))
+    u, v, ww = u[order], v[order], ww[order]
+    first = np.ones(u.shape[0], bool)
+    first[1:] = (u[1:] != u[:-1]) | (v[1:] != v[:-1])
+    csr = sp.csr_matrix((ww[first], (u[first], v[first])), shape=(size, size))
+    out = dijkstra(csr, indices=n + np.arange(ns))[:, n + ns :]
+    return out.astype(np.float32)
