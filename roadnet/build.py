@@ -104,9 +104,11 @@ def map_large_allocations(threshold: int = LARGE_ALLOCATION_BYTES) -> bool:
     arrays of a country-size build (10-60 MB each, one after another) come from the heap and
     their pages stay with the process when freed: at K = 64 tiles of Malta that kept the
     peak ~50 MB higher. With a fixed threshold every array of ``threshold`` bytes or more is
-    unmapped as soon as it is freed. The setting is process-wide and made once per process
-    (smaller blocks, e.g. the temporaries of query loops, still come from the heap). Returns
-    whether it was applied (``False`` where the C library is not glibc).
+    unmapped as soon as it is freed. The setting is process-wide and stays for the life of
+    the process (glibc cannot return to its dynamic threshold): after a build, smaller blocks
+    still come from the heap, but every later allocation of ``threshold`` bytes or more (e.g.
+    a 1000 x 1000 table of float32) gets a fresh mapping, which costs page faults each time.
+    Returns whether it was applied (``False`` where the C library is not glibc).
     """
     mallopt = _mallopt()
     return bool(mallopt is not None and mallopt(_M_MMAP_THRESHOLD, int(threshold)) == 1)

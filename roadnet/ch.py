@@ -640,6 +640,18 @@ class Hierarchy:
             raise InvalidArgumentError(
                 f"method must be 'auto', 'rphast' or 'bucket', got {method!r}"
             )
+        for name, nodes in (("s_node", s_node), ("t_node", t_node)):
+            # the compiled kernels do no bounds checks: a node id out of range must not reach them
+            if np.ndim(nodes) != 2:
+                raise InvalidArgumentError(
+                    f"{name} must be a 2-d array (points x entry nodes), got shape "
+                    f"{np.shape(nodes)}"
+                )
+            if nodes.size and (nodes.max() >= self.n_nodes or nodes.min() < -1):
+                raise InvalidArgumentError(
+                    f"{name} holds node ids outside 0..{self.n_nodes - 1} (-1 = none): "
+                    f"min {nodes.min()}, max {nodes.max()}"
+                )
         ns, nt = s_node.shape[0], t_node.shape[0]
         if method == "bucket" or (
             method == "auto" and bucket_pays(ns, nt, self.n_nodes, distances)

@@ -49,7 +49,7 @@ __all__ = ["Workspace", "sweep_table", "workspace"]
 
 
 class Workspace:
-    """Per-node scratch arrays of one query thread (all ``-1`` between calls).
+    """Per-node scratch arrays of one query thread (left clean between calls).
 
     Parameters
     ----------

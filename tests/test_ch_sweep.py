@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from roadnet import ch, ch_sweep
 from roadnet.ch import Hierarchy, build_hierarchy
 from roadnet.ch_sweep import Workspace, sweep_table, workspace
+from roadnet.exceptions import InvalidArgumentError
 from roadnet.graph import CompiledGraph
 from tests.support.toy_graphs import assert_same, point_entries, toy_graph, virtual_reference
 
@@ -149,3 +150,18 @@ def test_random_graphs(n: int, one_way: float, seed: int, cutoff: float | None) 
     if cutoff is not None:
         want[want > cutoff] = np.inf
     assert_same(got, want)
+
+
+def test_table_refuses_node_ids_outside_the_graph(h_andorra: Hierarchy) -> None:
+    """An out-of-range entry node is a typed error, never a read outside the arrays."""
+    g = h_andorra
+    n = g.n_nodes
+    ok = np.array([[0, -1]], np.int64)
+    zeros = np.zeros((1, 2))
+    for bad in ([[n, -1]], [[-2, 0]]):
+        with pytest.raises(InvalidArgumentError, match="outside"):
+            g.table(np.array(bad, np.int64), zeros, zeros, ok, zeros, zeros)
+        with pytest.raises(InvalidArgumentError, match="outside"):
+            g.table(ok, zeros, zeros, np.array(bad, np.int64), zeros, zeros)
+    with pytest.raises(InvalidArgumentError, match="2-d"):
+        g.table(np.array([0], np.int64), zeros, zeros, ok, zeros, zeros)
