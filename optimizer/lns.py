@@ -125,9 +125,14 @@ class _Context:
         counts = np.bincount(sol.assignment, minlength=sol.p)
         chosen = np.zeros(sol.p, bool)
         for s in seeds:
-            held = 0
+            chosen[s] = True  # the seed first, even when another territory is as near
+            held = int(counts[s])
+            if held >= target:
+                continue
             for u in np.argsort(dist[s], kind="stable"):
-                if not np.isfinite(dist[s, u]) and u != s:
+                if u == s:
+                    continue
+                if not np.isfinite(dist[s, u]):
                     break
                 chosen[u] = True
                 held += int(counts[u])
@@ -175,7 +180,8 @@ class _Context:
                 pairs=pairs,
                 initial=sol if start else None,
             )
-        except (InfeasibleError, SolverError) as exc:
+        except (InfeasibleError, SolverError, InputError) as exc:
+            # InputError: a sub-plan that leaves a territory empty (no lower size bound)
             log.debug("sub-MIP on territories %s gave no plan: %s", group.tolist(), exc)
             return None
         return out

@@ -45,7 +45,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -226,6 +227,19 @@ def _neighbourhood_phase(
     stats["seconds"] = time.perf_counter() - t0
     facts["lns"] = stats
     return start
+
+
+_T = TypeVar("_T")
+
+
+def _kept(fallback: _T, step: Callable[[], _T], facts: dict[str, Any]) -> _T:
+    """``step()``, or ``fallback`` (a plan already in hand) when the step's solver fails."""
+    try:
+        return step()
+    except (SolverError, InfeasibleError, InputError) as exc:
+        facts.setdefault("later_steps_failed", []).append(str(exc))
+        log.info("a polishing step gave no plan, the plan before it is kept: %s", exc)
+        return fallback
 
 
 def polish(
@@ -418,7 +432,13 @@ def polish(
                     # machine): the time kept for the bound, which the MIP gave, goes to the
                     # neighbourhood search from its plan
                     facts["first_mip"] = {"cost": ex.cost, "seconds": ex.seconds}
-                    ex = _neighbourhood_phase(problem, ex, t0 + time_limit - 0.5, facts, side)
+                    ex = _kept(
+                        ex,
+                        lambda: _neighbourhood_phase(
+                            problem, ex, t0 + time_limit - 0.5, facts, side
+                        ),
+                        facts,
+                    )
                 elif ex.details.get("status") == "soft-limit":
                     facts["first_mip"] = {"cost": ex.cost, "seconds": ex.seconds}
                     first = ex if ex.within_bounds or not best.within_bounds else best
@@ -426,15 +446,25 @@ def polish(
                     end = t0 + (time_limit - 0.5 if mip_bound is not None else mip_time)
                     left = end - time.perf_counter()
                     reserve = _FINAL_MIP_SECONDS if left > 3 * _FINAL_MIP_SECONDS else 0.0
-                    ex = _neighbourhood_phase(problem, first, end - reserve, facts, side)
+                    ex = _kept(
+                        first,
+                        lambda: _neighbourhood_phase(problem, first, end - reserve, facts, side),
+                        facts,
+                    )
                     left = end - time.perf_counter()
                     if left >= 1.0:
-                        again = solve_exact(
-                            problem, time_limit=left, max_variables=10**8, initial=ex, **side
+                        plan = ex
+                        again = _kept(
+                            None,
+                            lambda: solve_exact(
+                                problem, time_limit=left, max_variables=10**8, initial=plan, **side
+                            ),
+                            facts,
                         )
-                        mip_bound = _mip_bound(again, mip_bound)
-                        if again.within_bounds and again.cost <= ex.cost:
-                            ex = again
+                        if again is not None:
+                            mip_bound = _mip_bound(again, mip_bound)
+                            if again.within_bounds and again.cost <= ex.cost:
+                                ex = again
             else:
                 # rounds around the latest plan while it improves and time is left
                 ex = best

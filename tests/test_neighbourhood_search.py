@@ -165,3 +165,52 @@ def test_polish_with_the_neighbourhood_phase_is_feasible_and_bounded(
     assert set(fixed) <= set(pol.centers.tolist())
     assert pol.optimality_gap is not None
     assert pol.optimality_gap >= (pol.cost - opt) / pol.cost - 1e-9
+
+
+def test_polish_keeps_the_first_mip_plan_when_a_later_step_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the full MIP stops at its first plan; the neighbourhood search then fails: the polish
+    # still returns a plan at least as good as the MIP's, with a valid bound
+    from optimizer.exceptions import SolverError
+
+    monkeypatch.setattr(polish_mod, "_FIRST_SHARE", 0.0)
+    monkeypatch.setattr(polish_mod, "_STALL_SHARE", 0.0)
+    monkeypatch.setattr(polish_mod, "_SOFT_MIN_GAP", 0.0)
+    monkeypatch.setattr(polish_mod, "LNS_MIN_P", 2)
+    monkeypatch.setattr(polish_mod, "LNS_MAX_AREAS_PER_TERRITORY", 100)
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise SolverError("sub-MIP failed (test)")
+
+    monkeypatch.setattr(polish_mod, "_neighbourhood_phase", failing)
+    prob = _points(8, 3, 1, tol=0.3)
+    opt = _brute_force(prob)
+    start = solve(prob, "la", bound="none")
+    pol = polish(prob, start, time_limit=10)
+    facts = pol.details["polish"]
+    assert facts["later_steps_failed"] == ["sub-MIP failed (test)"]
+    assert facts["mip"] == "full"  # the step's failure did not discard the MIP's plan
+    assert pol.within_bounds
+    assert pol.cost <= facts["first_mip"]["cost"] + 1e-9 * max(1.0, pol.cost)
+    if start.within_bounds:
+        assert pol.cost <= start.cost + 1e-9 * max(1.0, start.cost)
+    assert pol.cost >= opt - 1e-6
+    assert pol.lower_bound is not None and pol.lower_bound <= opt + 1e-6 * max(1.0, opt)
+
+
+def test_neighbourhood_group_starts_with_its_seed() -> None:
+    """A territory as near as the seed (distance 0) does not crowd the seed out."""
+    from optimizer.lns import _Context
+
+    prob = _points(12, 3, 0, tol=0.5)
+    sol = solve(prob, "la", bound="none")
+    ctx = _Context(prob, None, None, None)
+    dist = np.zeros((3, 3))  # every territory at distance 0 from every other
+    sizes = np.bincount(sol.assignment, minlength=3)
+    target = int(sizes[0])  # territory 0 alone fills the target
+    for seed in (1, 2):
+        group = ctx.group(sol, np.array([seed]), dist, target)
+        assert seed in group.tolist()
+        if sizes[seed] >= target:
+            assert group.tolist() == [seed]

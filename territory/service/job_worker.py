@@ -193,10 +193,14 @@ def lower_priority() -> str:
     """Give this process (and the threads it starts) the CPU only when nothing else wants it.
 
     On Linux the scheduling policy becomes ``SCHED_IDLE``: the kernel runs the process only on
-    otherwise idle CPU time (its weight is ~1/300 of a normal process), so a job never delays
-    a table request. Under a load that keeps every core busy a job then waits (it progresses at
-    a crawl) until the load lets up. Elsewhere, or when the policy cannot be set, the niceness
-    is raised by :data:`JOB_NICE` (such a job still takes ~10 % of a core from the requests).
+    otherwise idle CPU time (its weight is ~1/300 of a normal process), so a job does not delay
+    a table request. The policy and the niceness are per thread on Linux: the threads started
+    after this call (numba's) inherit them; BLAS pools, started when numpy is imported, are
+    kept to one thread by the job's environment (:mod:`territory.service.jobs`). Under a load
+    that keeps every core busy a job then waits (it progresses at a crawl, and its time-limited
+    phases get little CPU) until the load lets up. Elsewhere, or when the policy cannot be
+    set, the niceness is raised by :data:`JOB_NICE` (such a job still takes ~10 % of a core
+    from the requests).
 
     Returns
     -------

@@ -285,7 +285,9 @@ class JobManager:
             log_file = (folder / "worker.log").open("ab")
             proc = subprocess.Popen(
                 [sys.executable, "-m", "territory.service.job_worker", str(folder)],
-                env={**os.environ, **self.env},
+                # BLAS pools start at numpy's import, before the worker lowers its priority
+                # (a Linux scheduling policy is per thread): one thread, so none escapes it
+                env={**_SINGLE_THREAD_BLAS, **os.environ, **self.env},
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
@@ -293,6 +295,10 @@ class JobManager:
             self._update(record["id"], pid=proc.pid)
             self._running = (record["id"], proc)
             return
+
+
+#: Job processes' BLAS thread pools (unless the environment sets them): see JobQueue's Popen.
+_SINGLE_THREAD_BLAS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def _end_orphan(pid: int | None, folder: Path) -> None:
