@@ -50,17 +50,19 @@ _MAX_INT32 = 2**31 - 1
 
 
 @functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
+def _glibc_function(name: str, argtypes: tuple[Any, ...]) -> Callable[..., int] | None:
+    """A function of glibc by name (returning a C int), or ``None`` where glibc is not the C
+    library (not Linux, or e.g. musl)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        fn = getattr(libc, name)
+    except (OSError, AttributeError):
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return cast("Callable[[int], int]", trim)
+    fn.argtypes = list(argtypes)
+    fn.restype = ctypes.c_int
+    return cast("Callable[..., int]", fn)
 
 
 def release_free_heap() -> None:
@@ -70,7 +72,7 @@ def release_free_heap() -> None:
     the pages of freed ones stay in the process until trimmed, so the stages of a large
     build would otherwise add up. A no-op where glibc is not the C library.
     """
-    trim = _malloc_trim()
+    trim = _glibc_function("malloc_trim", (ctypes.c_size_t,))
     if trim is not None:
         trim(0)
 
@@ -80,20 +82,6 @@ _M_MMAP_THRESHOLD = -3
 #: Allocations of at least this many bytes get their own memory mapping during a graph build
 #: (:func:`map_large_allocations`).
 LARGE_ALLOCATION_BYTES = 4 << 20
-
-
-@functools.cache
-def _mallopt() -> Callable[[int, int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (e.g. musl)
-        return None
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return cast("Callable[[int, int], int]", mallopt)
 
 
 @functools.cache
@@ -110,7 +98,7 @@ def map_large_allocations(threshold: int = LARGE_ALLOCATION_BYTES) -> bool:
     a 1000 x 1000 table of float32) gets a fresh mapping, which costs page faults each time.
     Returns whether it was applied (``False`` where the C library is not glibc).
     """
-    mallopt = _mallopt()
+    mallopt = _glibc_function("mallopt", (ctypes.c_int, ctypes.c_int))
     return bool(mallopt is not None and mallopt(_M_MMAP_THRESHOLD, int(threshold)) == 1)
 
 

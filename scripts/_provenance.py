@@ -34,3 +34,17 @@ def code_version(*paths: str) -> str:
     changed = [line.split(maxsplit=1)[-1] for line in status]
     dirty = f", uncommitted/untracked: {', '.join(changed)}" if changed else ""
     return f"{head}{dirty}"
+
+
+def code_at(commit: str, folder: Path) -> Path:
+    """A copy of ``roadnet`` and ``cache`` at ``commit`` in ``folder`` (``git archive``; the
+    repository's work trees are not touched), reused when present."""
+    if not (folder / "roadnet" / "__init__.py").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        tar = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "archive", commit, "roadnet", "cache"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=tar, check=True)
+    return folder

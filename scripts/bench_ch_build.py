@@ -35,7 +35,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from _provenance import code_version  # noqa: E402
+from _provenance import code_at, code_version  # noqa: E402
 
 #: main before the block adjacency and hop-limited priorities (issue 13 follow-up)
 BASELINE_COMMIT = "423de03"
@@ -82,16 +82,8 @@ def _worker(a: argparse.Namespace) -> int:
 
 
 def _baseline_code(commit: str, workdir: Path) -> Path:
-    out = workdir / f"baseline_{commit}"
-    if not (out / "roadnet" / "__init__.py").exists():
-        out.mkdir(parents=True, exist_ok=True)
-        tar = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", commit, "roadnet", "cache"],
-            check=True,
-            capture_output=True,
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(out)], input=tar, check=True)
-    return out
+    """roadnet and cache at ``commit``, under ``workdir`` (:func:`_provenance.code_at`)."""
+    return code_at(commit, workdir / f"baseline_{commit}")
 
 
 def _run(code: Path, a: argparse.Namespace, out: Path) -> dict[str, Any]:

@@ -45,7 +45,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from _provenance import code_version  # noqa: E402
+from _provenance import code_at, code_version  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "osm"
 #: roadnet's build path before the streaming reader (issue 13): the last commit whose
@@ -264,18 +264,8 @@ def _make(source: Path, k: int, workdir: Path) -> Path:
 
 
 def _previous_code(commit: str, workdir: Path) -> Path:
-    """A copy of roadnet (and cache) at ``commit`` (``git archive``; the repository's work
-    trees are not touched), reused when present."""
-    out = workdir / f"previous_{commit[:12]}"
-    if not (out / "roadnet" / "__init__.py").exists():
-        out.mkdir(parents=True, exist_ok=True)
-        tar = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", commit, "roadnet", "cache"],
-            check=True,
-            capture_output=True,
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(out)], input=tar, check=True)
-    return out
+    """roadnet and cache at ``commit``, under ``workdir`` (:func:`_provenance.code_at`)."""
+    return code_at(commit, workdir / f"previous_{commit[:12]}")
 
 
 def _clip_case(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
