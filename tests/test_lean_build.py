@@ -4,6 +4,7 @@ give exactly what the plain array versions they replace give."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 import sys
@@ -155,6 +156,7 @@ def test_factorize_without_pandas_matches_pandas(values: list[object]) -> None:
 
 
 def test_large_allocations_are_mapped_on_glibc() -> None:
-    if not sys.platform.startswith("linux") or build._mallopt() is None:
+    mallopt = build._glibc_function("mallopt", (ctypes.c_int, ctypes.c_int))
+    if not sys.platform.startswith("linux") or mallopt is None:
         pytest.skip("glibc only")
     assert build.map_large_allocations() is True
