@@ -152,6 +152,8 @@ def add_native_routes(app: FastAPI, state: ServiceState) -> None:
         state.config.max_jobs,
         {"ROADNET_CACHE_DIR": str(state.cache_root)},
         on_finish=lambda kind, st: state.metrics.jobs.labels(kind, st).inc(),
+        idle_grace=state.config.job_idle_grace,
+        on_promote=lambda result: state.metrics.job_promotions.labels(result).inc(),
     )
     state.jobs = jobs
     limit = state.config.max_table_size**2
