@@ -26,6 +26,8 @@ from roadnet.graph import CompiledGraph
 from roadnet.graph_cache import load_road_graph
 from roadnet.snap import snap_points
 from roadnet.speed import SpeedProfile
+from territory.exceptions import OptionError
+from territory.service.config import parse_idle_grace
 from territory.service.jobs import IDLE_GRACE_ENV, read_json, write_json
 from territory.service.priority import JOB_NICE, lower_priority
 
@@ -195,13 +197,16 @@ def main(argv: list[str] | None = None) -> int:
     job after its grace period, :data:`~territory.service.jobs.IDLE_GRACE_ENV`).
     """
     folder = Path((argv or sys.argv[1:])[0])
-    promoted_later = os.environ.get(IDLE_GRACE_ENV, "none").strip().lower() != "none"
+    try:  # set by the server that runs the job; a job run on its own stays idle-only
+        promoted_later = parse_idle_grace(os.environ.get(IDLE_GRACE_ENV, "none")) is not None
+    except OptionError:
+        promoted_later = False
     applied = lower_priority(promoted_later=promoted_later)
     note = None
     if applied == "low":
         note = (
             "this user may not move a thread out of SCHED_IDLE (it needs RLIMIT_NICE >= 1 or "
-            "CAP_SYS_NICE), so the job ran at nice 19 from its start instead of idle-only first"
+            "CAP_SYS_NICE), so the job runs at nice 19 from its start instead of idle-only first"
         )
     with contextlib.suppress(OSError):  # a folder that cannot be written fails below
         write_json(folder / "priority.json", {"priority": applied, "note": note})
