@@ -172,7 +172,11 @@ def test_idle_grace_config_round_trip() -> None:
         assert ServiceConfig.from_json(cfg.to_json()) == cfg
 
 
-def test_serve_refuses_a_bad_idle_grace_from_the_flag_and_the_environment() -> None:
+def test_serve_refuses_a_bad_idle_grace_from_the_flag_and_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the command's logging setup would point the root logger at the runner's closed stream
+    monkeypatch.setattr("territory.cli.serve.setup_logging", lambda verbose: None)
     pbf = str(shared_file("osm", "andorra-latest.osm.pbf"))
     res = CliRunner().invoke(cli_app, ["serve", "--pbf", pbf, "--job-idle-grace", "-5"])
     assert res.exit_code == 2 and "--job-idle-grace" in res.output and "'-5'" in res.output

@@ -358,17 +358,19 @@ class JobManager:
                 f"the job could not leave SCHED_IDLE after {grace:g} s ({exc.strerror}); it "
                 "runs on idle CPU only"
             )
+            if self.on_promote is not None:  # counted first: a record that says it is counted
+                self.on_promote("refused")
             self._update(run.job_id, priority_note=note)
             self._warn_once(f"job {run.job_id}: {note}")
-            result = "refused"
         else:
+            if moved == 0 and run.proc.poll() is not None:
+                return  # it ended meanwhile: nothing was promoted
             run.priority = "low"
+            if self.on_promote is not None:
+                self.on_promote("promoted")
             self._update(run.job_id, priority="low", promoted=_now())
             log.info("job %s: promoted to nice 19 (%d threads) after %g s", run.job_id, moved,
                      grace)  # fmt: skip
-            result = "promoted"
-        if self.on_promote is not None:
-            self.on_promote(result)
 
     def _warn_once(self, message: str) -> None:
         if self._warned:
