@@ -150,8 +150,8 @@ def serve_cmd(
             metavar="SECONDS",
             envvar=IDLE_GRACE_ENV,
             help="Seconds a territory job runs on idle CPU only (Linux SCHED_IDLE) before it "
-            "moves to nice 19, where it keeps a small guaranteed CPU share (it no longer waits "
-            "without bound under a lasting load); 0 = at once, inf or none = never.",
+            "moves to nice 19, where a lasting full load leaves it a larger share (weight 15 "
+            "instead of 3); 0 = at once, inf or none = never.",
             rich_help_panel=_LIM,
         ),
     ] = f"{DEFAULT_JOB_IDLE_GRACE:g}",

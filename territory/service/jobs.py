@@ -26,11 +26,11 @@ down. With several server worker processes, the one holding the folder's dispatc
 the jobs; the others queue and read them.
 
 A job process runs on idle CPU only (Linux ``SCHED_IDLE``); after ``idle_grace`` seconds the
-dispatcher moves it to nice 19 (:func:`~territory.service.priority.promote`), so that it
-finishes under a load that never lets up. The job's record says which: ``priority`` is
-``"idle"``, ``"low"`` (nice 19) or ``"nice"`` (nice +10, where ``SCHED_IDLE`` does not exist),
-``promoted`` the time of the move, ``priority_note`` why the job did not get what was
-configured.
+dispatcher moves it to nice 19 (:func:`~territory.service.priority.promote`), where a load
+that never lets up leaves it a larger share (weight 15 instead of 3). The job's record says
+which: ``priority`` is ``"idle"``, ``"low"`` (nice 19) or ``"nice"`` (nice +10, where
+``SCHED_IDLE`` does not exist), ``promoted`` the time of the move, ``priority_note`` why the
+job did not get what was configured.
 """
 
 from __future__ import annotations
@@ -379,7 +379,8 @@ class JobManager:
         log.warning(
             "%s. For an idle-only phase followed by nice 19, give the server RLIMIT_NICE >= 1 "
             "(systemd LimitNICE=+19, prlimit --nice=1) or CAP_SYS_NICE; --job-idle-grace none "
-            "keeps jobs idle-only with no bound on their wait. Said once per server process",
+            "keeps jobs idle-only (the smallest share, 0.3-0.4 % of a core under a full "
+            "load). Said once per server process",
             message,
         )
 
