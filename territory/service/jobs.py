@@ -379,7 +379,7 @@ class JobManager:
         log.warning(
             "%s. For an idle-only phase followed by nice 19, give the server RLIMIT_NICE >= 1 "
             "(systemd LimitNICE=+19, prlimit --nice=1) or CAP_SYS_NICE; --job-idle-grace none "
-            "keeps jobs idle-only (the smallest share, 0.3-0.4 % of a core under a full "
+            "keeps jobs idle-only (the smallest share, 0.3-0.4 %% of a core under a full "
             "load). Said once per server process",
             message,
         )
