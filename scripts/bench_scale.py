@@ -131,7 +131,7 @@ def _self_hwm_mb() -> float:
 # --------------------------------------------------------------------------- workers
 def _worker(argv: list[str]) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("task", choices=["build", "floor", "ch", "matrix"])
+    ap.add_argument("task", choices=["build", "floor", "floor-ways", "ch", "matrix"])
     ap.add_argument("--pbf", type=Path)
     ap.add_argument("--reader", default="osmium")
     ap.add_argument("--save", type=Path)
@@ -164,9 +164,12 @@ def _worker(argv: list[str]) -> int:
         res["arcs"] = int(g.indices.shape[0])
         if a.save:
             g.save(a.save)
-    elif a.task == "floor":
+    elif a.task in ("floor", "floor-ways"):
         # what every build of the file pays whatever it keeps: the build's imports and
-        # osmium decoding every node and way of the file (in C++, no Python per object)
+        # osmium decoding every node and way of the file (in C++, no Python per object);
+        # "floor-ways" adds what any clip with pyosmium pays: pyosmium has no spatial filter,
+        # so every way with a highway tag reaches Python with its nodes' locations (the
+        # location index of the one-pass reader) to be tested; here it is only touched
         t0 = time.perf_counter()
         c0 = time.process_time()
         import osmium
@@ -177,7 +180,18 @@ def _worker(argv: list[str]) -> int:
         import roadnet.sources
 
         res["import_seconds"] = time.perf_counter() - t0
-        osmium.apply(str(a.pbf), osmium.filter.EntityFilter(osmium.osm.NODE | osmium.osm.WAY))
+        if a.task == "floor":
+            osmium.apply(str(a.pbf), osmium.filter.EntityFilter(osmium.osm.NODE | osmium.osm.WAY))
+        else:
+            with roadnet.settings.override(pbf_node_locations="index"):  # the reader's index
+                index = roadnet.sources.resolve_node_index(None, a.pbf)
+            processor = (
+                osmium.FileProcessor(str(a.pbf), osmium.osm.NODE | osmium.osm.WAY)
+                .with_locations(index)
+                .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
+                .with_filter(osmium.filter.KeyFilter("highway"))
+            )
+            res["ways"] = sum(1 for _ in processor)
         res["seconds"] = time.perf_counter() - t0
         res["cpu_seconds"] = time.process_time() - c0
         res["self_hwm_mb"] = _self_hwm_mb()
@@ -315,6 +329,13 @@ def _clip_case(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
             f"in C++): {floor['seconds']:.1f} s ({floor['cpu_seconds']:.1f} CPU s), peak "
             f"{floor_tree:.0f} MB"
         )
+    ways, ways_tree = _run_worker(["floor-ways", "--pbf", str(pbf)], args.timeout)
+    if "error" not in ways:
+        print(
+            f"  floor of a clip with pyosmium (the above + the location index + each of the "
+            f"{ways['ways']} highway ways reaching Python, untouched): {ways['seconds']:.1f} s "
+            f"({ways['cpu_seconds']:.1f} CPU s), peak {ways_tree:.0f} MB"
+        )
     for reader in ("osmium", "two-pass"):
         full = next(
             (r for r in rows if r["k"] == k and r["reader"] == reader and "nodes" in r), None
@@ -339,13 +360,17 @@ def _clip_case(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
             f"{res['cpu_seconds'] / full['cpu_seconds']:.2f}, peak memory "
             f"{tree / full['tree_mb']:.2f}"
         )
-        if "error" not in floor:
-            print(
-                f"  {reader}: floor / unclipped (no clipped build of this file can go below): "
-                f"time {floor['seconds'] / full['seconds']:.2f}, CPU time "
-                f"{floor['cpu_seconds'] / full['cpu_seconds']:.2f}, peak memory "
-                f"{floor_tree / full['tree_mb']:.2f}"
-            )
+        for name, fl, fl_tree in (
+            ("floor", floor, floor_tree),
+            ("pyosmium clip floor", ways, ways_tree),
+        ):
+            if "error" not in fl:
+                print(
+                    f"  {reader}: {name} / unclipped (no such clipped build of this file can go "
+                    f"below): time {fl['seconds'] / full['seconds']:.2f}, CPU time "
+                    f"{fl['cpu_seconds'] / full['cpu_seconds']:.2f}, peak memory "
+                    f"{fl_tree / full['tree_mb']:.2f}"
+                )
 
 
 def _fmt_row(cells: list[Any], widths: list[int]) -> str:
