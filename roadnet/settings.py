@@ -25,6 +25,11 @@ attribute                  environment variable        meaning
                                                        hierarchy) or ``scipy`` (Dijkstra)
 ``ch_min_searches``        ``ROADNET_CH_MIN_SEARCHES`` ``auto`` builds a hierarchy when a matrix
                                                        needs at least this many searches (1000)
+``pbf_node_locations``     ``ROADNET_PBF_NODE_LOCS``   how the osmium reader finds the road
+                                                       nodes' coordinates: ``auto``, ``index``
+                                                       (a location index of every node of the
+                                                       file, one pass) or ``two-pass`` (a
+                                                       second pass reads the road nodes only)
 =========================  ==========================  ======================================
 """
 
@@ -41,10 +46,15 @@ import platformdirs
 
 from roadnet.exceptions import RoadnetError
 
-__all__ = ["ENGINES", "Settings", "default_cache_dir", "settings"]
+__all__ = ["ENGINES", "NODE_LOCATIONS", "Settings", "default_cache_dir", "settings"]
 
 ENGINES = ("auto", "ch", "scipy")
 """Matrix engines: chosen automatically, contraction hierarchy, scipy's Dijkstra."""
+
+NODE_LOCATIONS = ("auto", "index", "two-pass")
+"""How the streaming PBF reader gets node coordinates: by available memory, osmium's location
+index of every node of the file (one pass, fastest), or a second pass over the nodes that keeps
+only the road nodes' coordinates (memory follows the road network, not the file)."""
 
 
 class SettingsError(RoadnetError, ValueError):
@@ -66,6 +76,7 @@ class Settings:
     chunk_size: int = 64
     engine: str = "auto"
     ch_min_searches: int = 1000
+    pbf_node_locations: str = "auto"
 
     def __setattr__(self, name: str, value: Any) -> None:
         fields = {f.name for f in dataclasses.fields(self)}
@@ -139,6 +150,13 @@ def _validate(name: str, value: Any) -> Any:
                 f"setting 'engine' must be one of {', '.join(ENGINES)}, got {value!r}"
             )
         return value
+    if name == "pbf_node_locations":
+        if value not in NODE_LOCATIONS:
+            raise SettingsError(
+                f"setting 'pbf_node_locations' must be one of {', '.join(NODE_LOCATIONS)}, "
+                f"got {value!r}"
+            )
+        return value
     if name in {"n_jobs", "chunk_size", "ch_min_searches"}:
         if isinstance(value, bool) or not isinstance(value, int):
             raise SettingsError(f"setting {name!r} must be an integer, got {value!r}")
@@ -174,6 +192,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ROADNET_CHUNK_SIZE": ("chunk_size", int),
     "ROADNET_ENGINE": ("engine", str),
     "ROADNET_CH_MIN_SEARCHES": ("ch_min_searches", int),
+    "ROADNET_PBF_NODE_LOCS": ("pbf_node_locations", str),
 }
 
 

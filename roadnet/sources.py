@@ -64,9 +64,13 @@ __all__ = [
     "AUTO_OSMIUM_BYTES",
     "DEFAULT_CLIP_BUFFER_KM",
     "DRIVE_EXCLUDED_HIGHWAYS",
+    "INDEX_BYTES_PER_PBF_BYTE",
+    "INDEX_SHARE_OF_AVAILABLE",
     "MAX_CLIP_BUFFER_KM",
     "PBF_READERS",
+    "TWO_PASS",
     "PbfSegments",
+    "available_memory",
     "check_clip_buffer",
     "clip_identity",
     "clip_region",
@@ -79,6 +83,7 @@ __all__ = [
     "graph_from_xml",
     "graph_to_networkx",
     "pbf_identity",
+    "resolve_node_index",
     "resolve_pbf_reader",
 ]
 
@@ -404,6 +409,17 @@ _DEFAULT_NODE_INDEXES = ("sparse_mmap_array", "sparse_mem_array")
 _UNDEFINED_COORD = 2147483647
 #: Ways buffered by the streaming reader before they are clipped and packed into arrays.
 _STREAM_CHUNK_REFS = 1 << 18
+#: ``node_index`` of the two-pass reader: no location index, a second pass over the file's
+#: nodes keeps the coordinates of the road nodes only.
+TWO_PASS = "two-pass"
+#: File nodes read by the two-pass reader before they are matched against the road nodes.
+_NODE_BATCH = 1 << 20
+#: Estimated bytes of osmium's location index per byte of PBF: 16 B per node and ~0.1 nodes
+#: per PBF byte (Malta tiled 64 times: 21.4M nodes in 210 MB; the planet ~0.12), rounded up.
+INDEX_BYTES_PER_PBF_BYTE = 2.0
+#: ``pbf_node_locations="auto"`` reads in two passes when the index would take more than this
+#: share of the available memory (the graph build after the read needs the rest).
+INDEX_SHARE_OF_AVAILABLE = 0.5
 
 
 @dataclasses.dataclass
@@ -607,114 +623,292 @@ def _segment_lengths(
     return out
 
 
+class _DrivableTags:
+    """pyrosm's driving filter per distinct combination of the tags the graph uses: each
+    combination is judged once and numbered (the rows of the reader's tag table)."""
+
+    def __init__(self) -> None:
+        self.codes: dict[tuple[str | None, ...], int] = {}
+        self.rows: list[tuple[str | None, ...]] = []
+
+    def code(self, tags: Any) -> int:
+        """Row of the way's tag combination, or -1 when pyrosm drops the way."""
+        vals = tuple(tags.get(k) for k in _WAY_TAG_KEYS)
+        code = self.codes.get(vals)
+        if code is None:
+            record = {k: v for k, v in zip(_WAY_TAG_KEYS, vals, strict=True) if v is not None}
+            code = len(self.rows) if _pyrosm_keeps(record) else -1
+            self.codes[vals] = code
+            if code >= 0:
+                self.rows.append(vals)
+        return code
+
+    def table(self) -> dict[str, np.ndarray]:
+        """The tag table: one object array per tag key, one row per kept combination."""
+        tags: dict[str, np.ndarray] = {}
+        for j, key in enumerate(_WAY_TAG_KEYS):
+            tags[key] = np.empty(len(self.rows), dtype=object)
+            tags[key][:] = [row[j] for row in self.rows]
+        return tags
+
+
+def _ways_touching(
+    x: np.ndarray,
+    y: np.ndarray,
+    lens: np.ndarray,
+    bbox: tuple[float, float, float, float] | None,
+    region: Any,
+) -> np.ndarray:
+    """Which of the ways (consecutive runs of ``lens`` points with osmium's fixed-point
+    coordinates ``x``, ``y``) have a node inside ``bbox`` and inside the prepared ``region``
+    (each optional); a way without points is never kept."""
+    import shapely
+
+    ok = (x != _UNDEFINED_COORD) & (y != _UNDEFINED_COORD)
+    lon = x / 1e7
+    lat = y / 1e7
+    inside = ok
+    if bbox is not None:
+        w, s, e, n = bbox
+        inside &= (lon >= w) & (lon <= e) & (lat >= s) & (lat <= n)
+    if region is not None:
+        inside[inside] = shapely.contains_xy(region, lon[inside], lat[inside])
+    keep_way = np.zeros(lens.size, dtype=bool)
+    has = lens > 0
+    if has.any():
+        starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        keep_way[has] = np.logical_or.reduceat(inside, starts[has])
+    return keep_way
+
+
+def _stamp(way: Any) -> int:
+    stamp = way.timestamp
+    return int(stamp.timestamp()) if stamp is not None else 0
+
+
 def _read_pbf_osmium(
     p: Path,
     bbox: tuple[float, float, float, float] | None,
     region: Any,
     node_index: str,
 ) -> PbfSegments:
-    """Stream a PBF with pyosmium: ways with a ``highway`` tag reach Python with their nodes'
-    locations (osmium's C++ location index holds the file's nodes, 16 bytes each with
-    ``sparse_mmap_array`` or ``sparse_mem_array``); pyrosm's driving filter is applied per
-    distinct tag combination, ways outside ``region`` (none of their nodes inside) and, with
-    ``bbox``, ways without a node in the box are dropped in chunks as they stream, so Python
-    memory scales with the kept network."""
-    import osmium
+    """Stream a PBF with pyosmium and return the drivable ways' segments.
+
+    Ways with a ``highway`` tag reach Python; pyrosm's driving filter is applied per distinct
+    tag combination; ways outside ``region`` (none of their nodes inside) and, with ``bbox``,
+    ways without a node in the box are dropped. The node coordinates come either from
+    osmium's C++ location index of every node of the file (``node_index`` an osmium index
+    type: one pass, 16 bytes per file node while it runs), or, with ``node_index="two-pass"``,
+    from a second pass over the file's nodes that keeps the coordinates of the kept ways'
+    nodes only (memory follows the road network; every node of the file goes through Python,
+    about 2.4 us each on this machine). Both give the same segments.
+    """
     import shapely
 
-    combos: dict[tuple[str | None, ...], int] = {}
-    combo_rows: list[tuple[str | None, ...]] = []
     prepared = None
     if region is not None:
         prepared = region
         shapely.prepare(prepared)
+    tagger = _DrivableTags()
+    try:
+        if node_index == TWO_PASS:
+            ways = _stream_two_pass(p, tagger, bbox, prepared)
+        else:
+            ways = _stream_with_index(p, tagger, bbox, prepared, node_index)
+    except RuntimeError as exc:  # osmium's io errors (truncated, corrupt, not a PBF)
+        raise GraphSourceError(f"cannot read {p} as an OSM PBF file: {exc}") from None
+    release_free_heap()  # the location index and the stream buffers are gone
+    return _segments_of_ways(*ways, tagger.table(), bbox)
+
+
+_Ways = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _stream_with_index(
+    p: Path,
+    tagger: _DrivableTags,
+    bbox: tuple[float, float, float, float] | None,
+    region: Any,
+    node_index: str,
+) -> _Ways:
+    """One pass with osmium's location index: the kept ways as ``(refs, xy, lens, way ids,
+    tag rows, timestamps)``, clipped in chunks as they stream."""
+    import osmium
+
     way_ids: list[int] = []
     way_combo: list[int] = []
     way_len: list[int] = []
-    flat = array.array("q")  # ref, x, y of every node of the buffered ways (8 B each)
-    kept_ref: list[np.ndarray] = []
-    kept_xy: list[np.ndarray] = []
-    kept_len: list[np.ndarray] = []
-    kept_way: list[np.ndarray] = []
-    kept_combo: list[np.ndarray] = []
-    kept_stamp: list[np.ndarray] = []
     way_stamp: list[int] = []
+    flat = array.array("q")  # ref, x, y of every node of the buffered ways (8 B each)
+    kept: list[list[np.ndarray]] = [[] for _ in range(6)]
 
     def flush() -> None:
         if not way_ids:
             return
         arr = np.frombuffer(flat, dtype=np.int64).reshape(-1, 3).copy()
         lens = np.asarray(way_len, dtype=np.int64)
-        keep_way = np.ones(lens.size, dtype=bool)
-        if prepared is not None or bbox is not None:
-            ok = (arr[:, 1] != _UNDEFINED_COORD) & (arr[:, 2] != _UNDEFINED_COORD)
-            lon = arr[:, 1] / 1e7
-            lat = arr[:, 2] / 1e7
-            inside = ok.copy()
-            if bbox is not None:
-                w, s, e, n = bbox
-                inside &= (lon >= w) & (lon <= e) & (lat >= s) & (lat <= n)
-            if prepared is not None:
-                inside[inside] = shapely.contains_xy(prepared, lon[inside], lat[inside])
-            starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
-            keep_way = np.logical_or.reduceat(inside, starts) if lens.size else keep_way
-            keep_way &= lens > 0
+        if region is not None or bbox is not None:
+            keep_way = _ways_touching(arr[:, 1], arr[:, 2], lens, bbox, region)
+        else:
+            keep_way = np.ones(lens.size, dtype=bool)
         keep_pt = np.repeat(keep_way, lens)
-        kept_ref.append(arr[keep_pt, 0])
-        kept_xy.append(arr[keep_pt, 1:].astype(np.int32))
-        kept_len.append(lens[keep_way])
-        kept_way.append(np.asarray(way_ids, dtype=np.int64)[keep_way])
-        kept_combo.append(np.asarray(way_combo, dtype=np.int64)[keep_way])
-        kept_stamp.append(np.asarray(way_stamp, dtype=np.int64)[keep_way])
-        way_stamp.clear()
-        way_ids.clear()
-        way_combo.clear()
-        way_len.clear()
+        kept[0].append(arr[keep_pt, 0])
+        kept[1].append(arr[keep_pt, 1:].astype(np.int32))
+        kept[2].append(lens[keep_way])
+        kept[3].append(np.asarray(way_ids, dtype=np.int64)[keep_way])
+        kept[4].append(np.asarray(way_combo, dtype=np.int64)[keep_way])
+        kept[5].append(np.asarray(way_stamp, dtype=np.int64)[keep_way])
+        for buf in (way_ids, way_combo, way_len, way_stamp):
+            buf.clear()
         del flat[:]
 
-    try:
-        processor = (
-            osmium.FileProcessor(str(p), osmium.osm.NODE | osmium.osm.WAY)
-            .with_locations(node_index)
-            .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
-            .with_filter(osmium.filter.KeyFilter("highway"))
-        )
-        for obj in processor:
-            way = cast("osmium.osm.Way", obj)  # the entity filter lets ways only through
-            t = way.tags
-            vals = tuple(t.get(k) for k in _WAY_TAG_KEYS)
-            code = combos.get(vals)
-            if code is None:
-                record = {k: v for k, v in zip(_WAY_TAG_KEYS, vals, strict=True) if v is not None}
-                code = len(combo_rows) if _pyrosm_keeps(record) else -1
-                combos[vals] = code
-                if code >= 0:
-                    combo_rows.append(vals)
-            if code < 0:
-                continue
-            before = len(flat)
-            for nd in way.nodes:
-                flat.extend((nd.ref, nd.x, nd.y))
-            way_ids.append(way.id)
-            way_combo.append(code)
-            way_len.append((len(flat) - before) // 3)
-            stamp = way.timestamp
-            way_stamp.append(int(stamp.timestamp()) if stamp is not None else 0)
-            if len(flat) >= 3 * _STREAM_CHUNK_REFS:
-                flush()
-        flush()
-        del processor
-    except RuntimeError as exc:  # osmium's io errors (truncated, corrupt, not a PBF)
-        raise GraphSourceError(f"cannot read {p} as an OSM PBF file: {exc}") from None
-    release_free_heap()  # the location index and the stream buffers are gone
-    refs = np.concatenate(kept_ref) if kept_ref else np.zeros(0, np.int64)
-    xy = np.concatenate(kept_xy) if kept_xy else np.zeros((0, 2), np.int32)
-    lens = np.concatenate(kept_len) if kept_len else np.zeros(0, np.int64)
-    wids = np.concatenate(kept_way) if kept_way else np.zeros(0, np.int64)
-    wcombo = np.concatenate(kept_combo) if kept_combo else np.zeros(0, np.int64)
-    wstamp = np.concatenate(kept_stamp) if kept_stamp else np.zeros(0, np.int64)
-    for chunks in (kept_ref, kept_xy, kept_len, kept_way, kept_combo, kept_stamp):
+    processor = (
+        osmium.FileProcessor(str(p), osmium.osm.NODE | osmium.osm.WAY)
+        .with_locations(node_index)
+        .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
+        .with_filter(osmium.filter.KeyFilter("highway"))
+    )
+    for obj in processor:
+        way = cast("osmium.osm.Way", obj)  # the entity filter lets ways only through
+        code = tagger.code(way.tags)
+        if code < 0:
+            continue
+        before = len(flat)
+        for nd in way.nodes:
+            flat.extend((nd.ref, nd.x, nd.y))
+        way_ids.append(way.id)
+        way_combo.append(code)
+        way_len.append((len(flat) - before) // 3)
+        way_stamp.append(_stamp(way))
+        if len(flat) >= 3 * _STREAM_CHUNK_REFS:
+            flush()
+    flush()
+    del processor
+    empty = (np.int64, np.int32, np.int64, np.int64, np.int64, np.int64)
+    out = []
+    for chunks, dtype in zip(kept, empty, strict=True):
+        if chunks:
+            out.append(np.concatenate(chunks))
+        else:
+            out.append(np.zeros((0, 2) if dtype is np.int32 else 0, dtype))
         chunks.clear()
+    return cast("_Ways", tuple(out))
+
+
+def _stream_two_pass(
+    p: Path,
+    tagger: _DrivableTags,
+    bbox: tuple[float, float, float, float] | None,
+    region: Any,
+) -> _Ways:
+    """Two passes without a location index: the drivable ways and their node ids first, then
+    the coordinates of those nodes only (the file's nodes are read in batches and matched
+    against the sorted ids with numpy), then the clip. Same result as
+    :func:`_stream_with_index`."""
+    import osmium
+
+    refs_buf = array.array("q")
+    way_ids = array.array("q")
+    way_combo = array.array("q")
+    way_len = array.array("q")
+    way_stamp = array.array("q")
+    for obj in osmium.FileProcessor(str(p), osmium.osm.WAY).with_filter(
+        osmium.filter.KeyFilter("highway")
+    ):
+        way = cast("osmium.osm.Way", obj)
+        code = tagger.code(way.tags)
+        if code < 0:
+            continue
+        before = len(refs_buf)
+        refs_buf.extend([nd.ref for nd in way.nodes])
+        way_ids.append(way.id)
+        way_combo.append(code)
+        way_len.append(len(refs_buf) - before)
+        way_stamp.append(_stamp(way))
+    # views on the buffers, no copies (the buffers live as long as the views)
+    refs = np.frombuffer(refs_buf, dtype=np.int64)
+    lens = np.frombuffer(way_len, dtype=np.int64)
+    wids = np.frombuffer(way_ids, dtype=np.int64)
+    wcombo = np.frombuffer(way_combo, dtype=np.int64)
+    wstamp = np.frombuffer(way_stamp, dtype=np.int64)
+    needed = np.unique(refs)
+    nx_, ny_ = _node_coordinates(p, needed)
+    xy = np.empty((refs.size, 2), np.int32)
+    pos = None
+    for i in range(0, refs.size, _NODE_BATCH):  # positions in blocks: no int64 per reference
+        pos = np.searchsorted(needed, refs[i : i + _NODE_BATCH])
+        xy[i : i + _NODE_BATCH, 0] = nx_[pos]
+        xy[i : i + _NODE_BATCH, 1] = ny_[pos]
+    del pos, nx_, ny_, needed
+    if region is None and bbox is None:
+        return refs, xy, lens, wids, wcombo, wstamp
+    # the clip, in chunks of about _STREAM_CHUNK_REFS points (small temporaries)
+    keep_way = np.zeros(lens.size, dtype=bool)
+    ends = np.cumsum(lens)
+    w0 = 0
+    while w0 < lens.size:
+        p0 = int(ends[w0] - lens[w0])
+        w1 = max(w0 + 1, int(np.searchsorted(ends, p0 + _STREAM_CHUNK_REFS, side="right")))
+        p1 = int(ends[w1 - 1])
+        keep_way[w0:w1] = _ways_touching(xy[p0:p1, 0], xy[p0:p1, 1], lens[w0:w1], bbox, region)
+        w0 = w1
+    keep_pt = np.repeat(keep_way, lens)
+    return (
+        refs[keep_pt],
+        xy[keep_pt],
+        lens[keep_way],
+        wids[keep_way],
+        wcombo[keep_way],
+        wstamp[keep_way],
+    )
+
+
+def _node_coordinates(p: Path, needed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """osmium's fixed-point ``x``, ``y`` (int32) of the nodes ``needed`` (sorted unique ids),
+    :data:`_UNDEFINED_COORD` for a node missing from the file; one pass over the file's nodes
+    in batches, each matched against ``needed`` at once."""
+    import osmium
+
+    x = np.full(needed.size, _UNDEFINED_COORD, np.int32)
+    y = np.full(needed.size, _UNDEFINED_COORD, np.int32)
+    ids = array.array("q")
+    xs = array.array("i")
+    ys = array.array("i")
+
+    def match() -> None:
+        if not ids or not needed.size:
+            return
+        got = np.frombuffer(ids, dtype=np.int64)
+        at = np.minimum(np.searchsorted(needed, got), needed.size - 1)
+        hit = needed[at] == got
+        x[at[hit]] = np.frombuffer(xs, dtype=np.int32)[hit]
+        y[at[hit]] = np.frombuffer(ys, dtype=np.int32)[hit]
+        del got
+        del ids[:], xs[:], ys[:]
+
+    for node in osmium.FileProcessor(str(p), osmium.osm.NODE):
+        loc = node.location
+        ids.append(node.id)
+        xs.append(loc.x)
+        ys.append(loc.y)
+        if len(ids) >= _NODE_BATCH:
+            match()
+    match()
+    return x, y
+
+
+def _segments_of_ways(
+    refs: np.ndarray,
+    xy: np.ndarray,
+    lens: np.ndarray,
+    wids: np.ndarray,
+    wcombo: np.ndarray,
+    wstamp: np.ndarray,
+    tags: dict[str, np.ndarray],
+    bbox: tuple[float, float, float, float] | None,
+) -> PbfSegments:
+    """The segments of the kept ways (node ids ``refs`` with coordinates ``xy``, ``lens``
+    nodes per way) in pyrosm's node order; each input array goes once used."""
     # segments: consecutive nodes of one way; a node missing from the file cuts its segments
     last = np.cumsum(lens) - 1
     is_seg = np.ones(refs.size, dtype=bool)
@@ -757,10 +951,6 @@ def _read_pbf_osmium(
     timestamp = int(wstamp[has_seg].max()) if has_seg.any() else 0
     del seg_way, wids, wcombo, wstamp, has_seg, lens
     metres = _segment_lengths(lon, lat, seg_u, seg_v)
-    tags: dict[str, np.ndarray] = {}
-    for j, key in enumerate(_WAY_TAG_KEYS):
-        tags[key] = np.empty(len(combo_rows), dtype=object)
-        tags[key][:] = [row[j] for row in combo_rows]
     return PbfSegments(
         node_ids=node_ids,
         lon=lon,
@@ -855,6 +1045,76 @@ def resolve_pbf_reader(reader: str, path: str | os.PathLike[str]) -> str:
     return reader
 
 
+def available_memory() -> int | None:
+    """Bytes this process can still take: ``MemAvailable`` of ``/proc/meminfo``, lowered to
+    what the cgroup (v2) memory limit leaves, or ``None`` where neither is known."""
+    avail: int | None = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        avail = None
+    try:
+        cg = Path("/sys/fs/cgroup")
+        limit = (cg / "memory.max").read_text().strip()
+        if limit != "max":
+            left = int(limit) - int((cg / "memory.current").read_text().strip())
+            avail = left if avail is None else min(avail, left)
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def resolve_node_index(node_index: str | None, path: str | os.PathLike[str]) -> str:
+    """The osmium location index type, or :data:`TWO_PASS`, that ``node_index`` names for the
+    PBF at ``path``.
+
+    ``None`` follows ``roadnet.settings.pbf_node_locations``: ``"index"`` is the default index,
+    ``"two-pass"`` the two-pass reader, and ``"auto"`` the default index unless its estimated
+    size (:data:`INDEX_BYTES_PER_PBF_BYTE` x the file size) exceeds
+    :data:`INDEX_SHARE_OF_AVAILABLE` of :func:`available_memory`: then the two-pass reader,
+    slower but with memory that follows the road network instead of the file.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When ``node_index`` is neither ``"two-pass"`` nor an index type osmium has.
+    """
+    import osmium
+
+    kinds = list(osmium.index.map_types())
+    default = next(k for k in _DEFAULT_NODE_INDEXES if k in kinds)
+    if node_index is None:
+        mode = settings.pbf_node_locations
+        if mode == "index":
+            return default
+        if mode == TWO_PASS:
+            return TWO_PASS
+        need = INDEX_BYTES_PER_PBF_BYTE * Path(path).stat().st_size
+        avail = available_memory()
+        if avail is not None and need > INDEX_SHARE_OF_AVAILABLE * avail:
+            log.info(
+                "osmium reader: two passes without a location index (the index of %s would "
+                "take ~%.1f GB of the %.1f GB available)",
+                path,
+                need / 1e9,
+                avail / 1e9,
+            )
+            return TWO_PASS
+        return default
+    if node_index == TWO_PASS:
+        return TWO_PASS
+    if not isinstance(node_index, str) or node_index.split(",")[0] not in kinds:
+        raise InvalidArgumentError(
+            f"node_index must be {TWO_PASS!r} or one of {', '.join(kinds)} (a file-backed one "
+            f"followed by ',PATH'), got {node_index!r}"
+        )
+    return node_index
+
+
 def graph_from_pbf(
     path: str | os.PathLike[str],
     *,
@@ -893,11 +1153,16 @@ def graph_from_pbf(
         ``"auto"`` (osmium for files >= :data:`AUTO_OSMIUM_BYTES`, which is 0: always, as
         measured), ``"osmium"`` or ``"pyrosm"``.
     node_index
-        osmium location index type; ``None`` picks ``"sparse_mmap_array"`` where osmium has
-        it (Linux: it grows by remapping its pages, where ``"sparse_mem_array"``, the
-        fallback, copies itself on each doubling and briefly holds 1.5 times its size), for
-        planet-size files a disk-backed one such as ``"sparse_file_array,/tmp/nodes.idx"``;
-        ignored by pyrosm.
+        How the osmium reader gets the nodes' coordinates: an osmium location index type (one
+        pass; the index holds every node of the file, 16 bytes each), ``"two-pass"`` (no
+        index: a second pass reads the road nodes' coordinates only, so memory follows the
+        road network; slower, every file node goes through Python) or ``None``, which follows
+        ``roadnet.settings.pbf_node_locations`` (``$ROADNET_PBF_NODE_LOCS``; see
+        :func:`resolve_node_index`). The default index is ``"sparse_mmap_array"`` where
+        osmium has it (Linux: it grows by remapping its pages, where ``"sparse_mem_array"``,
+        the fallback, copies itself on each doubling and briefly holds 1.5 times its size);
+        a disk-backed one such as ``"sparse_file_array,/tmp/nodes.idx"`` also works. All give
+        the same graph; ignored by pyrosm.
     progress
         Optional callback ``(stage, fraction)``.
 
@@ -925,16 +1190,7 @@ def graph_from_pbf(
     p = _check_file(path, "PBF")
     chosen = resolve_pbf_reader(reader, p)
     if chosen == "osmium":
-        import osmium
-
-        kinds = list(osmium.index.map_types())
-        if node_index is None:
-            node_index = next(k for k in _DEFAULT_NODE_INDEXES if k in kinds)
-        if not isinstance(node_index, str) or node_index.split(",")[0] not in kinds:
-            raise InvalidArgumentError(
-                f"node_index must be one of {', '.join(kinds)} (a file-backed one followed by "
-                f"',PATH'), got {node_index!r}"
-            )
+        node_index = resolve_node_index(node_index, p)
     if progress:
         progress("reading PBF", 0.0)
     map_large_allocations()  # freed arrays go back to the system at once (peak memory)

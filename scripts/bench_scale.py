@@ -52,7 +52,7 @@ SHARED = ROOT.parent / "shared" / "data" / "osm"
 #: ``graph_from_pbf`` read every file with pyrosm (``get_network`` into pandas, then the build
 #: path of that time). The issue's "125 MB per MB of PBF" was measured on it.
 PREVIOUS_COMMIT = "6cd21cf77d5e13f0a230ee8a7a4671ff348342de"
-READERS = ("osmium", "pyrosm", "previous")
+READERS = ("osmium", "two-pass", "pyrosm", "previous")
 PEERS = ("pandana", "pyroutingkit")
 _WORK_CACHE = Path(tempfile.gettempdir()) / "roadnet_scale" / "cache"
 
@@ -131,7 +131,7 @@ def _self_hwm_mb() -> float:
 # --------------------------------------------------------------------------- workers
 def _worker(argv: list[str]) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("task", choices=["build", "ch", "matrix"])
+    ap.add_argument("task", choices=["build", "floor", "floor-ways", "ch", "matrix"])
     ap.add_argument("--pbf", type=Path)
     ap.add_argument("--reader", default="osmium")
     ap.add_argument("--save", type=Path)
@@ -150,6 +150,10 @@ def _worker(argv: list[str]) -> int:
         c0 = time.process_time()
         if a.reader == "previous":  # the old code (on PYTHONPATH) knows no reader or clip
             g = roadnet.graph_from_pbf(a.pbf)
+        elif a.reader in ("osmium", "two-pass"):  # the location index, or two passes
+            node_index = "two-pass" if a.reader == "two-pass" else None
+            with roadnet.settings.override(pbf_node_locations="index"):
+                g = roadnet.graph_from_pbf(a.pbf, reader="osmium", node_index=node_index, clip=clip)
         else:
             g = roadnet.graph_from_pbf(a.pbf, reader=a.reader, clip=clip)
         res["seconds"] = time.perf_counter() - t0
@@ -160,6 +164,37 @@ def _worker(argv: list[str]) -> int:
         res["arcs"] = int(g.indices.shape[0])
         if a.save:
             g.save(a.save)
+    elif a.task in ("floor", "floor-ways"):
+        # what every build of the file pays whatever it keeps: the build's imports and
+        # osmium decoding every node and way of the file (in C++, no Python per object);
+        # "floor-ways" adds what any clip with pyosmium pays: pyosmium has no spatial filter,
+        # so every way with a highway tag reaches Python with its nodes' locations (the
+        # location index of the one-pass reader) to be tested; here it is only touched
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        import osmium
+        import pyproj  # noqa: F401
+        import shapely  # noqa: F401
+
+        import roadnet.build
+        import roadnet.sources
+
+        res["import_seconds"] = time.perf_counter() - t0
+        if a.task == "floor":
+            osmium.apply(str(a.pbf), osmium.filter.EntityFilter(osmium.osm.NODE | osmium.osm.WAY))
+        else:
+            with roadnet.settings.override(pbf_node_locations="index"):  # the reader's index
+                index = roadnet.sources.resolve_node_index(None, a.pbf)
+            processor = (
+                osmium.FileProcessor(str(a.pbf), osmium.osm.NODE | osmium.osm.WAY)
+                .with_locations(index)
+                .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
+                .with_filter(osmium.filter.KeyFilter("highway"))
+            )
+            res["ways"] = sum(1 for _ in processor)
+        res["seconds"] = time.perf_counter() - t0
+        res["cpu_seconds"] = time.process_time() - c0
+        res["self_hwm_mb"] = _self_hwm_mb()
     elif a.task == "ch":
         res.update(_build_ch(a.graph, a.engine))
     else:
@@ -270,7 +305,10 @@ def _previous_code(commit: str, workdir: Path) -> Path:
 
 def _clip_case(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     """Areas covering one tile of the K-tile file (a "Connecticut in the US-Northeast" case):
-    osmium build clipped to the source extract's box with the default 20 km buffer."""
+    the streaming reader's builds clipped to the source extract's box with the default 20 km
+    buffer, against the unclipped build of the same reader; and the floor every build of the
+    file pays (the build's imports, osmium decoding the whole file), which bounds the
+    clipped / unclipped ratios from below."""
     import osmium
 
     k = args.clip_k
@@ -283,24 +321,56 @@ def _clip_case(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
             lon_min, lon_max = min(lon_min, loc.lon), max(lon_max, loc.lon)
             lat_min, lat_max = min(lat_min, loc.lat), max(lat_max, loc.lat)
     box = f"{lon_min},{lat_min},{lon_max},{lat_max}"
-    res, tree = _run_worker(
-        ["build", "--pbf", str(pbf), "--reader", "osmium", "--clip", box], args.timeout
-    )
-    full = next((r for r in rows if r["k"] == k and r["reader"] == "osmium" and "nodes" in r), None)
-    print(f"\nclip: K={k} file, areas = tile 0 ({box}), default 20 km buffer, osmium reader")
-    if "error" in res or full is None:
-        print(f"  {res.get('error', 'no unclipped run to compare')}")
-        return
-    print(
-        f"  clipped: {res['nodes']} graph nodes, {res['seconds']:.1f} s "
-        f"({res['cpu_seconds']:.1f} CPU s), peak {tree:.0f} MB; unclipped: {full['nodes']} nodes, "
-        f"{full['seconds']:.1f} s ({full['cpu_seconds']:.1f} CPU s), peak {full['tree_mb']:.0f} MB"
-    )
-    print(
-        f"  clipped / unclipped: nodes {res['nodes'] / full['nodes']:.2f}, time "
-        f"{res['seconds'] / full['seconds']:.2f}, CPU time "
-        f"{res['cpu_seconds'] / full['cpu_seconds']:.2f}, peak memory {tree / full['tree_mb']:.2f}"
-    )
+    print(f"\nclip: K={k} file, areas = tile 0 ({box}), default 20 km buffer")
+    floor, floor_tree = _run_worker(["floor", "--pbf", str(pbf)], args.timeout)
+    if "error" not in floor:
+        print(
+            f"  floor (imports {floor['import_seconds']:.1f} s + osmium decoding the whole file "
+            f"in C++): {floor['seconds']:.1f} s ({floor['cpu_seconds']:.1f} CPU s), peak "
+            f"{floor_tree:.0f} MB"
+        )
+    ways, ways_tree = _run_worker(["floor-ways", "--pbf", str(pbf)], args.timeout)
+    if "error" not in ways:
+        print(
+            f"  floor of a clip with pyosmium (the above + the location index + each of the "
+            f"{ways['ways']} highway ways reaching Python, untouched): {ways['seconds']:.1f} s "
+            f"({ways['cpu_seconds']:.1f} CPU s), peak {ways_tree:.0f} MB"
+        )
+    for reader in ("osmium", "two-pass"):
+        full = next(
+            (r for r in rows if r["k"] == k and r["reader"] == reader and "nodes" in r), None
+        )
+        if full is None:
+            continue
+        res, tree = _run_worker(
+            ["build", "--pbf", str(pbf), "--reader", reader, "--clip", box], args.timeout
+        )
+        if "error" in res:
+            print(f"  {reader}: {res['error']}")
+            continue
+        print(
+            f"  {reader}: clipped {res['nodes']} graph nodes, {res['seconds']:.1f} s "
+            f"({res['cpu_seconds']:.1f} CPU s), peak {tree:.0f} MB; unclipped {full['nodes']} "
+            f"nodes, {full['seconds']:.1f} s ({full['cpu_seconds']:.1f} CPU s), peak "
+            f"{full['tree_mb']:.0f} MB"
+        )
+        print(
+            f"  {reader}: clipped / unclipped: nodes {res['nodes'] / full['nodes']:.2f}, time "
+            f"{res['seconds'] / full['seconds']:.2f}, CPU time "
+            f"{res['cpu_seconds'] / full['cpu_seconds']:.2f}, peak memory "
+            f"{tree / full['tree_mb']:.2f}"
+        )
+        for name, fl, fl_tree in (
+            ("floor", floor, floor_tree),
+            ("pyosmium clip floor", ways, ways_tree),
+        ):
+            if "error" not in fl:
+                print(
+                    f"  {reader}: {name} / unclipped (no such clipped build of this file can go "
+                    f"below): time {fl['seconds'] / full['seconds']:.2f}, CPU time "
+                    f"{fl['cpu_seconds'] / full['cpu_seconds']:.2f}, peak memory "
+                    f"{fl_tree / full['tree_mb']:.2f}"
+                )
 
 
 def _fmt_row(cells: list[Any], widths: list[int]) -> str:
@@ -342,7 +412,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     graphs: dict[int, Path] = {}
     readers = [r for r in args.readers.split(",") if r in READERS]
-    max_k = {"osmium": max(ks), "pyrosm": args.pyrosm_max_k, "previous": args.previous_max_k}
+    max_k = {
+        "osmium": max(ks),
+        "two-pass": max(ks),
+        "pyrosm": args.pyrosm_max_k,
+        "previous": args.previous_max_k,
+    }
     previous_root = _previous_code(args.previous, args.workdir) if "previous" in readers else ROOT
     for k in ks:
         pbf = _make(args.source, k, args.workdir)
@@ -373,8 +448,10 @@ def main(argv: list[str] | None = None) -> int:
             fits[reader] = (np.polyfit(x, [m[1] for m in meas], 1),
                             np.polyfit(x, [m[2] for m in meas], 1))  # fmt: skip
     print()
-    print("readers: osmium = streaming reader; pyrosm = pyrosm used leanly (today's pyrosm "
-          f"reader); previous = roadnet's graph_from_pbf at commit {args.previous[:7]}"
+    print("readers: osmium = streaming reader (osmium's location index of every file node); "
+          "two-pass = streaming reader, no index (road nodes' coordinates in a second pass); "
+          "pyrosm = pyrosm used leanly (today's pyrosm reader); "
+          f"previous = roadnet's graph_from_pbf at commit {args.previous[:7]}"
           + (" (the build before the streaming reader: pyrosm get_network + the build path of "
              "that time)" if PREVIOUS_COMMIT.startswith(args.previous) else ""))  # fmt: skip
     head = ["K", "PBF MB", "reader", "raw nodes", "graph nodes", "seconds", "CPU s", "peak MB",

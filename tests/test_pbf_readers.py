@@ -217,5 +217,7 @@ def test_readers_cut_a_bounding_box_the_same_way() -> None:
 
 def test_unknown_node_index_is_named() -> None:
     pbf = shared_file("osm", "andorra-latest.osm.pbf")
-    with pytest.raises(ValueError, match=r"node_index must be one of .*sparse_mem_array"):
+    with pytest.raises(
+        ValueError, match=r"node_index must be .two-pass. or one of .*sparse_mem_array"
+    ):
         roadnet.graph_from_pbf(pbf, reader="osmium", node_index="bogus")
