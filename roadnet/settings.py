@@ -209,7 +209,32 @@ def _from_environment() -> Settings:
     return s
 
 
-settings: Settings = _from_environment()
+class _InvalidEnvironment(Settings):
+    """The settings of a process whose ``ROADNET_*`` environment is invalid: importing
+    roadnet still works (so that a command line can report it as one line), and reading any
+    setting raises the :class:`SettingsError` that names the variable."""
+
+    def __init__(self, error: SettingsError) -> None:
+        object.__setattr__(self, "_error", error)
+        super().__init__()
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in _FIELDS:
+            raise object.__getattribute__(self, "_error")
+        return super().__getattribute__(name)
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(Settings))
+
+
+def _settings_at_import() -> Settings:
+    try:
+        return _from_environment()
+    except SettingsError as exc:
+        return _InvalidEnvironment(exc)
+
+
+settings: Settings = _settings_at_import()
 
 
 def default_cache_dir() -> Path:

@@ -418,8 +418,9 @@ _NODE_BATCH = 1 << 20
 #: per PBF byte (Malta tiled 64 times: 21.4M nodes in 210 MB; the planet ~0.12), rounded up.
 INDEX_BYTES_PER_PBF_BYTE = 2.0
 #: ``pbf_node_locations="auto"`` reads in two passes when the index would take more than this
-#: share of the available memory (the graph build after the read needs the rest).
-INDEX_SHARE_OF_AVAILABLE = 0.5
+#: share of the available memory. The index is freed before the graph build; while it lives,
+#: the imports (~0.14 GB) and the read's arrays (~40 B per road node reference) need the rest.
+INDEX_SHARE_OF_AVAILABLE = 0.75
 
 
 @dataclasses.dataclass
@@ -701,7 +702,9 @@ def _read_pbf_osmium(
     type: one pass, 16 bytes per file node while it runs), or, with ``node_index="two-pass"``,
     from a second pass over the file's nodes that keeps the coordinates of the kept ways'
     nodes only (memory follows the road network; every node of the file goes through Python,
-    about 2.4 us each on this machine). Both give the same segments.
+    about 2.5 us each on this machine). Both give the same segments for a sorted file whose node
+    ids are unique and positive, as OSM extracts are (for a duplicated id, the index keeps the
+    pair osmium sorts first, the two-pass read the node that comes last).
     """
     import shapely
 
@@ -712,13 +715,13 @@ def _read_pbf_osmium(
     tagger = _DrivableTags()
     try:
         if node_index == TWO_PASS:
-            ways = _stream_two_pass(p, tagger, bbox, prepared)
+            ways = list(_stream_two_pass(p, tagger, bbox, prepared))
         else:
-            ways = _stream_with_index(p, tagger, bbox, prepared, node_index)
+            ways = list(_stream_with_index(p, tagger, bbox, prepared, node_index))
     except RuntimeError as exc:  # osmium's io errors (truncated, corrupt, not a PBF)
         raise GraphSourceError(f"cannot read {p} as an OSM PBF file: {exc}") from None
     release_free_heap()  # the location index and the stream buffers are gone
-    return _segments_of_ways(*ways, tagger.table(), bbox)
+    return _segments_of_ways(ways, tagger.table(), bbox)  # it empties ``ways`` as it goes
 
 
 _Ways = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -876,17 +879,19 @@ def _node_coordinates(p: Path, needed: np.ndarray) -> tuple[np.ndarray, np.ndarr
     ys = array.array("i")
 
     def match() -> None:
-        if not ids or not needed.size:
-            return
-        got = np.frombuffer(ids, dtype=np.int64)
-        at = np.minimum(np.searchsorted(needed, got), needed.size - 1)
-        hit = needed[at] == got
-        x[at[hit]] = np.frombuffer(xs, dtype=np.int32)[hit]
-        y[at[hit]] = np.frombuffer(ys, dtype=np.int32)[hit]
-        del got
+        if ids:
+            got = np.frombuffer(ids, dtype=np.int64)
+            at = np.minimum(np.searchsorted(needed, got), needed.size - 1)
+            hit = needed[at] == got
+            x[at[hit]] = np.frombuffer(xs, dtype=np.int32)[hit]
+            y[at[hit]] = np.frombuffer(ys, dtype=np.int32)[hit]
+            del got  # no view on the buffers is left: they can shrink
         del ids[:], xs[:], ys[:]
 
-    for node in osmium.FileProcessor(str(p), osmium.osm.NODE):
+    if not needed.size:
+        return x, y
+    for obj in osmium.FileProcessor(str(p), osmium.osm.NODE):
+        node = cast("osmium.osm.Node", obj)  # only nodes are read
         loc = node.location
         ids.append(node.id)
         xs.append(loc.x)
@@ -898,17 +903,17 @@ def _node_coordinates(p: Path, needed: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def _segments_of_ways(
-    refs: np.ndarray,
-    xy: np.ndarray,
-    lens: np.ndarray,
-    wids: np.ndarray,
-    wcombo: np.ndarray,
-    wstamp: np.ndarray,
+    ways: list[np.ndarray],
     tags: dict[str, np.ndarray],
     bbox: tuple[float, float, float, float] | None,
 ) -> PbfSegments:
-    """The segments of the kept ways (node ids ``refs`` with coordinates ``xy``, ``lens``
-    nodes per way) in pyrosm's node order; each input array goes once used."""
+    """The segments of the kept ways in pyrosm's node order.
+
+    ``ways`` is ``[refs, xy, lens, way ids, tag rows, timestamps]`` (node ids ``refs`` with
+    osmium's fixed-point coordinates ``xy``, ``lens`` nodes per way); the list is emptied
+    here so that each array goes once used (country-size files)."""
+    refs, xy, lens, wids, wcombo, wstamp = ways
+    ways.clear()
     # segments: consecutive nodes of one way; a node missing from the file cuts its segments
     last = np.cumsum(lens) - 1
     is_seg = np.ones(refs.size, dtype=bool)
@@ -1045,9 +1050,53 @@ def resolve_pbf_reader(reader: str, path: str | os.PathLike[str]) -> str:
     return reader
 
 
+def _cgroup_memory_left(
+    root: Path = Path("/sys/fs/cgroup"), membership: Path = Path("/proc/self/cgroup")
+) -> int | None:
+    """Bytes the process's memory cgroup (v2 or v1) lets it still take, or ``None`` without a
+    limit: the limit minus the usage, the usage without the inactive page cache (which the
+    kernel reclaims before it hits the limit), never below 0."""
+    try:
+        lines = membership.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":  # v2: files in the unified hierarchy
+            names = ("memory.max", "memory.current", "inactive_file")
+            bases = [root / path.lstrip("/"), root]
+        elif "memory" in controllers.split(","):  # v1: the memory controller's hierarchy
+            names = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+            bases = [root / "memory" / path.lstrip("/"), root / "memory"]
+        else:
+            continue
+        for base in bases:  # the process's own group; the root where it is namespaced
+            try:
+                limit = (base / names[0]).read_text().strip()
+                usage = int((base / names[1]).read_text().strip())
+            except (OSError, ValueError):
+                continue
+            if limit == "max" or int(limit) >= 1 << 60:  # v1 says "no limit" with ~2**63
+                break
+            inactive = 0
+            try:
+                for stat in (base / "memory.stat").read_text().splitlines():
+                    key, _, value = stat.partition(" ")
+                    if key == names[2]:
+                        inactive = int(value)
+            except (OSError, ValueError):
+                pass
+            return max(0, int(limit) - (usage - inactive))
+    return None
+
+
 def available_memory() -> int | None:
     """Bytes this process can still take: ``MemAvailable`` of ``/proc/meminfo``, lowered to
-    what the cgroup (v2) memory limit leaves, or ``None`` where neither is known."""
+    what the process's memory cgroup limit leaves (v2 or v1), or ``None`` where neither is
+    known."""
     avail: int | None = None
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:
@@ -1057,14 +1106,9 @@ def available_memory() -> int | None:
                     break
     except (OSError, ValueError, IndexError):
         avail = None
-    try:
-        cg = Path("/sys/fs/cgroup")
-        limit = (cg / "memory.max").read_text().strip()
-        if limit != "max":
-            left = int(limit) - int((cg / "memory.current").read_text().strip())
-            avail = left if avail is None else min(avail, left)
-    except (OSError, ValueError):
-        pass
+    left = _cgroup_memory_left()
+    if left is not None:
+        avail = left if avail is None else min(avail, left)
     return avail
 
 

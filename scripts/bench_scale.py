@@ -322,6 +322,10 @@ def _clip_case(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
             lat_min, lat_max = min(lat_min, loc.lat), max(lat_max, loc.lat)
     box = f"{lon_min},{lat_min},{lon_max},{lat_max}"
     print(f"\nclip: K={k} file, areas = tile 0 ({box}), default 20 km buffer")
+    if not any(r["k"] == k and r["reader"] in ("osmium", "two-pass") and "nodes" in r
+               for r in rows):  # fmt: skip
+        print("  no unclipped osmium or two-pass build of this file to compare with")
+        return
     floor, floor_tree = _run_worker(["floor", "--pbf", str(pbf)], args.timeout)
     if "error" not in floor:
         print(

@@ -176,3 +176,42 @@ def test_console_script_entry_point() -> None:
     )
     assert res.returncode == 0
     assert "matrix" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("ROADNET_PBF_NODE_LOCS", "bad"), ("ROADNET_N_JOBS", "many"), ("ROADNET_ENGINE", "fast")],
+)
+def test_invalid_environment_variable_is_one_line_and_exit_2(
+    tmp_path, variable: str, value: str
+) -> None:
+    import os
+
+    env = dict(os.environ, **{variable: value})
+    res = subprocess.run(
+        [sys.executable, "-m", "territory.cli", "graph", "build", "--pbf",
+         str(shared_file("osm", "andorra-latest.osm.pbf")), "--out", str(tmp_path / "g.npz")],
+        capture_output=True, text=True, check=False, env=env,
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert f"environment variable {variable}={value!r} is invalid" in lines[0]
+    assert not (tmp_path / "g.npz").exists()
+
+
+def test_invalid_environment_lets_roadnet_import_and_fails_on_first_read() -> None:
+    code = (
+        "import roadnet\n"
+        "try:\n"
+        "    roadnet.settings.engine\n"
+        "except ValueError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    import os
+
+    env = dict(os.environ, ROADNET_ENGINE="fast")
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert res.stdout.startswith("SettingsError environment variable ROADNET_ENGINE='fast'")

@@ -35,6 +35,20 @@ def test_two_pass_read_clips_and_cuts_boxes_like_the_location_index() -> None:
         assert_same_graph(indexed, two_pass)
 
 
+def test_two_pass_read_across_batch_and_chunk_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Node batches and clip chunks far smaller than the file: every boundary is crossed."""
+    pbf = shared_file("osm", "malta-latest.osm.pbf")
+    valletta = (14.49, 35.88, 14.53, 35.91)
+    kws: list[dict[str, object]] = [{}, {"clip": valletta, "clip_buffer_km": 2.0}]
+    want = [roadnet.graph_from_pbf(pbf, reader="osmium", node_index="sparse_mem_array", **kw)
+            for kw in kws]  # fmt: skip
+    monkeypatch.setattr(sources, "_NODE_BATCH", 997)
+    monkeypatch.setattr(sources, "_STREAM_CHUNK_REFS", 1013)
+    for kw, indexed in zip(kws, want, strict=True):
+        assert_same_graph(indexed, roadnet.graph_from_pbf(pbf, node_index="two-pass", **kw))
+        assert_same_graph(indexed, roadnet.graph_from_pbf(pbf, node_index="sparse_mem_array", **kw))
+
+
 def _way_with_a_missing_node(path: Path) -> Path:
     """A residential road whose third node is not in the file (as in a cut extract)."""
     import osmium
@@ -108,8 +122,17 @@ def test_auto_two_pass_build_is_recorded_nowhere_in_the_graph(
     cache identity."""
     pbf = shared_file("osm", "andorra-latest.osm.pbf")
     monkeypatch.setattr(sources, "available_memory", lambda: 1)
+    ran: list[int] = []
+    real = sources._stream_two_pass
+
+    def spy(*args: object, **kwargs: object) -> object:
+        ran.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sources, "_stream_two_pass", spy)
     with roadnet.settings.override(pbf_node_locations="auto"):
         two_pass = roadnet.graph_from_pbf(pbf, reader="osmium")
+    assert ran == [1]
     indexed = roadnet.graph_from_pbf(pbf, reader="osmium", node_index="sparse_mem_array")
     assert_same_graph(indexed, two_pass)
     assert two_pass.meta["source"] == indexed.meta["source"]
@@ -121,6 +144,39 @@ def test_available_memory_is_a_positive_byte_count_on_linux() -> None:
     avail = sources.available_memory()
     assert avail is not None
     assert 0 < avail < 1 << 50
+
+
+def _cgroup_tree(tmp_path: Path, version: int, limit: str, usage: int, inactive: int) -> Path:
+    root = tmp_path / "cgroup"
+    if version == 2:
+        group = root / "job"
+        names = ("memory.max", "memory.current", "inactive_file")
+        line = "0::/job"
+    else:
+        group = root / "memory" / "job"
+        names = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+        line = "9:name=systemd:/\n4:memory:/job\n1:cpu:/"
+    group.mkdir(parents=True)
+    (group / names[0]).write_text(limit + "\n")
+    (group / names[1]).write_text(f"{usage}\n")
+    (group / "memory.stat").write_text(f"anon 5\n{names[2]} {inactive}\nactive_file 7\n")
+    (tmp_path / "self_cgroup").write_text(line + "\n")
+    return root
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_cgroup_limit_lowers_the_available_memory(tmp_path: Path, version: int) -> None:
+    gib = 1 << 30
+    root = _cgroup_tree(tmp_path, version, str(4 * gib), 3 * gib, gib)
+    member = tmp_path / "self_cgroup"
+    # the inactive page cache is reclaimable: 4 GiB - (3 GiB - 1 GiB) are left
+    assert sources._cgroup_memory_left(root, member) == 2 * gib
+    over = _cgroup_tree(tmp_path / "full", version, str(gib), 3 * gib, 0)
+    assert sources._cgroup_memory_left(over, tmp_path / "full" / "self_cgroup") == 0
+    unlimited = "max" if version == 2 else "9223372036854771712"
+    free = _cgroup_tree(tmp_path / "free", version, unlimited, 3 * gib, 0)
+    assert sources._cgroup_memory_left(free, tmp_path / "free" / "self_cgroup") is None
+    assert sources._cgroup_memory_left(root, tmp_path / "no_such_file") is None
 
 
 @pytest.mark.parametrize("value", ["fast", "", "Two-Pass", None, 2])
