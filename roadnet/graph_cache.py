@@ -392,6 +392,7 @@ def load_road_graph(
     clip: Any = None,
     clip_buffer_km: float = sources.DEFAULT_CLIP_BUFFER_KM,
     reuse_covering: bool = True,
+    progress: sources.ProgressCallback | None = None,
 ) -> tuple[CompiledGraph, bool]:
     """The road graph of exactly one source, from the cache or built (and cached).
 
@@ -419,6 +420,9 @@ def load_road_graph(
         With a clip, serve a cached graph of the same file and profile that covers it (the
         whole file, or a larger clip) when the clip's own entry is absent
         (:func:`covering_graph_key`), instead of building a smaller graph.
+    progress
+        Optional ``(stage, fraction)`` callback of a PBF build
+        (:func:`~roadnet.sources.graph_from_pbf`); not called for a cached graph.
 
     Returns
     -------
@@ -465,7 +469,12 @@ def load_road_graph(
 
             def build() -> CompiledGraph:
                 return sources.graph_from_pbf(
-                    path, profile=profile, reader=reader, clip=clip, clip_buffer_km=clip_buffer_km
+                    path,
+                    profile=profile,
+                    reader=reader,
+                    clip=clip,
+                    clip_buffer_km=clip_buffer_km,
+                    progress=progress,
                 )
 
         else:

@@ -126,6 +126,71 @@ _BACKWARD = frozenset({"-1", "reverse"})
 _BOTH = frozenset({"no", "false", "0", "reversible", "alternating"})
 
 ProgressCallback = Callable[[str, float], None]
+
+
+class _ReadPosition:
+    """How far osmium's reader is through the file at ``path``: the offset of this process's
+    file descriptor on it, from ``/proc/self/fdinfo`` (as ``pv --watchfd`` reads it), as a
+    share of the file size; ``None`` where that is not known (no ``/proc``, not open)."""
+
+    def __init__(self, path: Path) -> None:
+        st = path.stat()
+        self._key = (st.st_dev, st.st_ino)
+        self._size = max(st.st_size, 1)
+        self._fd: int | None = None
+        self._seen = False
+
+    def _ours(self, fd: int) -> bool:
+        try:
+            st = os.stat(f"/proc/self/fd/{fd}")
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self._key
+
+    def share(self) -> float | None:
+        """Share of the file read, 0..1, or ``None``."""
+        if self._fd is None or not self._ours(self._fd):
+            self._fd = None
+            try:
+                fds = sorted(int(f) for f in os.listdir("/proc/self/fd"))
+            except (OSError, ValueError):
+                return None
+            self._fd = next((fd for fd in fds if self._ours(fd)), None)
+            if self._fd is None:  # closed once read to the end (osmium reads ahead), or not yet
+                return 1.0 if self._seen else None
+            self._seen = True
+        try:
+            with open(f"/proc/self/fdinfo/{self._fd}", encoding="ascii") as fh:
+                pos = int(fh.readline().split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+        return min(pos / self._size, 1.0)
+
+
+class _Ticker:
+    """Progress of one pass over a PBF: ``progress("reading PBF", start + share x span)``
+    every ``every`` objects, the share taken from :class:`_ReadPosition`."""
+
+    def __init__(
+        self,
+        progress: ProgressCallback | None,
+        path: Path,
+        start: float,
+        span: float,
+        every: int,
+    ) -> None:
+        self._progress = progress
+        self._position = _ReadPosition(path) if progress is not None else None
+        self._start, self._span, self.every = start, span, every
+
+    def __call__(self) -> None:
+        if self._progress is None or self._position is None:
+            return
+        share = self._position.share()
+        if share is not None:
+            self._progress("reading PBF", self._start + share * self._span)
+
+
 _FILTER_COLUMNS = ("highway", "area", "access", "motor_vehicle", "motorcar", "service")
 
 
@@ -414,6 +479,8 @@ _STREAM_CHUNK_REFS = 1 << 18
 TWO_PASS = "two-pass"
 #: File nodes read by the two-pass reader before they are matched against the road nodes.
 _NODE_BATCH = 1 << 20
+#: Highway ways streamed between two progress reports of the reader.
+_TICK_WAYS = 1 << 16
 #: Estimated bytes of osmium's location index per byte of PBF: 16 B per node and ~0.1 nodes
 #: per PBF byte (Malta tiled 64 times: 21.4M nodes in 210 MB; the planet ~0.12), rounded up.
 INDEX_BYTES_PER_PBF_BYTE = 2.0
@@ -692,6 +759,7 @@ def _read_pbf_osmium(
     bbox: tuple[float, float, float, float] | None,
     region: Any,
     node_index: str,
+    progress: ProgressCallback | None = None,
 ) -> PbfSegments:
     """Stream a PBF with pyosmium and return the drivable ways' segments.
 
@@ -715,9 +783,9 @@ def _read_pbf_osmium(
     tagger = _DrivableTags()
     try:
         if node_index == TWO_PASS:
-            ways = list(_stream_two_pass(p, tagger, bbox, prepared))
+            ways = list(_stream_two_pass(p, tagger, bbox, prepared, progress))
         else:
-            ways = list(_stream_with_index(p, tagger, bbox, prepared, node_index))
+            ways = list(_stream_with_index(p, tagger, bbox, prepared, node_index, progress))
     except RuntimeError as exc:  # osmium's io errors (truncated, corrupt, not a PBF)
         raise GraphSourceError(f"cannot read {p} as an OSM PBF file: {exc}") from None
     release_free_heap()  # the location index and the stream buffers are gone
@@ -733,10 +801,14 @@ def _stream_with_index(
     bbox: tuple[float, float, float, float] | None,
     region: Any,
     node_index: str,
+    progress: ProgressCallback | None = None,
 ) -> _Ways:
     """One pass with osmium's location index: the kept ways as ``(refs, xy, lens, way ids,
-    tag rows, timestamps)``, clipped in chunks as they stream."""
+    tag rows, timestamps)``, clipped in chunks as they stream; ``progress`` goes from 0 to
+    0.5 with the file read."""
     import osmium
+
+    tick = _Ticker(progress, p, 0.0, 0.5, _TICK_WAYS)
 
     way_ids: list[int] = []
     way_combo: list[int] = []
@@ -771,8 +843,12 @@ def _stream_with_index(
         .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
         .with_filter(osmium.filter.KeyFilter("highway"))
     )
+    n_seen = 0
     for obj in processor:
         way = cast("osmium.osm.Way", obj)  # the entity filter lets ways only through
+        n_seen += 1
+        if n_seen % tick.every == 0:
+            tick()
         code = tagger.code(way.tags)
         if code < 0:
             continue
@@ -803,6 +879,7 @@ def _stream_two_pass(
     tagger: _DrivableTags,
     bbox: tuple[float, float, float, float] | None,
     region: Any,
+    progress: ProgressCallback | None = None,
 ) -> _Ways:
     """Two passes without a location index: the drivable ways and their node ids first, then
     the coordinates of those nodes only (the file's nodes are read in batches and matched
@@ -810,6 +887,8 @@ def _stream_two_pass(
     :func:`_stream_with_index`."""
     import osmium
 
+    tick = _Ticker(progress, p, 0.0, 0.25, _TICK_WAYS)
+    n_seen = 0
     refs_buf = array.array("q")
     way_ids = array.array("q")
     way_combo = array.array("q")
@@ -819,6 +898,9 @@ def _stream_two_pass(
         osmium.filter.KeyFilter("highway")
     ):
         way = cast("osmium.osm.Way", obj)
+        n_seen += 1
+        if n_seen % tick.every == 0:
+            tick()
         code = tagger.code(way.tags)
         if code < 0:
             continue
@@ -835,7 +917,7 @@ def _stream_two_pass(
     wcombo = np.frombuffer(way_combo, dtype=np.int64)
     wstamp = np.frombuffer(way_stamp, dtype=np.int64)
     needed = np.unique(refs)
-    nx_, ny_ = _node_coordinates(p, needed)
+    nx_, ny_ = _node_coordinates(p, needed, _Ticker(progress, p, 0.25, 0.25, _NODE_BATCH))
     xy = np.empty((refs.size, 2), np.int32)
     pos = None
     for i in range(0, refs.size, _NODE_BATCH):  # positions in blocks: no int64 per reference
@@ -866,7 +948,9 @@ def _stream_two_pass(
     )
 
 
-def _node_coordinates(p: Path, needed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _node_coordinates(
+    p: Path, needed: np.ndarray, tick: _Ticker | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """osmium's fixed-point ``x``, ``y`` (int32) of the nodes ``needed`` (sorted unique ids),
     :data:`_UNDEFINED_COORD` for a node missing from the file; one pass over the file's nodes
     in batches, each matched against ``needed`` at once."""
@@ -898,6 +982,8 @@ def _node_coordinates(p: Path, needed: np.ndarray) -> tuple[np.ndarray, np.ndarr
         ys.append(loc.y)
         if len(ids) >= _NODE_BATCH:
             match()
+            if tick is not None:
+                tick()
     match()
     return x, y
 
@@ -1240,7 +1326,7 @@ def graph_from_pbf(
     map_large_allocations()  # freed arrays go back to the system at once (peak memory)
     digest = file_sha256(p)
     if chosen == "osmium":
-        segs = _read_pbf_osmium(p, bbox, region, cast("str", node_index))
+        segs = _read_pbf_osmium(p, bbox, region, cast("str", node_index), progress)
     else:
         segs = _read_pbf_pyrosm(p, bbox, region)
     if segs.seg_u.size == 0 or not (segs.seg_u >= 0).any():

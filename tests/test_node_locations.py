@@ -201,3 +201,34 @@ def test_unknown_node_index_names_the_choices(node_index: object) -> None:
     pbf = shared_file("osm", "andorra-latest.osm.pbf")
     with pytest.raises(InvalidArgumentError, match=r"node_index must be 'two-pass' or one of "):
         roadnet.graph_from_pbf(pbf, reader="osmium", node_index=node_index)  # type: ignore[arg-type]
+
+
+def test_read_position_follows_the_descriptor_open_on_the_file(tmp_path: Path) -> None:
+    if not Path("/proc/self/fdinfo").is_dir():
+        pytest.skip("no /proc/self/fdinfo on this platform")
+    f = tmp_path / "data.bin"
+    f.write_bytes(bytes(1000))
+    position = sources._ReadPosition(f)
+    assert position.share() is None  # not open: nothing to tell
+    with open(f, "rb") as fh:
+        fh.seek(250)
+        assert position.share() == pytest.approx(0.25)
+        fh.seek(1000)
+        assert position.share() == pytest.approx(1.0)
+    assert position.share() == 1.0  # closed after it was read: the reader is through
+
+
+@pytest.mark.parametrize("node_index", ["sparse_mem_array", "two-pass"])
+def test_pbf_build_progress_goes_forward_from_reading_to_done(
+    monkeypatch: pytest.MonkeyPatch, node_index: str
+) -> None:
+    monkeypatch.setattr(sources, "_TICK_WAYS", 500)
+    monkeypatch.setattr(sources, "_NODE_BATCH", 20_000)
+    seen: list[tuple[str, float]] = []
+    pbf = shared_file("osm", "porto_portugal.osm.pbf")
+    roadnet.graph_from_pbf(pbf, node_index=node_index, progress=lambda s, f: seen.append((s, f)))
+    assert seen[0] == ("reading PBF", 0.0)
+    assert seen[-2:] == [("compiling graph", 0.5), ("done", 1.0)]
+    fractions = [f for _, f in seen]
+    assert fractions == sorted(fractions)
+    assert all(0.0 <= f <= 0.5 for s, f in seen if s == "reading PBF")

@@ -193,6 +193,28 @@ def progress_pair(
 
 
 @contextmanager
+def staged(label: str) -> Iterator[Callable[[str, float], None]]:
+    """A spinner with a label that turns into a bar with the stage's name once a step reports
+    ``(stage, fraction)`` (terminals only; gone when the step ends)."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(stage: str, fraction: float) -> None:
+            bar.update(task, description=f"{label}: {stage}", total=1.0, completed=fraction)
+
+        yield update
+
+
+@contextmanager
 def status(label: str) -> Iterator[None]:
     """A spinner with a label for a step without measurable progress (terminals only)."""
     with Progress(
@@ -487,7 +509,7 @@ def road_graph(
         check_clip_buffer(clip_buffer_km)
     profile = profile_from_options(speeds, speed)
     t0 = time.perf_counter()
-    with status("reading the road network"):
+    with staged("reading the road network") as stage:
         g, hit = load_road_graph(
             pbf=pbf,
             osm=osm,
@@ -499,6 +521,7 @@ def road_graph(
             clip=clip,
             clip_buffer_km=clip_buffer_km,
             reuse_covering=reuse_covering,
+            progress=stage,
         )
     err.print(
         f"road graph: {g.n_nodes:,} nodes, {g.n_arcs:,} arcs, "
