@@ -17,7 +17,9 @@ default; built first when the folder is new):
 4. **mixed load**: ``--clients`` clients for ``--duration`` seconds, mixed 10 x 10 (90 %) and
    100 x 100 (10 %) tables, plus ``--jobs`` territory jobs submitted at the start: throughput,
    percentiles per kind (100 x 100 p99 under load is a goal), errors by status, server RSS and
-   PSS (all its processes) after the warm-up, after the 10 x 10 load and after the mixed load.
+   PSS (all its processes) after the warm-up, after the 10 x 10 load and after the mixed load;
+   for each job, when it finished and its CPU priority (idle-only, or moved to nice 19 by the
+   server after ``--job-idle-grace`` seconds, passed to the server).
 5. **workers** (``--rss-workers 1,4``): the server's total RSS and PSS with 1 and with 4 worker
    processes after the same warm-up: the graph and hierarchy arrays are memory maps of the cache,
    so the workers share their pages (PSS counts a shared page once in total).
@@ -182,7 +184,13 @@ def coords(pts: np.ndarray) -> str:
 
 class Server:
     def __init__(
-        self, pbf: Path, cache_dir: Path, workers: int, log: Path, snap_cache: int = 100_000
+        self,
+        pbf: Path,
+        cache_dir: Path,
+        workers: int,
+        log: Path,
+        snap_cache: int = 100_000,
+        job_idle_grace: str | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -191,6 +199,8 @@ class Server:
                "--workers", str(workers), "--max-waiting", "512",
                "--snap-cache", str(snap_cache),
                "--jobs-dir", str(cache_dir / f"bench-jobs-{self.port}")]  # fmt: skip
+        if job_idle_grace is not None:
+            cmd += ["--job-idle-grace", job_idle_grace]
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         self.log = log.open("wb")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -464,7 +474,13 @@ def report_load(name: str, res: dict[str, Any]) -> None:
                 if after <= 0
                 else f"{after:.1f} s after the load ended"
             )
-        print(f"  job {j['id']} territories: {j['state']} (ran {took}; finished {when})")
+        prio = f"priority {j.get('priority')}"
+        if j.get("promoted") and j.get("started"):
+            moved = dt.datetime.fromisoformat(j["promoted"]) - dt.datetime.fromisoformat(
+                j["started"]
+            )
+            prio += f", promoted {moved.total_seconds():.1f} s after its start"
+        print(f"  job {j['id']} territories: {j['state']} (ran {took}; finished {when}; {prio})")
 
 
 # ------------------------------------------------------------------------------ main
@@ -488,6 +504,11 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of mixed load")
     ap.add_argument("--big-share", type=float, default=0.1)
     ap.add_argument("--jobs", type=int, default=3, help="territory jobs during the mixed load")
+    ap.add_argument(
+        "--job-idle-grace",
+        default=None,
+        help="server's --job-idle-grace (default: the server's; 'none' = idle-only jobs)",
+    )
     ap.add_argument("--rss-workers", default="1,4", help="worker counts to compare ('' = skip)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()  # fmt: skip
@@ -508,7 +529,8 @@ def main() -> int:
     print(f"code: {code_version('territory', 'roadnet', 'scripts')}")
     print(f"extract: {pbf.name}; cache: {cache_dir}; workers {args.workers}; "
           f"clients {args.clients}; mixed load {args.duration:g} s; "
-          f"snap cache {args.snap_cache} points")  # fmt: skip
+          f"snap cache {args.snap_cache} points; job idle grace "
+          f"{args.job_idle_grace or 'server default'}")  # fmt: skip
     with roadnet.settings.override(cache_dir=cache_dir):
         t0 = time.perf_counter()
         g, _ = load_road_graph(pbf=pbf)
@@ -522,7 +544,9 @@ def main() -> int:
     n = args.n
 
     log_dir = Path(tempfile.mkdtemp(prefix="bench-service-logs-"))
-    server = Server(pbf, cache_dir, args.workers, log_dir / "server.log", args.snap_cache)
+    server = Server(
+        pbf, cache_dir, args.workers, log_dir / "server.log", args.snap_cache, args.job_idle_grace
+    )
     try:
         print(f"server ready in {server.wait_ready():.1f} s (pid {server.proc.pid})")
         mem0 = tree_memory(server.proc.pid)

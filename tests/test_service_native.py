@@ -1,11 +1,12 @@
 """``roadnet serve``: the native API on a real server — matrices (JSON, Arrow IPC, .npz) against
 the library, and jobs end to end: territories and validation reusing the pipeline, cancel, a
 server restart between submitting and fetching, a crash while a job runs (interrupted;
-precompute resumes)."""
+precompute resumes), a job's CPU priority (idle-only, then nice 19 after its grace period)."""
 
 from __future__ import annotations
 
 import io
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from roadnet.engine import EngineChoice
 from roadnet.graph import CompiledGraph
 from roadnet.graph_cache import cached_hierarchy, load_road_graph
 from roadnet.matrix import drive_time_matrix
+from territory.service.priority import LOW_NICE, idle_is_reversible, thread_ids
 from tests.conftest import shared_file
 from tests.service_server import Server
 
@@ -33,7 +35,9 @@ class Setup:
         self.pbf, self.cache, self.gate, self.graph, self.h = pbf, cache, gate, graph, h
         self.n_jobs_dirs = 0
 
-    def server(self, *extra: str, jobs: Path | None = None) -> Server:
+    def server(
+        self, *extra: str, jobs: Path | None = None, env: dict[str, str] | None = None
+    ) -> Server:
         """A server on the shared cache; its jobs in ``jobs`` (default: a new folder)."""
         if jobs is None:
             self.n_jobs_dirs += 1
@@ -41,7 +45,7 @@ class Setup:
         return Server(
             ["--pbf", str(self.pbf), "--jobs-dir", str(jobs), *extra],
             self.cache,
-            env={"ROADNET_JOB_GATE": str(self.gate)},
+            env={"ROADNET_JOB_GATE": str(self.gate), **(env or {})},
         )
 
 
@@ -93,6 +97,32 @@ def _wait(url: str, job_id: str, states: tuple[str, ...]) -> dict[str, Any]:
             return job
         time.sleep(0.2)  # polling the job's state; no result depends on the delay
     raise AssertionError(f"job {job_id} never reached {states}: {job}")
+
+
+def _wait_for_priority(url: str, job_id: str, want: str | None = None) -> dict[str, Any]:
+    """The job's record once it states its priority (``want``, when given)."""
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{url}/v1/jobs/{job_id}").json()
+        if job["priority"] is not None and want in (None, job["priority"]):
+            return job
+        time.sleep(0.1)  # polling the job's record; no result depends on the delay
+    raise AssertionError(f"job {job_id} never stated priority {want}: {job}")
+
+
+def _thread_policies(pid: int) -> set[tuple[int, int]]:
+    return {
+        (os.sched_getscheduler(tid), os.getpriority(os.PRIO_PROCESS, tid))
+        for tid in thread_ids(pid)
+    }
+
+
+def _promotions(url: str) -> dict[str, float]:
+    out = {}
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("roadnet_job_promotions_total{"):
+            out[line.split('"')[1]] = float(line.split()[-1])
+    return out
 
 
 def _wait_gate(setup: Setup, job_id: str) -> None:
@@ -292,3 +322,55 @@ def test_crash_while_running_interrupts_a_job_and_resumes_precompute(setup: Setu
         assert httpx.get(f"{s3.url}/v1/jobs/{pre['id']}").json()["state"] == "succeeded"
     finally:
         s3.stop()
+
+
+# ------------------------------------------------------------------------------ job priority
+linux_only = pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+
+
+@linux_only
+def test_job_with_no_grace_runs_every_thread_at_nice_19(setup: Setup) -> None:
+    s = setup.server("--job-idle-grace", "0").start()
+    try:
+        r = httpx.post(f"{s.url}/v1/territories", json={"areas": _areas(), "p": 2})
+        job_id = r.json()["id"]
+        assert r.json()["priority"] is None and r.json()["promoted"] is None
+        _wait_gate(setup, job_id)  # the job process runs, held at its pause point
+        job = _wait_for_priority(s.url, job_id, "low")
+        assert job["state"] == "running"
+        assert _thread_policies(job["pid"]) == {(os.SCHED_OTHER, LOW_NICE)}
+        if idle_is_reversible():  # idle first, then promoted by the server
+            assert job["promoted"] is not None and job["priority_note"] is None
+            assert job["promoted"] >= job["started"]
+            assert _promotions(s.url) == {"promoted": 1.0, "refused": 0.0}
+        else:  # this user could never leave SCHED_IDLE: nice 19 from the start, and why
+            assert job["promoted"] is None and "RLIMIT_NICE" in job["priority_note"]
+            assert _promotions(s.url) == {"promoted": 0.0, "refused": 0.0}
+        _release(setup, job_id)
+        done = _wait(s.url, job_id, ("succeeded", "failed"))
+        assert done["state"] == "succeeded", done
+        assert done["priority"] == "low" and done["promoted"] == job["promoted"]
+    finally:
+        s.stop()
+
+
+@linux_only
+def test_job_within_its_grace_stays_on_idle_cpu(setup: Setup) -> None:
+    # the grace comes from the environment variable here (the flag in the test above)
+    s = setup.server(env={"ROADNET_JOB_IDLE_GRACE": "1e6"}).start()
+    try:
+        job_id = httpx.post(f"{s.url}/v1/territories", json={"areas": _areas(), "p": 2}).json()[
+            "id"
+        ]
+        _wait_gate(setup, job_id)
+        job = _wait_for_priority(s.url, job_id)
+        if idle_is_reversible():
+            assert (job["priority"], job["promoted"], job["priority_note"]) == ("idle", None, None)
+            assert {policy for policy, _ in _thread_policies(job["pid"])} == {os.SCHED_IDLE}
+        else:
+            assert job["priority"] == "low" and job["promoted"] is None
+        assert _promotions(s.url) == {"promoted": 0.0, "refused": 0.0}
+        httpx.delete(f"{s.url}/v1/jobs/{job_id}")
+        assert _wait(s.url, job_id, ("cancelled", "failed", "succeeded"))["state"] == "cancelled"
+    finally:
+        s.stop()

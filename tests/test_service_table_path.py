@@ -9,6 +9,7 @@ import asyncio
 import collections
 import dataclasses
 import gc
+import json
 import os
 import subprocess
 import sys
@@ -172,22 +173,25 @@ def test_job_process_runs_on_idle_cpu_only(tmp_path: Path) -> None:
         "import os, sys, threading\n"
         "from territory.service.job_worker import main\n"
         "main([sys.argv[1]])\n"
-        "policy = getattr(os, 'sched_getscheduler', lambda pid: -1)(0)\n"
+        "policy = getattr(os, 'sched_getscheduler', lambda pid: -1)\n"
         "seen = []\n"
-        "t = threading.Thread(target=lambda: seen.append(\n"
-        "    getattr(os, 'sched_getscheduler', lambda pid: -1)(0)))\n"
+        "t = threading.Thread(target=lambda: seen.append(policy(0)))\n"
         "t.start(); t.join()\n"
-        "print(os.getpriority(os.PRIO_PROCESS, 0), policy, seen[0])\n"
+        "tids = os.listdir('/proc/self/task') if os.path.isdir('/proc/self/task') else [0]\n"
+        "print(os.getpriority(os.PRIO_PROCESS, 0), seen[0], *{policy(int(t)) for t in tids})\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("ROADNET_JOB_IDLE_GRACE", None)  # a job on its own: never promoted
     out = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path)],  # an empty job folder: the job fails
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
-    nice, policy, thread_policy = (int(v) for v in out.stdout.split())
+    nice, thread_policy, *policies = (int(v) for v in out.stdout.split())
     assert nice == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)
-    if sys.platform.startswith("linux"):  # SCHED_IDLE, inherited by the threads it starts
-        assert policy == thread_policy == os.SCHED_IDLE
+    if sys.platform.startswith("linux"):  # SCHED_IDLE: every thread (libraries start some at
+        # import), and the threads started afterwards inherit it
+        assert policies == [thread_policy] == [os.SCHED_IDLE]
+    assert json.loads((tmp_path / "priority.json").read_text())["priority"] in ("idle", "nice")
 
 
 def _same(a: SnappedPoints, b: SnappedPoints) -> None:

@@ -22,7 +22,13 @@ from territory.cli._common import (
     status,
 )
 from territory.exceptions import OptionError
-from territory.service.config import CONFIG_ENV, ServiceConfig
+from territory.service.config import (
+    CONFIG_ENV,
+    DEFAULT_JOB_IDLE_GRACE,
+    ServiceConfig,
+    parse_idle_grace,
+)
+from territory.service.jobs import IDLE_GRACE_ENV
 from territory.service.workers import run_workers
 
 __all__ = ["is_loopback", "serve_cmd"]
@@ -137,6 +143,18 @@ def serve_cmd(
             rich_help_panel=_LIM,
         ),
     ] = 100_000,
+    job_idle_grace: Annotated[
+        str,
+        typer.Option(
+            "--job-idle-grace",
+            metavar="SECONDS",
+            envvar=IDLE_GRACE_ENV,
+            help="Seconds a territory job runs on idle CPU only (Linux SCHED_IDLE) before it "
+            "moves to nice 19, where a lasting full load leaves it a larger share (weight 15 "
+            "instead of 3); 0 = at once, inf or none = never.",
+            rich_help_panel=_LIM,
+        ),
+    ] = f"{DEFAULT_JOB_IDLE_GRACE:g}",
     jobs_dir: Annotated[
         Path | None,
         typer.Option(help="Folder of jobs and their results (default: service-jobs in the cache)."),
@@ -178,6 +196,7 @@ def serve_cmd(
         max_jobs=max_jobs,
         jobs_dir=str(jobs_dir) if jobs_dir else None,
         snap_cache=snap_cache,
+        job_idle_grace=parse_idle_grace(job_idle_grace),
     )
     config.token()  # an unset variable is an error now, not in every worker
     for p in [*config.pbf, *config.graph]:

@@ -26,13 +26,12 @@ from roadnet.graph import CompiledGraph
 from roadnet.graph_cache import load_road_graph
 from roadnet.snap import snap_points
 from roadnet.speed import SpeedProfile
-from territory.service.jobs import read_json, write_json
+from territory.exceptions import OptionError
+from territory.service.config import parse_idle_grace
+from territory.service.jobs import IDLE_GRACE_ENV, read_json, write_json
+from territory.service.priority import JOB_NICE, lower_priority
 
 __all__ = ["JOB_NICE", "lower_priority", "main", "run_job"]
-
-#: Niceness added to a job's process (lower priority than the server's requests; on Linux the
-#: process also runs as ``SCHED_IDLE``, see :func:`lower_priority`).
-JOB_NICE = 10
 
 
 def plain(obj: Any) -> Any:
@@ -189,42 +188,28 @@ def run_job(folder: Path) -> None:
     write_json(folder / "result.json", plain(result))
 
 
-def lower_priority() -> str:
-    """Give this process (and the threads it starts) the CPU only when nothing else wants it.
-
-    On Linux the scheduling policy becomes ``SCHED_IDLE``: the kernel runs the process only on
-    otherwise idle CPU time (its weight is ~1/300 of a normal process), so a job does not delay
-    a table request. The policy and the niceness are per thread on Linux: the threads started
-    after this call (numba's) inherit them; BLAS pools, started when numpy is imported, are
-    kept to one thread by the job's environment (:mod:`territory.service.jobs`). Under a load
-    that keeps every core busy a job then waits (it progresses at a crawl, and its time-limited
-    phases get little CPU) until the load lets up. Elsewhere, or when the policy cannot be
-    set, the niceness is raised by :data:`JOB_NICE` (such a job still takes ~10 % of a core
-    from the requests).
-
-    Returns
-    -------
-    str
-        ``"idle"`` or ``"nice"``: what was applied.
-    """
-    with contextlib.suppress(OSError):
-        os.nice(JOB_NICE)
-    sched_idle = getattr(os, "SCHED_IDLE", None)
-    if sched_idle is not None:
-        with contextlib.suppress(OSError):
-            os.sched_setscheduler(0, sched_idle, os.sched_param(0))
-            return "idle"
-    return "nice"
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: exit 0 when the job succeeded, 1 with ``error.txt`` when it failed.
 
     The process lowers its own priority first (:func:`lower_priority`): jobs run for seconds
-    of CPU, and the server's tables (milliseconds each) must not wait behind them.
+    of CPU, and the server's tables (milliseconds each) must not wait behind them. What it
+    applied goes to ``priority.json`` in the job folder, for the server (which promotes an idle
+    job after its grace period, :data:`~territory.service.jobs.IDLE_GRACE_ENV`).
     """
     folder = Path((argv or sys.argv[1:])[0])
-    lower_priority()
+    try:  # set by the server that runs the job; a job run on its own stays idle-only
+        promoted_later = parse_idle_grace(os.environ.get(IDLE_GRACE_ENV, "none")) is not None
+    except OptionError:
+        promoted_later = False
+    applied = lower_priority(promoted_later=promoted_later)
+    note = None
+    if applied == "low":
+        note = (
+            "this user may not move a thread out of SCHED_IDLE (it needs RLIMIT_NICE >= 1 or "
+            "CAP_SYS_NICE), so the job runs at nice 19 from its start instead of idle-only first"
+        )
+    with contextlib.suppress(OSError):  # a folder that cannot be written fails below
+        write_json(folder / "priority.json", {"priority": applied, "note": note})
     try:
         run_job(folder)
     except Exception as exc:  # reported to the client through the job's state

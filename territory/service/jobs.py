@@ -10,6 +10,8 @@ A job lives in a folder of its own under the cache folder (``service-jobs/<id>/`
     ``{"done": ..., "total": ..., "stage": ...}`` written by the running job.
 ``result.json``
     The result, written atomically when the job succeeds (before its state says so).
+``priority.json``
+    ``{"priority": ..., "note": ...}``: the CPU priority the job process gave itself.
 ``cancel``
     Present when a client asked to cancel.
 
@@ -22,6 +24,13 @@ Jobs run in a child process (``python -m territory.service.job_worker <folder>``
 time: a job can be cancelled by ending its process, and a failing job cannot take the server
 down. With several server worker processes, the one holding the folder's dispatcher lock runs
 the jobs; the others queue and read them.
+
+A job process runs on idle CPU only (Linux ``SCHED_IDLE``); after ``idle_grace`` seconds the
+dispatcher moves it to nice 19 (:func:`~territory.service.priority.promote`), where a load
+that never lets up leaves it a larger share (weight 15 instead of 3). The job's record says
+which: ``priority`` is ``"idle"``, ``"low"`` (nice 19) or ``"nice"`` (nice +10, where
+``SCHED_IDLE`` does not exist), ``promoted`` the time of the move, ``priority_note`` why the
+job did not get what was configured.
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +54,20 @@ import filelock
 
 from roadnet.files import atomic_write
 from territory.exceptions import RequestError
+from territory.service.priority import promote
 
-__all__ = ["FINAL_STATES", "JOB_KINDS", "JobManager", "read_json", "write_json"]
+__all__ = ["FINAL_STATES", "IDLE_GRACE_ENV", "JOB_KINDS", "JobManager", "read_json", "write_json"]
 
 log = logging.getLogger(__name__)
 
 JOB_KINDS = ("territories", "validate", "precompute")
 FINAL_STATES = ("succeeded", "failed", "cancelled", "interrupted")
 _POLL_S = 0.25
+#: Environment variable of the grace period (``roadnet serve --job-idle-grace``); the
+#: dispatcher also passes it to the job processes (``none`` = never promoted).
+IDLE_GRACE_ENV = "ROADNET_JOB_IDLE_GRACE"
+#: What the job's record says about its CPU priority before the job process has said.
+_NO_PRIORITY = {"priority": None, "promoted": None, "priority_note": None}
 
 
 def _now() -> str:
@@ -81,6 +98,11 @@ class JobManager:
         Environment of the job processes (the cache folder, the road sources).
     on_finish
         Called with ``(kind, state)`` when a job ends (metrics).
+    idle_grace
+        Seconds after which a running job leaves ``SCHED_IDLE`` for nice 19 (``None`` = never).
+    on_promote
+        Called with ``"promoted"`` or ``"refused"`` when a job is moved to nice 19 or the
+        kernel refuses the move (metrics).
     """
 
     def __init__(
@@ -89,18 +111,23 @@ class JobManager:
         max_jobs: int,
         env: dict[str, str],
         on_finish: Any = None,
+        idle_grace: float | None = None,
+        on_promote: Any = None,
     ) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_jobs = max_jobs
         self.env = env
         self.on_finish = on_finish
+        self.idle_grace = idle_grace
+        self.on_promote = on_promote
+        self._warned = False
         self._lock = filelock.FileLock(str(root / "dispatcher.lock"))
         self._dispatching = False
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._running: tuple[str, subprocess.Popen[bytes]] | None = None
+        self._running: _Run | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -115,7 +142,7 @@ class JobManager:
         if self._thread is not None:
             self._thread.join(timeout=10)
         if self._running is not None:
-            _, proc = self._running
+            proc = self._running.proc
             proc.terminate()
             try:
                 proc.wait(timeout=10)
@@ -149,6 +176,7 @@ class JobManager:
             "started": None,
             "finished": None,
             "error": None,
+            **_NO_PRIORITY,
         }
         write_json(folder / "job.json", record)
         self._wake.set()
@@ -167,7 +195,7 @@ class JobManager:
     def get(self, job_id: str) -> dict[str, Any]:
         """The job's record with its progress."""
         folder = self._folder(job_id)
-        record: dict[str, Any] = read_json(folder / "job.json")
+        record: dict[str, Any] = {**_NO_PRIORITY, **read_json(folder / "job.json")}
         progress = folder / "progress.json"
         record["progress"] = read_json(progress) if progress.is_file() else None
         record["cancel_requested"] = (folder / "cancel").exists()
@@ -258,9 +286,11 @@ class JobManager:
             self._dispatching = True
             self._recover()
         if self._running is not None:
-            job_id, proc = self._running
+            run = self._running
+            job_id, proc = run.job_id, run.proc
             folder = self.root / job_id
             code = proc.poll()
+            self._watch_priority(run, alive=code is None)
             if code is None:
                 if (folder / "cancel").exists():
                     proc.terminate()
@@ -281,20 +311,90 @@ class JobManager:
             if (folder / "cancel").exists():
                 self._finish(record["id"], "cancelled")
                 continue
-            self._update(record["id"], state="running", started=_now())
+            self._update(record["id"], state="running", started=_now(), **_NO_PRIORITY)
+            (folder / "priority.json").unlink(missing_ok=True)  # of an earlier run (resumed)
+            grace = "none" if self.idle_grace is None else repr(float(self.idle_grace))
             log_file = (folder / "worker.log").open("ab")
             proc = subprocess.Popen(
                 [sys.executable, "-m", "territory.service.job_worker", str(folder)],
                 # BLAS pools start at numpy's import, before the worker lowers its priority
                 # (a Linux scheduling policy is per thread): one thread, so none escapes it
-                env={**_SINGLE_THREAD_BLAS, **os.environ, **self.env},
+                env={**_SINGLE_THREAD_BLAS, **os.environ, **self.env, IDLE_GRACE_ENV: grace},
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
             log_file.close()
             self._update(record["id"], pid=proc.pid)
-            self._running = (record["id"], proc)
+            self._running = _Run(record["id"], proc, time.monotonic())
             return
+
+    def _watch_priority(self, run: _Run, alive: bool) -> None:
+        """Copy the priority the job process gave itself into its record; promote an idle job
+        whose grace period is over (this thread is not idle: its timer is not starved)."""
+        folder = self.root / run.job_id
+        if run.priority is None:
+            try:
+                told = read_json(folder / "priority.json")
+            except (OSError, ValueError):
+                return  # not written yet
+            run.priority = str(told.get("priority"))
+            self._update(run.job_id, priority=run.priority, priority_note=told.get("note"))
+            if told.get("note"):
+                self._warn_once(f"job {run.job_id}: {told['note']}")
+        grace = self.idle_grace
+        if (
+            not alive
+            or run.priority != "idle"
+            or run.promotion_tried
+            or grace is None
+            or time.monotonic() - run.started < grace
+        ):
+            return
+        run.promotion_tried = True  # one try: a refusal does not change while the job runs
+        try:
+            moved = promote(run.proc.pid)
+        except OSError as exc:
+            note = (
+                f"the job could not leave SCHED_IDLE after {grace:g} s ({exc.strerror}); it "
+                "runs on idle CPU only"
+            )
+            if self.on_promote is not None:  # counted first: a record that says it is counted
+                self.on_promote("refused")
+            self._update(run.job_id, priority_note=note)
+            self._warn_once(f"job {run.job_id}: {note}")
+        else:
+            if moved == 0 and run.proc.poll() is not None:
+                return  # it ended meanwhile: nothing was promoted
+            run.priority = "low"
+            if self.on_promote is not None:
+                self.on_promote("promoted")
+            self._update(run.job_id, priority="low", promoted=_now())
+            log.info("job %s: promoted to nice 19 (%d threads) after %g s", run.job_id, moved,
+                     grace)  # fmt: skip
+
+    def _warn_once(self, message: str) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        log.warning(
+            "%s. For an idle-only phase followed by nice 19, give the server RLIMIT_NICE >= 1 "
+            "(systemd LimitNICE=+19, prlimit --nice=1) or CAP_SYS_NICE; --job-idle-grace none "
+            "keeps jobs idle-only (the smallest share, 0.3-0.4 %% of a core under a full "
+            "load). Said once per server process",
+            message,
+        )
+
+
+@dataclass
+class _Run:
+    """The running job: its process, when it started (monotonic) and its priority as known
+    (``None`` until the job process has said)."""
+
+    job_id: str
+    proc: subprocess.Popen[bytes]
+    started: float
+    priority: str | None = None
+    promotion_tried: bool = False
 
 
 #: Job processes' BLAS thread pools (unless the environment sets them): see JobQueue's Popen.

@@ -40,6 +40,15 @@ class Metrics:
         self.osrm_cells = self.table_cells.labels("osrm")  # one lookup, not one per request
         self.jobs = Counter("roadnet_jobs", "Jobs by kind and final state", ["kind", "state"],
                             registry=r)  # fmt: skip
+        self.job_promotions = Counter(
+            "roadnet_job_promotions",
+            "Running jobs moved from idle CPU only (SCHED_IDLE) to nice 19 after the grace "
+            "period (promoted), or whose move the kernel refused (refused)",
+            ["result"],
+            registry=r,
+        )
+        for result in ("promoted", "refused"):  # both series exist from the start, at 0
+            self.job_promotions.labels(result)
         self.cache = Counter(
             "roadnet_matrix_cache", "Matrix requests served from the cache", ["result"], registry=r
         )

@@ -152,6 +152,8 @@ def add_native_routes(app: FastAPI, state: ServiceState) -> None:
         state.config.max_jobs,
         {"ROADNET_CACHE_DIR": str(state.cache_root)},
         on_finish=lambda kind, st: state.metrics.jobs.labels(kind, st).inc(),
+        idle_grace=state.config.job_idle_grace,
+        on_promote=lambda result: state.metrics.job_promotions.labels(result).inc(),
     )
     state.jobs = jobs
     limit = state.config.max_table_size**2
@@ -263,7 +265,9 @@ def add_native_routes(app: FastAPI, state: ServiceState) -> None:
 
     @app.get("/v1/jobs/{job_id}", tags=["jobs"], responses={404: {"description": "no such job"}})
     async def get_job(job_id: str) -> Response:
-        """A job's state and progress."""
+        """A job's state and progress, and its CPU priority: ``priority`` (``idle`` on idle CPU
+        only, ``low`` at nice 19, ``nice`` at nice +10 where there is no idle policy), when
+        it was ``promoted`` from idle to nice 19, and a ``priority_note``."""
         return json_response(jobs.get(job_id))
 
     @app.get(
