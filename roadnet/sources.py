@@ -25,7 +25,7 @@ import datetime as _dt
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -749,6 +749,19 @@ def _ways_touching(
     return keep_way
 
 
+def _drivable_ways(
+    processor: Iterable[Any], tagger: _DrivableTags, tick: _Ticker
+) -> Iterator[tuple[Any, int]]:
+    """The ways of ``processor`` that pyrosm's driving filter keeps, with their tag row;
+    ``tick`` reports progress every ``tick.every`` ways read."""
+    for seen, obj in enumerate(processor, 1):
+        if seen % tick.every == 0:
+            tick()
+        code = tagger.code(obj.tags)
+        if code >= 0:
+            yield obj, code
+
+
 def _stamp(way: Any) -> int:
     stamp = way.timestamp
     return int(stamp.timestamp()) if stamp is not None else 0
@@ -843,15 +856,7 @@ def _stream_with_index(
         .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
         .with_filter(osmium.filter.KeyFilter("highway"))
     )
-    n_seen = 0
-    for obj in processor:
-        way = cast("osmium.osm.Way", obj)  # the entity filter lets ways only through
-        n_seen += 1
-        if n_seen % tick.every == 0:
-            tick()
-        code = tagger.code(way.tags)
-        if code < 0:
-            continue
+    for way, code in _drivable_ways(processor, tagger, tick):  # the filters pass ways only
         before = len(flat)
         for nd in way.nodes:
             flat.extend((nd.ref, nd.x, nd.y))
@@ -888,22 +893,15 @@ def _stream_two_pass(
     import osmium
 
     tick = _Ticker(progress, p, 0.0, 0.25, _TICK_WAYS)
-    n_seen = 0
     refs_buf = array.array("q")
     way_ids = array.array("q")
     way_combo = array.array("q")
     way_len = array.array("q")
     way_stamp = array.array("q")
-    for obj in osmium.FileProcessor(str(p), osmium.osm.WAY).with_filter(
+    processor = osmium.FileProcessor(str(p), osmium.osm.WAY).with_filter(
         osmium.filter.KeyFilter("highway")
-    ):
-        way = cast("osmium.osm.Way", obj)
-        n_seen += 1
-        if n_seen % tick.every == 0:
-            tick()
-        code = tagger.code(way.tags)
-        if code < 0:
-            continue
+    )
+    for way, code in _drivable_ways(processor, tagger, tick):
         before = len(refs_buf)
         refs_buf.extend([nd.ref for nd in way.nodes])
         way_ids.append(way.id)
