@@ -92,10 +92,11 @@ def test_promote_moves_every_thread_and_later_threads_inherit() -> None:
                     child.stdin.flush()
 
 
-def test_promote_of_a_finished_process_moves_nothing() -> None:
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    assert promote(int(proc.stdout)) == 0
+def test_promote_of_a_process_that_does_not_exist_moves_nothing() -> None:
+    # a pid above the kernel's largest: it cannot exist (a reaped pid could be reused by an
+    # unrelated process, which the promotion would then renice)
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    assert promote(pid_max + 1) == 0
 
 
 # What an unprivileged process gets: the probe, then lower_priority as a job that will be
@@ -232,3 +233,18 @@ def test_refused_promotion_keeps_the_job_running_and_warns_once(
         r for r in caplog.records if r.name == jobs_module.__name__ and r.levelname == "WARNING"
     ]
     assert len(warnings) == 1 and "LimitNICE" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize("content", ["[1]", '{"priority": null}', '"idle"'])
+def test_unreadable_priority_of_a_job_is_ignored_not_fatal(tmp_path: Path, content: str) -> None:
+    """A priority file that is JSON but not the job's report neither raises (which would stop
+    the dispatcher from finishing or cancelling the job) nor leads to a promotion."""
+    jobs = JobManager(tmp_path / "jobs", 4, {}, idle_grace=0.0)
+    folder = tmp_path / "jobs" / "j1"
+    folder.mkdir(parents=True)
+    (folder / "priority.json").write_text(content)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    run = jobs_module._Run("j1", proc, 0.0)
+    jobs._watch_priority(run, alive=True)
+    assert run.priority is None and run.promotion_tried

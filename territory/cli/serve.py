@@ -151,7 +151,7 @@ def serve_cmd(
             envvar=IDLE_GRACE_ENV,
             help="Seconds a territory job runs on idle CPU only (Linux SCHED_IDLE) before it "
             "moves to nice 19, where a lasting full load leaves it a larger share (weight 15 "
-            "instead of 3); 0 = at once, inf or none = never.",
+            "instead of 3); 0 = as soon as the job has started, inf or none = never.",
             rich_help_panel=_LIM,
         ),
     ] = f"{DEFAULT_JOB_IDLE_GRACE:g}",

@@ -97,8 +97,9 @@ class ServiceConfig:
         Seconds a job runs on idle CPU only (Linux ``SCHED_IDLE``) before the server moves it
         to the lowest normal priority (nice 19), where the kernel guarantees it a small share
         of the CPU by weight (15 instead of 3 against a normal thread's 1024): under a load
-        that never lets up it then progresses ~2.4x faster than idle-only. ``0`` = at once (no
-        idle phase), ``None`` (or ``inf``) = never (idle-only for its whole run). Default
+        that never lets up it then progresses ~2.4x faster than idle-only. ``0`` = as soon as the
+        dispatcher sees that the job has set its priority (the job starts idle: a short idle
+        phase remains), ``None`` (or ``inf``) = never (idle-only for its whole run). Default
         :data:`DEFAULT_JOB_IDLE_GRACE` (30 s, the longest a request may wait and run): a
         passing burst of requests does not promote a job. See
         :mod:`territory.service.priority`.

@@ -157,6 +157,7 @@ def _precompute(req: dict[str, Any], folder: Path, graph: CompiledGraph) -> dict
         cutoff=req.get("cutoff"),
         distances=bool(req.get("distances", False)),
         progress=_Progress(folder, "matrix rows"),
+        n_jobs=1,  # as every job kind: no worker processes, which a promotion would miss
     )
     return {"cache_key": key, "blocks_computed_now": done, "blocks_total": total,
             "points": int(pts.shape[0])}  # fmt: skip

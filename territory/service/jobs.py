@@ -260,7 +260,7 @@ class JobManager:
             if record["state"] == "running":
                 _end_orphan(record.get("pid"), self.root / record["id"])
                 if record["kind"] == "precompute":
-                    self._update(record["id"], state="queued", resumed=True)
+                    self._update(record["id"], state="queued", resumed=True, **_NO_PRIORITY)
                 else:
                     self._finish(
                         record["id"],
@@ -290,7 +290,11 @@ class JobManager:
             job_id, proc = run.job_id, run.proc
             folder = self.root / job_id
             code = proc.poll()
-            self._watch_priority(run, alive=code is None)
+            try:
+                self._watch_priority(run, alive=code is None)
+            except Exception:  # a bad priority file must not keep the job from finishing
+                log.exception("job %s: priority", job_id)
+                run.promotion_tried = True
             if code is None:
                 if (folder / "cancel").exists():
                     proc.terminate()
@@ -337,7 +341,10 @@ class JobManager:
                 told = read_json(folder / "priority.json")
             except (OSError, ValueError):
                 return  # not written yet
-            run.priority = str(told.get("priority"))
+            if not isinstance(told, dict) or not isinstance(told.get("priority"), str):
+                run.promotion_tried = True  # nothing to promote on a priority we cannot read
+                return
+            run.priority = told["priority"]
             self._update(run.job_id, priority=run.priority, priority_note=told.get("note"))
             if told.get("note"):
                 self._warn_once(f"job {run.job_id}: {told['note']}")
@@ -363,8 +370,8 @@ class JobManager:
             self._update(run.job_id, priority_note=note)
             self._warn_once(f"job {run.job_id}: {note}")
         else:
-            if moved == 0 and run.proc.poll() is not None:
-                return  # it ended meanwhile: nothing was promoted
+            if run.proc.poll() is not None:
+                return  # it ended meanwhile (an unreaped process still lists its threads)
             run.priority = "low"
             if self.on_promote is not None:
                 self.on_promote("promoted")
